@@ -1,0 +1,59 @@
+use chrono::{DateTime, SecondsFormat, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::DomainEvent;
+
+/// What every event carries besides its data. `event_id` is fixed when the event is
+/// recorded in the outbox, so it survives publish retries (EventBridge's own `id` does
+/// not) and is what consumers deduplicate on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventMetadata {
+    pub event_id: String,
+    /// RFC 3339, UTC, milliseconds.
+    pub occurred_at: String,
+    /// Follows one request through every event it causes.
+    pub correlation_id: String,
+    pub schema_version: u32,
+}
+
+/// The EventBridge `detail` of every shop event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope<T> {
+    pub metadata: EventMetadata,
+    pub data: T,
+}
+
+impl<T: DomainEvent> Envelope<T> {
+    /// Wraps `data` as a new event, with a fresh id, now.
+    pub fn new(data: T, correlation_id: impl Into<String>) -> Self {
+        Self::at(data, correlation_id, Utc::now())
+    }
+
+    pub fn at(data: T, correlation_id: impl Into<String>, occurred_at: DateTime<Utc>) -> Self {
+        Self {
+            metadata: EventMetadata {
+                event_id: new_event_id(),
+                occurred_at: occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                correlation_id: correlation_id.into(),
+                schema_version: T::SCHEMA_VERSION,
+            },
+            data,
+        }
+    }
+
+    pub fn detail_type(&self) -> &'static str {
+        T::DETAIL_TYPE
+    }
+
+    pub fn source(&self) -> &'static str {
+        T::SOURCE
+    }
+}
+
+/// Event ids are ULIDs: unique, URL-safe, and sortable by creation time.
+pub fn new_event_id() -> String {
+    ulid::Ulid::generate().to_string()
+}

@@ -1,0 +1,49 @@
+//! The event contracts of the shop (DESIGN §2 and §4), shared by every capability.
+//!
+//! Every event travels on the bus as `{"metadata": {...}, "data": {...}}` in the
+//! EventBridge `detail`, with `source` `shop.<capability>` and the event's name as
+//! `detail-type`. Each event type here has a JSON Schema checked in under `schemas/`,
+//! generated from the type and tested against it, so a contract change is always visible
+//! in review.
+
+mod envelope;
+mod model;
+
+pub mod basket;
+pub mod catalog;
+pub mod inventory;
+pub mod ordering;
+pub mod payment;
+pub mod schema;
+pub mod shipping;
+
+pub use envelope::{Envelope, EventMetadata, new_event_id};
+pub use model::{Address, LineQuantity, Money, OrderLine};
+
+use schemars::JsonSchema;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// An event of the shop: its `detail-type`, the capability that publishes it and the
+/// version of its `data` schema.
+pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema {
+    /// The EventBridge `detail-type`, also the event's name in DESIGN §2.
+    const DETAIL_TYPE: &'static str;
+    /// The EventBridge `source`: `shop.<capability>`.
+    const SOURCE: &'static str;
+    /// Bumped on every incompatible change to `data`; consumers may reject versions they
+    /// do not know.
+    const SCHEMA_VERSION: u32 = 1;
+}
+
+/// Declares the `DomainEvent` impls of one capability's events in one place.
+macro_rules! events_of {
+    ($source:literal: $($event:ident),+ $(,)?) => {
+        $(
+            impl $crate::DomainEvent for $event {
+                const DETAIL_TYPE: &'static str = stringify!($event);
+                const SOURCE: &'static str = $source;
+            }
+        )+
+    };
+}
+pub(crate) use events_of;

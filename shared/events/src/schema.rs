@@ -1,0 +1,71 @@
+//! JSON Schemas of every event's `detail`, generated from the types.
+
+use serde_json::{Value, json};
+
+use crate::{DomainEvent, Envelope};
+use crate::{basket::*, catalog::*, inventory::*, ordering::*, payment::*, shipping::*};
+
+/// The schema of one event's EventBridge `detail`, titled with its detail-type.
+pub fn detail_schema<T: DomainEvent>() -> Value {
+    let mut schema = schemars::schema_for!(Envelope<T>).to_value();
+    if let Some(object) = schema.as_object_mut() {
+        object.insert(
+            "$id".into(),
+            json!(format!(
+                "urn:shop:event:{}:v{}",
+                T::DETAIL_TYPE,
+                T::SCHEMA_VERSION
+            )),
+        );
+        object.insert("title".into(), json!(T::DETAIL_TYPE));
+        object.insert(
+            "description".into(),
+            json!(format!(
+                "EventBridge detail of {} (source {}, schema version {}).",
+                T::DETAIL_TYPE,
+                T::SOURCE,
+                T::SCHEMA_VERSION
+            )),
+        );
+    }
+    schema
+}
+
+/// One published event: its detail-type, source and detail schema.
+pub struct EventContract {
+    pub detail_type: &'static str,
+    pub source: &'static str,
+    pub schema: Value,
+}
+
+fn contract<T: DomainEvent>() -> EventContract {
+    EventContract {
+        detail_type: T::DETAIL_TYPE,
+        source: T::SOURCE,
+        schema: detail_schema::<T>(),
+    }
+}
+
+/// Every event of DESIGN §2, in the order of the table there.
+pub fn all_contracts() -> Vec<EventContract> {
+    vec![
+        contract::<ProductCreated>(),
+        contract::<ProductUpdated>(),
+        contract::<ProductDeleted>(),
+        contract::<StockReserved>(),
+        contract::<StockReservationFailed>(),
+        contract::<StockReleased>(),
+        contract::<CheckoutRequested>(),
+        contract::<OrderSubmitted>(),
+        contract::<OrderStockConfirmed>(),
+        contract::<OrderPaid>(),
+        contract::<OrderCancelled>(),
+        contract::<OrderShipped>(),
+        contract::<OrderDelivered>(),
+        contract::<PaymentSucceeded>(),
+        contract::<PaymentFailed>(),
+        contract::<PaymentRefunded>(),
+        contract::<ShipmentDispatched>(),
+        contract::<ShipmentDelivered>(),
+    ]
+}
