@@ -1,0 +1,241 @@
+//! The HTTP side of a capability's API function: who is calling, what they sent, and
+//! how answers are shaped. API Gateway (HTTP API, payload format 2.0) has already routed
+//! the request and, on protected routes, verified the JWT.
+
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{FieldError, Problem};
+
+/// The caller, from the claims API Gateway's JWT authorizer verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub is_admin: bool,
+}
+
+const ADMIN_GROUP: &str = "admin";
+
+fn context(request: &Request) -> Option<&ApiGatewayV2httpRequestContext> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => Some(context),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// `METHOD /path/{param}` as API Gateway matched it; the function dispatches on it.
+pub fn route_key(request: &Request) -> String {
+    context(request)
+        .and_then(|c| c.route_key.clone())
+        .unwrap_or_else(|| format!("{} {}", request.method(), request.uri().path()))
+}
+
+/// The verified caller, if the route is protected and a token was presented.
+pub fn identity(request: &Request) -> Option<Identity> {
+    let claims = &context(request)?.authorizer.as_ref()?.jwt.as_ref()?.claims;
+    let user_id = claims.get("sub").filter(|sub| !sub.is_empty())?.clone();
+    let is_admin = claims
+        .get("cognito:groups")
+        .is_some_and(|groups| parse_groups(groups).any(|g| g == ADMIN_GROUP));
+    Some(Identity { user_id, is_admin })
+}
+
+/// API Gateway hands array claims to Lambda flattened: `[admin user]`. Tokens minted
+/// elsewhere may carry a JSON array or a comma-separated list; accept all three.
+fn parse_groups(raw: &str) -> impl Iterator<Item = &str> {
+    raw.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split([' ', ','])
+        .map(|group| group.trim().trim_matches('"'))
+        .filter(|group| !group.is_empty())
+}
+
+/// The caller, or 401: for routes that need someone signed in.
+pub fn require_user(request: &Request) -> Result<Identity, Problem> {
+    identity(request).ok_or_else(Problem::unauthorized)
+}
+
+/// The caller if they are an admin; 401 without a token, 403 without the group.
+pub fn require_admin(request: &Request) -> Result<Identity, Problem> {
+    let caller = require_user(request)?;
+    if caller.is_admin {
+        Ok(caller)
+    } else {
+        Err(Problem::forbidden("this operation is for the admin group"))
+    }
+}
+
+/// A path parameter the route declares.
+pub fn path_param(request: &Request, name: &str) -> Result<String, Problem> {
+    request
+        .path_parameters_ref()
+        .and_then(|params| params.first(name))
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| Problem::bad_request(format!("missing path parameter {name}")))
+}
+
+/// A query parameter, if present and non-empty.
+pub fn query_param(request: &Request, name: &str) -> Option<String> {
+    request
+        .query_string_parameters_ref()
+        .and_then(|params| params.first(name))
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
+}
+
+/// The id that follows this request into every event it causes: the caller's
+/// `X-Correlation-Id` when it is sane, else API Gateway's request id.
+pub fn correlation_id(request: &Request) -> String {
+    let from_header = request
+        .headers()
+        .get("x-correlation-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    match from_header {
+        Some(id) => id.to_owned(),
+        None => context(request)
+            .and_then(|c| c.request_id.clone())
+            .unwrap_or_else(shop_events::new_event_id),
+    }
+}
+
+/// Parses and validates a JSON body. Malformed JSON is a 400; a body of the wrong shape
+/// or with invalid values is a 422 naming each field; bodies over `max_bytes` are a 413.
+pub fn json_body<T>(request: &Request, max_bytes: usize) -> Result<T, Problem>
+where
+    T: DeserializeOwned + garde::Validate<Context = ()>,
+{
+    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+        let is_json = content_type
+            .to_str()
+            .map(|value| {
+                let essence = value
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                essence == "application/json" || essence.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(Problem::unsupported_media_type());
+        }
+    }
+    let bytes: &[u8] = match request.body() {
+        Body::Empty => return Err(Problem::bad_request("a JSON body is required")),
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => return Err(Problem::bad_request("unsupported body encoding")),
+    };
+    if bytes.len() > max_bytes {
+        return Err(Problem::payload_too_large(max_bytes));
+    }
+    let value: T = parse_json(bytes)?;
+    value.validate().map_err(|report| {
+        Problem::validation(
+            report
+                .iter()
+                .map(|(path, error)| FieldError {
+                    field: path.to_string(),
+                    message: error.message().to_owned(),
+                })
+                .collect(),
+        )
+    })?;
+    Ok(value)
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => Problem::validation(vec![FieldError {
+                field: if path == "." { String::new() } else { path },
+                message: data_error_message(&inner),
+            }]),
+            _ => Problem::bad_request(format!("malformed JSON: {inner}")),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| Problem::bad_request(format!("malformed JSON: {error}")))?;
+    Ok(value)
+}
+
+/// serde's message without its trailing "at line 1 column 42", which the field path
+/// already says better.
+fn data_error_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
+    }
+}
+
+/// A JSON answer with the given status.
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+    match serde_json::to_string(body) {
+        Ok(text) => {
+            let mut response = Response::new(Body::Text(text));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(error) => Problem::internal(&error).into_response(),
+    }
+}
+
+/// An answer with no body (204 and friends).
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    response
+}
+
+/// Collapses a handler's outcome into the response Lambda returns: a problem is an
+/// answer, not a failed invocation.
+pub fn respond(outcome: Result<Response<Body>, Problem>) -> Response<Body> {
+    outcome.unwrap_or_else(Problem::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_read_in_every_shape_a_token_carries_them() {
+        assert_eq!(parse_groups("[admin]").collect::<Vec<_>>(), ["admin"]);
+        assert_eq!(
+            parse_groups("[user admin]").collect::<Vec<_>>(),
+            ["user", "admin"]
+        );
+        assert_eq!(
+            parse_groups(r#"["user","admin"]"#).collect::<Vec<_>>(),
+            ["user", "admin"]
+        );
+        assert_eq!(
+            parse_groups("user, admin").collect::<Vec<_>>(),
+            ["user", "admin"]
+        );
+        assert_eq!(parse_groups("[]").count(), 0);
+        assert!(!parse_groups("[administrators]").any(|g| g == ADMIN_GROUP));
+    }
+}

@@ -1,0 +1,15 @@
+//! Lambda and AWS plumbing, written once for every capability: client construction,
+//! tracing, problem+json errors, request parsing and validation, cursor pagination, the
+//! transactional outbox, the outbox relay, and the SQS consumer harness.
+
+pub mod aws;
+pub mod consumer;
+pub mod http;
+pub mod outbox;
+pub mod pagination;
+pub mod problem;
+pub mod relay;
+pub mod telemetry;
+pub mod transaction;
+
+pub use problem::{FieldError, Problem};

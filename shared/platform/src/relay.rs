@@ -1,0 +1,211 @@
+//! The outbox relay: the Lambda on a capability's table stream that publishes outbox
+//! items to the bus. PutEvents takes 10 entries per call and can fail per entry
+//! (`FailedEntryCount`): only the failed entries are retried, with backoff, and when the
+//! attempts run out only the stream records behind them are reported as failed, so
+//! Lambda retries from there. Publishing is at least once; consumers deduplicate on
+//! the event id.
+
+use std::time::Duration;
+
+use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_sdk_eventbridge::error::DisplayErrorContext;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use crate::outbox::{OUTBOX_PREFIX, OutboxEvent};
+
+/// PutEvents' limit of entries per call.
+pub const MAX_ENTRIES_PER_CALL: usize = 10;
+
+/// Where events go. The real one is [`EventBridgePublisher`]; the trait exists so the
+/// retry rules can be tested exactly (which entries are sent on which attempt).
+pub trait Publisher {
+    /// Sends up to ten entries. `Ok` holds, per entry in order, `None` when accepted and
+    /// the error when that entry failed; `Err` means the whole call failed.
+    fn publish(
+        &self,
+        entries: &[&OutboxEvent],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, String>> + Send;
+}
+
+pub struct EventBridgePublisher {
+    client: aws_sdk_eventbridge::Client,
+    bus_name: String,
+}
+
+impl EventBridgePublisher {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            bus_name: bus_name.into(),
+        }
+    }
+}
+
+impl Publisher for EventBridgePublisher {
+    async fn publish(&self, entries: &[&OutboxEvent]) -> Result<Vec<Option<String>>, String> {
+        let request_entries = entries
+            .iter()
+            .map(|event| {
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus_name)
+                    .source(&event.source)
+                    .detail_type(&event.detail_type)
+                    .detail(&event.detail)
+                    .build()
+            })
+            .collect();
+        let output = self
+            .client
+            .put_events()
+            .set_entries(Some(request_entries))
+            .send()
+            .await
+            .map_err(|error| format!("{}", DisplayErrorContext(&error)))?;
+        let results = output.entries();
+        if output.failed_entry_count() > 0 && results.len() != entries.len() {
+            return Err(format!(
+                "PutEvents answered {} results for {} entries",
+                results.len(),
+                entries.len()
+            ));
+        }
+        Ok((0..entries.len())
+            .map(|i| {
+                results.get(i).and_then(|result| {
+                    result
+                        .error_code()
+                        .map(|code| format!("{code}: {}", result.error_message().unwrap_or("")))
+                })
+            })
+            .collect())
+    }
+}
+
+/// How hard to try before handing a record back to Lambda.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            first_backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+pub struct Relay<P> {
+    publisher: P,
+    retry: RetryPolicy,
+}
+
+/// One outbox event and the stream record it came from.
+struct Pending {
+    sequence_number: String,
+    event: OutboxEvent,
+}
+
+impl<P: Publisher> Relay<P> {
+    pub fn new(publisher: P, retry: RetryPolicy) -> Self {
+        Self { publisher, retry }
+    }
+
+    /// Handles one stream batch. Records that are not outbox inserts are skipped; an
+    /// outbox record that cannot be read is reported failed (never dropped), as is every
+    /// record whose event could not be published.
+    pub async fn handle(&self, batch: StreamEvent) -> DynamoDbEventResponse {
+        let mut failed_records: Vec<String> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        for record in batch.records {
+            match outbox_event(&record) {
+                Ok(None) => {}
+                Ok(Some(event)) => match record.change.sequence_number.clone() {
+                    Some(sequence_number) => pending.push(Pending {
+                        sequence_number,
+                        event,
+                    }),
+                    None => {
+                        tracing::error!(event_id = %event.event_id, "stream record without a sequence number; cannot report it")
+                    }
+                },
+                Err(error) => {
+                    tracing::error!(error = %error, record_id = %record.event_id, "unreadable outbox record");
+                    if let Some(sequence_number) = record.change.sequence_number.clone() {
+                        failed_records.push(sequence_number);
+                    }
+                }
+            }
+        }
+        for chunk in pending.chunks(MAX_ENTRIES_PER_CALL) {
+            for index in self.publish_chunk(chunk).await {
+                failed_records.push(chunk[index].sequence_number.clone());
+            }
+        }
+        let mut response = DynamoDbEventResponse::default();
+        response.batch_item_failures = failed_records
+            .into_iter()
+            .map(|sequence_number| {
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = Some(sequence_number);
+                failure
+            })
+            .collect();
+        response
+    }
+
+    /// Publishes one chunk, retrying exactly the entries that failed. Returns the
+    /// positions that still failed after the last attempt.
+    async fn publish_chunk(&self, chunk: &[Pending]) -> Vec<usize> {
+        let mut unsent: Vec<usize> = (0..chunk.len()).collect();
+        let mut backoff = self.retry.first_backoff;
+        for attempt in 1..=self.retry.attempts {
+            let entries: Vec<&OutboxEvent> = unsent.iter().map(|&i| &chunk[i].event).collect();
+            match self.publisher.publish(&entries).await {
+                Ok(results) => {
+                    let still_failing: Vec<usize> = unsent
+                        .iter()
+                        .zip(&results)
+                        .filter_map(|(&i, result)| {
+                            let error = result.as_ref()?;
+                            tracing::warn!(attempt, event_id = %chunk[i].event.event_id, error = %error, "event not accepted by the bus");
+                            Some(i)
+                        })
+                        .collect();
+                    for &i in unsent.iter().filter(|i| !still_failing.contains(i)) {
+                        let event = &chunk[i].event;
+                        tracing::info!(event_id = %event.event_id, detail_type = %event.detail_type, correlation_id = %event.correlation_id, "event published");
+                    }
+                    unsent = still_failing;
+                }
+                Err(error) => {
+                    tracing::warn!(attempt, entries = unsent.len(), error = %error, "PutEvents failed")
+                }
+            }
+            if unsent.is_empty() {
+                break;
+            }
+            if attempt < self.retry.attempts {
+                tokio::time::sleep(backoff + backoff.mul_f64(fastrand::f64() / 2.0)).await;
+                backoff *= 2;
+            }
+        }
+        for &i in &unsent {
+            tracing::error!(event_id = %chunk[i].event.event_id, attempts = self.retry.attempts, "event not published; its stream record goes back to Lambda");
+        }
+        unsent
+    }
+}
+
+/// The outbox event an INSERT stream record carries, if it is one.
+fn outbox_event(record: &EventRecord) -> Result<Option<OutboxEvent>, serde_dynamo::Error> {
+    let is_outbox = record.event_name == "INSERT"
+        && matches!(record.change.new_image.get("pk"), Some(serde_dynamo::AttributeValue::S(pk)) if pk.starts_with(OUTBOX_PREFIX));
+    if !is_outbox {
+        return Ok(None);
+    }
+    serde_dynamo::from_item(record.change.new_image.clone()).map(Some)
+}

@@ -1,0 +1,121 @@
+//! One DynamoDB transaction: the state change, the events it raises (the outbox) and,
+//! for consumers, the processed-event marker. All or nothing.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use shop_events::{DomainEvent, Envelope};
+
+use crate::outbox::OutboxEvent;
+
+/// DynamoDB's limit on items in one transaction.
+pub const MAX_ITEMS: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    table: String,
+    items: Vec<TransactWriteItem>,
+    events: Vec<OutboxEvent>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// A condition did not hold; nothing was written. `failed` holds the positions (in
+    /// the order items were added) whose condition failed.
+    #[error("transaction cancelled: the condition of item(s) {failed:?} did not hold")]
+    ConditionFailed { failed: Vec<usize> },
+    #[error("transaction has {0} items, more than DynamoDB's {MAX_ITEMS}")]
+    TooLarge(usize),
+    #[error("could not encode an event: {0}")]
+    Encoding(#[from] serde_json::Error),
+    #[error("dynamodb: {0}")]
+    Dynamo(String),
+}
+
+impl Transaction {
+    pub fn new(table: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            items: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Adds a write and returns its position, to recognise its condition in a
+    /// [`CommitError::ConditionFailed`].
+    pub fn write(&mut self, item: TransactWriteItem) -> usize {
+        self.items.push(item);
+        self.items.len() - 1
+    }
+
+    /// Records an event in the outbox, in this transaction: it is published if and only
+    /// if the state change commits.
+    pub fn publish<T: DomainEvent>(&mut self, event: &Envelope<T>) -> Result<usize, CommitError> {
+        let outbox = OutboxEvent::from_envelope(event)?;
+        let position = self.write(outbox.put(&self.table));
+        self.events.push(outbox);
+        Ok(position)
+    }
+
+    /// The events recorded so far, in order.
+    pub fn events(&self) -> &[OutboxEvent] {
+        &self.events
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub async fn commit(self, client: &Client) -> Result<(), CommitError> {
+        match self.items.len() {
+            0 => return Ok(()),
+            n if n > MAX_ITEMS => return Err(CommitError::TooLarge(n)),
+            _ => {}
+        }
+        let result = client
+            .transact_write_items()
+            .set_transact_items(Some(self.items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let failed: Vec<usize> = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
+                        .map(|(position, _)| position)
+                        .collect();
+                    if failed.is_empty() {
+                        // Cancelled for another reason: a conflicting transaction or throttling.
+                        Err(CommitError::Dynamo(format!(
+                            "{}",
+                            DisplayErrorContext(cancelled)
+                        )))
+                    } else {
+                        Err(CommitError::ConditionFailed { failed })
+                    }
+                }
+                other => Err(CommitError::Dynamo(format!(
+                    "{}",
+                    DisplayErrorContext(other)
+                ))),
+            },
+            Err(other) => Err(CommitError::Dynamo(format!(
+                "{}",
+                DisplayErrorContext(&other)
+            ))),
+        }
+    }
+}
