@@ -209,3 +209,150 @@ fn outbox_event(record: &EventRecord) -> Result<Option<OutboxEvent>, serde_dynam
     }
     serde_dynamo::from_item(record.change.new_image.clone()).map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// A bus that rejects chosen events a given number of times, and records every call.
+    struct ScriptedBus {
+        rejections: Mutex<HashMap<String, u32>>,
+        whole_call_failures: Mutex<u32>,
+        calls: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl ScriptedBus {
+        fn new(rejections: &[(&str, u32)], whole_call_failures: u32) -> Self {
+            Self {
+                rejections: Mutex::new(
+                    rejections
+                        .iter()
+                        .map(|(id, n)| (id.to_string(), *n))
+                        .collect(),
+                ),
+                whole_call_failures: Mutex::new(whole_call_failures),
+                calls: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn calls(&self) -> Vec<Vec<String>> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl Publisher for ScriptedBus {
+        async fn publish(&self, entries: &[&OutboxEvent]) -> Result<Vec<Option<String>>, String> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(entries.iter().map(|e| e.event_id.clone()).collect());
+            {
+                let mut failures = self.whole_call_failures.lock().unwrap();
+                if *failures > 0 {
+                    *failures -= 1;
+                    return Err("throttled".into());
+                }
+            }
+            let mut rejections = self.rejections.lock().unwrap();
+            Ok(entries
+                .iter()
+                .map(|e| match rejections.get_mut(&e.event_id) {
+                    Some(left) if *left > 0 => {
+                        *left -= 1;
+                        Some("InternalFailure".to_owned())
+                    }
+                    _ => None,
+                })
+                .collect())
+        }
+    }
+
+    fn batch(ids: &[&str]) -> StreamEvent {
+        let records: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                json!({
+                    "eventID": format!("r{n}"), "eventName": "INSERT", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                    "dynamodb": {"ApproximateCreationDateTime": 0, "Keys": {}, "SequenceNumber": format!("{}", 1000 + n),
+                        "SizeBytes": 1, "StreamViewType": "NEW_IMAGE", "NewImage": {
+                            "pk": {"S": format!("OUTBOX#{id}")}, "sk": {"S": "EVENT"}, "eventId": {"S": id},
+                            "source": {"S": "shop.test"}, "detailType": {"S": "Tested"}, "detail": {"S": "{}"},
+                            "correlationId": {"S": "c"}, "occurredAt": {"S": "2026-01-01T00:00:00.000Z"}, "expiresAt": {"N": "1"}}}
+                })
+            })
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
+    fn relay(bus: ScriptedBus) -> Relay<ScriptedBus> {
+        Relay::new(
+            bus,
+            RetryPolicy {
+                attempts: 3,
+                first_backoff: Duration::ZERO,
+            },
+        )
+    }
+
+    fn failed(response: &DynamoDbEventResponse) -> Vec<String> {
+        response
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn only_the_failed_entries_are_sent_again() {
+        let relay = relay(ScriptedBus::new(&[("b", 1), ("d", 2)], 0));
+        let response = relay.handle(batch(&["a", "b", "c", "d", "e"])).await;
+        assert!(failed(&response).is_empty());
+        assert_eq!(
+            relay.publisher.calls(),
+            vec![vec!["a", "b", "c", "d", "e"], vec!["b", "d"], vec!["d"]]
+        );
+    }
+
+    #[tokio::test]
+    async fn entries_still_failing_after_the_last_attempt_fail_only_their_records() {
+        let relay = relay(ScriptedBus::new(&[("b", 99)], 0));
+        let response = relay.handle(batch(&["a", "b", "c"])).await;
+        assert_eq!(failed(&response), vec!["1001"]);
+        assert_eq!(relay.publisher.calls().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_is_retried_whole_and_batches_hold_ten_entries() {
+        let ids: Vec<String> = (0..23).map(|n| format!("e{n}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let relay = relay(ScriptedBus::new(&[], 1));
+        let response = relay.handle(batch(&refs)).await;
+        assert!(failed(&response).is_empty());
+        let sizes: Vec<usize> = relay.publisher.calls().iter().map(Vec::len).collect();
+        assert_eq!(
+            sizes,
+            vec![10, 10, 10, 3],
+            "the first call failed whole and was repeated"
+        );
+    }
+
+    #[tokio::test]
+    async fn records_that_are_not_outbox_inserts_are_not_published() {
+        let mut event = batch(&["a", "b"]);
+        event.records[0].event_name = "MODIFY".into();
+        event.records[1].change.new_image.insert(
+            "pk".into(),
+            serde_dynamo::AttributeValue::S("PRODUCT#1".into()),
+        );
+        let relay = relay(ScriptedBus::new(&[], 0));
+        let response = relay.handle(event).await;
+        assert!(failed(&response).is_empty());
+        assert!(relay.publisher.calls().is_empty());
+    }
+}
