@@ -164,10 +164,13 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         let path = error.path().to_string();
         let inner = error.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => Problem::validation(vec![FieldError {
-                field: if path == "." { String::new() } else { path },
-                message: data_error_message(&inner),
-            }]),
+            serde_json::error::Category::Data => {
+                let message = data_error_message(&inner);
+                Problem::validation(vec![FieldError {
+                    field: field_of(&path, &message),
+                    message,
+                }])
+            }
             _ => Problem::bad_request(format!("malformed JSON: {inner}")),
         }
     })?;
@@ -175,6 +178,20 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         .end()
         .map_err(|error| Problem::bad_request(format!("malformed JSON: {error}")))?;
     Ok(value)
+}
+
+/// The JSON path of the offending field. For a missing field serde points at the object
+/// that lacks it; name the field itself.
+fn field_of(path: &str, message: &str) -> String {
+    let parent = if path == "." { "" } else { path };
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'));
+    match missing {
+        Some(name) if parent.is_empty() => name.to_owned(),
+        Some(name) => format!("{parent}.{name}"),
+        None => parent.to_owned(),
+    }
 }
 
 /// serde's message without its trailing "at line 1 column 42", which the field path

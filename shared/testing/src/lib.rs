@@ -20,6 +20,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
+pub use aws_config::SdkConfig as Config;
+
 pub const REGION: &str = "us-east-1";
 
 pub struct Moto {
