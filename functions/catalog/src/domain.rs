@@ -193,7 +193,8 @@ mod tests {
 
     #[test]
     fn every_bound_of_the_contract_is_enforced() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut ProductInput)>)> = vec![
+        type Breakage = Box<dyn Fn(&mut ProductInput)>;
+        let cases: Vec<(&str, Breakage)> = vec![
             ("name", Box::new(|i| i.name = String::new())),
             ("name", Box::new(|i| i.name = "   ".into())),
             ("name", Box::new(|i| i.name = "x".repeat(201))),

@@ -210,6 +210,26 @@ fn outbox_event(record: &EventRecord) -> Result<Option<OutboxEvent>, serde_dynam
     serde_dynamo::from_item(record.change.new_image.clone()).map(Some)
 }
 
+/// The whole relay Lambda, the same for every capability: publishes to the bus named by
+/// `EVENT_BUS_NAME`.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init_tracing();
+    let bus = crate::aws::required_env("EVENT_BUS_NAME")?;
+    let client = aws_sdk_eventbridge::Client::new(&crate::aws::sdk_config().await);
+    crate::aws::warm_eventbridge(&client, &bus).await;
+    let relay = Relay::new(
+        EventBridgePublisher::new(client, bus),
+        RetryPolicy::default(),
+    );
+    let relay = &relay;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<StreamEvent>| async move {
+            Ok::<_, lambda_runtime::Error>(relay.handle(event.payload).await)
+        },
+    ))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -355,24 +375,4 @@ mod tests {
         assert!(failed(&response).is_empty());
         assert!(relay.publisher.calls().is_empty());
     }
-}
-
-/// The whole relay Lambda, the same for every capability: publishes to the bus named by
-/// `EVENT_BUS_NAME`.
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    crate::telemetry::init_tracing();
-    let bus = crate::aws::required_env("EVENT_BUS_NAME")?;
-    let client = aws_sdk_eventbridge::Client::new(&crate::aws::sdk_config().await);
-    crate::aws::warm_eventbridge(&client, &bus).await;
-    let relay = Relay::new(
-        EventBridgePublisher::new(client, bus),
-        RetryPolicy::default(),
-    );
-    let relay = &relay;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<StreamEvent>| async move {
-            Ok::<_, lambda_runtime::Error>(relay.handle(event.payload).await)
-        },
-    ))
-    .await
 }
