@@ -27,7 +27,7 @@ async fn the_sample_stream_batch_publishes_its_outbox_event_and_skips_the_produc
     assert_eq!(delivered[0]["source"], "shop.catalog");
     assert_eq!(
         delivered[0]["detail"]["metadata"]["eventId"],
-        "01JDEMOEVENT00000000000001"
+        "01JDKQ8MA0Z5W6Y7B8C9D0E1F2"
     );
     assert_eq!(delivered[0]["detail"]["data"]["price"]["amount"], 3999);
 }

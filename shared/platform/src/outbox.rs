@@ -12,8 +12,9 @@ use shop_events::{DomainEvent, Envelope};
 
 /// Partition-key prefix of outbox items; the relay's stream filter matches on it.
 pub const OUTBOX_PREFIX: &str = "OUTBOX#";
-/// How long an outbox item stays, well past the stream's 24 hours of retention.
-const RETENTION_SECONDS: i64 = 7 * 24 * 3600;
+/// How long an outbox item stays: past the stream's 24 hours and the relay failure
+/// queue's 14 days, so an event that failed to publish can still be replayed from it.
+const RETENTION_SECONDS: i64 = 15 * 24 * 3600;
 
 /// An event waiting in the outbox, as stored (and as the stream shows it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
