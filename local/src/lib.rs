@@ -1,0 +1,12 @@
+//! shop-local: the whole shop on one machine, with no Docker and no AWS account.
+//!
+//! It reads the SAM templates ([`template`]) into a resolved [`topology`], creates their
+//! tables, queues, bus and rules in moto, runs each function's real binary behind a local
+//! Lambda Runtime API ([`lambda`]), serves the HTTP API with API Gateway's routing and JWT
+//! checks, and feeds functions from SQS queues and DynamoDB streams as Lambda's event
+//! source mappings do.
+
+pub mod faults;
+pub mod lambda;
+pub mod template;
+pub mod topology;

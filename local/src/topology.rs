@@ -1,0 +1,164 @@
+//! What the SAM templates declare, resolved for one local run: every name, URL and ARN is
+//! final, every intrinsic function evaluated. `template.rs` builds it from the templates;
+//! the provisioner creates it in moto; the runner serves it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// The fixed identity of the local "account".
+pub const ACCOUNT_ID: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Topology {
+    pub tables: Vec<TableSpec>,
+    pub queues: Vec<QueueSpec>,
+    pub buses: Vec<BusSpec>,
+    pub rules: Vec<RuleSpec>,
+    pub functions: Vec<FunctionSpec>,
+    pub routes: Vec<RouteSpec>,
+    pub stream_mappings: Vec<StreamMappingSpec>,
+    pub queue_mappings: Vec<QueueMappingSpec>,
+    /// Resources present in the templates that run without local emulation (IAM, log
+    /// groups, alarms, Cognito, ...), as `path/LogicalId (Type)`, for the summary.
+    pub not_emulated: Vec<String>,
+}
+
+/// A DynamoDB attribute type: "S", "N" or "B".
+pub type AttributeType = String;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeySpec {
+    pub hash: (String, AttributeType),
+    pub range: Option<(String, AttributeType)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndexSpec {
+    pub name: String,
+    pub key: KeySpec,
+    /// "ALL", "KEYS_ONLY" or "INCLUDE".
+    pub projection: String,
+    pub non_key_attributes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableSpec {
+    /// Where it is declared: `catalog/ProductsTable` (nested application / logical id),
+    /// or just `EventBus` for the root template.
+    pub logical_id: String,
+    pub name: String,
+    pub arn: String,
+    pub key: KeySpec,
+    pub global_indexes: Vec<IndexSpec>,
+    /// The stream view type ("NEW_IMAGE", ...) when the table has a stream.
+    pub stream_view: Option<String>,
+    pub ttl_attribute: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueSpec {
+    pub logical_id: String,
+    pub name: String,
+    pub url: String,
+    pub arn: String,
+    pub visibility_timeout_seconds: u32,
+    pub message_retention_seconds: Option<u32>,
+    pub fifo: bool,
+    pub redrive: Option<Redrive>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Redrive {
+    pub dead_letter_arn: String,
+    pub max_receive_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BusSpec {
+    pub logical_id: String,
+    pub name: String,
+    pub arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleSpec {
+    pub logical_id: String,
+    pub name: String,
+    pub bus_name: String,
+    /// The EventBridge event pattern, as JSON.
+    pub pattern: serde_json::Value,
+    pub targets: Vec<RuleTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleTarget {
+    pub id: String,
+    pub arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    /// The physical function name (what AWS_LAMBDA_FUNCTION_NAME says).
+    pub name: String,
+    /// The cargo binary (`Metadata.BuildProperties.Binary`): how people name it locally.
+    pub binary: String,
+    pub environment: BTreeMap<String, String>,
+    pub timeout_seconds: u32,
+    pub memory_mb: u32,
+    /// `ReservedConcurrentExecutions`, when the template sets it.
+    pub reserved_concurrency: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum RouteAuth {
+    None,
+    /// API Gateway's JWT authorizer: the token's `iss` must equal `issuer`, and its
+    /// `aud` (or, for Cognito access tokens, `client_id`) one of `audience`.
+    Jwt { issuer: String, audience: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteSpec {
+    /// `GET /products/{productId}`, exactly as in the template.
+    pub route_key: String,
+    pub method: String,
+    pub path: String,
+    /// The physical name of the function behind the route's integration.
+    pub function: String,
+    pub auth: RouteAuth,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamMappingSpec {
+    pub logical_id: String,
+    pub function: String,
+    pub table_name: String,
+    pub batch_size: u32,
+    pub batching_window_seconds: u32,
+    /// "TRIM_HORIZON" or "LATEST".
+    pub starting_position: String,
+    pub report_batch_item_failures: bool,
+    pub bisect_on_error: bool,
+    /// -1 for "until the record expires".
+    pub maximum_retry_attempts: i64,
+    /// Filter patterns (EventBridge pattern syntax) from `FilterCriteria.Filters[].Pattern`.
+    pub filters: Vec<serde_json::Value>,
+    pub on_failure_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueMappingSpec {
+    pub logical_id: String,
+    pub function: String,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub batch_size: u32,
+    pub batching_window_seconds: u32,
+    pub report_batch_item_failures: bool,
+    /// `ScalingConfig.MaximumConcurrency`, when set.
+    pub maximum_concurrency: Option<u32>,
+    pub filters: Vec<serde_json::Value>,
+}
