@@ -7,16 +7,27 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FaultSettings {
     pub kill: f64,
     pub duplicate: f64,
+    #[serde(rename = "maxDelayMs", serialize_with = "as_millis")]
     pub max_delay: Duration,
     pub seed: u64,
 }
 
+fn as_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u128(duration.as_millis())
+}
+
 impl Default for FaultSettings {
     fn default() -> Self {
-        Self { kill: 0.0, duplicate: 0.0, max_delay: Duration::ZERO, seed: 0 }
+        Self {
+            kill: 0.0,
+            duplicate: 0.0,
+            max_delay: Duration::ZERO,
+            seed: 0,
+        }
     }
 }
 
@@ -34,7 +45,13 @@ pub struct Faults {
 
 impl Faults {
     pub fn new(settings: FaultSettings) -> Self {
-        Self { settings, state: Mutex::new((fastrand::Rng::with_seed(settings.seed), FaultCounts::default())) }
+        Self {
+            settings,
+            state: Mutex::new((
+                fastrand::Rng::with_seed(settings.seed),
+                FaultCounts::default(),
+            )),
+        }
     }
 
     pub fn none() -> Self {
@@ -53,7 +70,9 @@ impl Faults {
         if probability <= 0.0 {
             return false;
         }
-        let Ok(mut state) = self.state.lock() else { return false };
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
         let hit = state.0.f64() < probability;
         if hit {
             count(&mut state.1);
@@ -76,7 +95,9 @@ impl Faults {
         if self.settings.max_delay.is_zero() {
             return Duration::ZERO;
         }
-        let Ok(mut state) = self.state.lock() else { return Duration::ZERO };
+        let Ok(mut state) = self.state.lock() else {
+            return Duration::ZERO;
+        };
         state.1.delays += 1;
         self.settings.max_delay.mul_f64(state.0.f64())
     }
@@ -88,10 +109,23 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_decisions() {
-        let settings = FaultSettings { kill: 0.3, duplicate: 0.5, max_delay: Duration::from_millis(100), seed: 42 };
+        let settings = FaultSettings {
+            kill: 0.3,
+            duplicate: 0.5,
+            max_delay: Duration::from_millis(100),
+            seed: 42,
+        };
         let run = || {
             let faults = Faults::new(settings);
-            (0..200).map(|_| (faults.should_kill(), faults.should_duplicate(), faults.delay())).collect::<Vec<_>>()
+            (0..200)
+                .map(|_| {
+                    (
+                        faults.should_kill(),
+                        faults.should_duplicate(),
+                        faults.delay(),
+                    )
+                })
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
         let kills = run().iter().filter(|d| d.0).count();
@@ -101,7 +135,9 @@ mod tests {
     #[test]
     fn no_faults_means_none_ever() {
         let faults = Faults::none();
-        assert!((0..1000).all(|_| !faults.should_kill() && !faults.should_duplicate() && faults.delay().is_zero()));
+        assert!((0..1000).all(|_| !faults.should_kill()
+            && !faults.should_duplicate()
+            && faults.delay().is_zero()));
         assert_eq!(faults.counts(), FaultCounts::default());
     }
 }

@@ -6,7 +6,17 @@
 //! checks, and feeds functions from SQS queues and DynamoDB streams as Lambda's event
 //! source mappings do.
 
+pub mod client;
+pub mod emulator;
 pub mod faults;
+pub mod gateway;
+pub mod issuer;
 pub mod lambda;
+pub mod mappings;
+pub mod pattern;
+pub mod provision;
+pub mod server;
+pub mod stack;
+pub mod streams;
 pub mod template;
 pub mod topology;

@@ -1,1 +1,243 @@
-fn main() {}
+//! The `shop-local` command line. See `shop-local --help`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Full};
+use shop_local::client::{http_client, running_stack, send};
+use shop_local::faults::FaultSettings;
+use shop_local::issuer::Issuer;
+use shop_local::stack::{UpOptions, find_repo_root, up};
+
+#[derive(Parser)]
+#[command(
+    name = "shop-local",
+    about = "Runs the whole shop on this machine: no Docker, no AWS account.",
+    version
+)]
+struct Cli {
+    /// Where a running stack keeps its run file and token key (default: .shop-local/run in the repository).
+    #[arg(long, global = true, env = "SHOP_LOCAL_RUN_DIR")]
+    run_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build and start everything in the foreground; Ctrl-C stops it all.
+    Up {
+        /// The API's port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// Start with an empty catalog.
+        #[arg(long)]
+        no_seed: bool,
+        /// Run release builds of the functions (as deployed), not debug ones.
+        #[arg(long)]
+        release: bool,
+        /// Use the binaries already built instead of running `cargo build` first.
+        #[arg(long)]
+        no_build: bool,
+        /// Directory holding the function binaries (default: target/debug or target/release).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Processes per function at most, unless its template reserves concurrency.
+        #[arg(long, default_value_t = 4)]
+        max_processes: usize,
+        /// Fault: kill a function's process during an invocation with this probability.
+        #[arg(long, default_value_t = 0.0)]
+        kill_probability: f64,
+        /// Fault: deliver an SQS message a second time with this probability.
+        #[arg(long, default_value_t = 0.0)]
+        duplicate_probability: f64,
+        /// Fault: hold each SQS delivery back by up to this many milliseconds.
+        #[arg(long, default_value_t = 0)]
+        max_delay_ms: u64,
+        /// Seed of the fault generator; the same seed replays the same decisions.
+        #[arg(long, default_value_t = 1)]
+        fault_seed: u64,
+        /// Root template parameters, as Name=Value (e.g. Stage=prod).
+        #[arg(long = "parameter", value_parser = parse_parameter)]
+        parameters: Vec<(String, String)>,
+    },
+    /// Print a bearer token the running stack accepts.
+    Token {
+        #[arg(long)]
+        user: String,
+        /// Put the user in the admin group.
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Invoke one function of the running stack with an event file and print the result.
+    Invoke {
+        /// Binary name (catalog-api), function name or logical id.
+        function: String,
+        #[arg(long)]
+        event: PathBuf,
+    },
+    /// Print the events crossing the bus as they pass.
+    Tail {
+        /// Print each event's full EventBridge JSON instead of one summary line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_parameter(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected Name=Value, got {text}"))
+}
+
+fn probability(name: &str, value: f64) -> Result<f64, String> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("--{name} must be between 0 and 1"))
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let repo_root = find_repo_root();
+    let run_dir = cli
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| repo_root.join(".shop-local/run"));
+    let result = match cli.command {
+        Command::Up {
+            port,
+            no_seed,
+            release,
+            no_build,
+            bin_dir,
+            max_processes,
+            kill_probability,
+            duplicate_probability,
+            max_delay_ms,
+            fault_seed,
+            parameters,
+        } => {
+            let faults = probability("kill-probability", kill_probability).and_then(|kill| {
+                Ok(FaultSettings {
+                    kill,
+                    duplicate: probability("duplicate-probability", duplicate_probability)?,
+                    max_delay: Duration::from_millis(max_delay_ms),
+                    seed: fault_seed,
+                })
+            });
+            match faults {
+                Ok(faults) => up(UpOptions {
+                    repo_root,
+                    port,
+                    seed_demo_data: !no_seed,
+                    release,
+                    build: !no_build,
+                    bin_dir,
+                    run_dir,
+                    faults,
+                    max_processes,
+                    parameters: parameters.into_iter().collect::<BTreeMap<_, _>>(),
+                })
+                .await
+                .map_err(|e| e.to_string()),
+                Err(message) => Err(message),
+            }
+        }
+        Command::Token { user, admin, ttl } => Issuer::load(&run_dir)
+            .and_then(|issuer| issuer.token(&user, admin, Duration::from_secs(ttl)))
+            .map(|token| println!("{token}"))
+            .map_err(|e| e.to_string()),
+        Command::Invoke { function, event } => invoke(&run_dir, &function, &event).await,
+        Command::Tail { json } => tail(&run_dir, json).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("shop-local: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn invoke(
+    run_dir: &std::path::Path,
+    function: &str,
+    event: &std::path::Path,
+) -> Result<(), String> {
+    let api_url = running_stack(run_dir)?;
+    let payload = std::fs::read(event).map_err(|e| format!("{}: {e}", event.display()))?;
+    serde_json::from_slice::<serde_json::Value>(&payload)
+        .map_err(|e| format!("{} is not JSON: {e}", event.display()))?;
+    let request = http::Request::post(format!("{api_url}/_local/invoke/{function}"))
+        .body(Full::new(Bytes::from(payload)))
+        .map_err(|e| e.to_string())?;
+    let response = send(&http_client(), request).await?;
+    let body: serde_json::Value =
+        serde_json::from_slice(response.body()).map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(body["message"]
+            .as_str()
+            .unwrap_or("invocation failed")
+            .to_owned());
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&body).unwrap_or_default()
+    );
+    if body["outcome"] == "success" {
+        Ok(())
+    } else {
+        Err(format!("the invocation ended: {}", body["outcome"]))
+    }
+}
+
+async fn tail(run_dir: &std::path::Path, raw: bool) -> Result<(), String> {
+    let api_url = running_stack(run_dir)?;
+    let request = http::Request::get(format!("{api_url}/_local/events"))
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let response = http_client()
+        .request(request)
+        .await
+        .map_err(|e| format!("cannot reach {api_url}: {e}"))?;
+    let mut body = response.into_body();
+    let mut buffer = Vec::new();
+    eprintln!("shop-local: tailing the bus of {api_url} (Ctrl-C stops)");
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buffer.extend_from_slice(&data);
+        while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if raw {
+                println!("{event}");
+            } else {
+                println!(
+                    "{} {:<16} {:<24} {}",
+                    event["detail"]["metadata"]["occurredAt"]
+                        .as_str()
+                        .unwrap_or("-"),
+                    event["source"].as_str().unwrap_or("?"),
+                    event["detail-type"].as_str().unwrap_or("?"),
+                    event["detail"]["data"]
+                );
+            }
+        }
+    }
+    Err("the stack stopped".into())
+}

@@ -117,7 +117,10 @@ pub enum RouteAuth {
     None,
     /// API Gateway's JWT authorizer: the token's `iss` must equal `issuer`, and its
     /// `aud` (or, for Cognito access tokens, `client_id`) one of `audience`.
-    Jwt { issuer: String, audience: Vec<String> },
+    Jwt {
+        issuer: String,
+        audience: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,15 +1,12 @@
 //! Test support: a private moto emulator per test binary, and SDK clients pointed at it.
 //!
 //! The first test that asks for [`moto`] installs moto into the project's venv if it is
-//! missing (`local/scripts/python-env`), starts it on a free loopback port and shares it
-//! with the other tests of the binary; each test isolates itself by naming its own
-//! resources with [`unique`]. The emulator exits with the test process: it watches its
-//! stdin, which only this process holds.
+//! missing, starts it on a free loopback port (shop-local's emulator module, the same
+//! code `shop-local up` uses) and shares it with the other tests of the binary; each test
+//! isolates itself by naming its own resources with [`unique`].
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -19,60 +16,22 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
+use shop_local::emulator::Moto;
 
 pub use aws_config::SdkConfig as Config;
 
 pub const REGION: &str = "us-east-1";
-
-pub struct Moto {
-    pub endpoint: String,
-    // Held so the emulator's stdin stays open for as long as this process lives.
-    _child: Mutex<Child>,
-}
 
 /// The repository's root.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The emulator of this test binary, started on first use.
+/// The emulator of this test binary, started on first use. It is never dropped: it
+/// exits with the test process, when its stdin closes.
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| start_moto().unwrap_or_else(|error| panic!("cannot start moto: {error}")))
-}
-
-fn start_moto() -> Result<Moto, String> {
-    let root = workspace_root();
-    let output = Command::new(root.join("local/scripts/python-env"))
-        .args(["moto", "local/requirements-moto.txt"])
-        .current_dir(&root)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("python-env: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("python-env failed with {}", output.status));
-    }
-    let venv = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    let mut child = Command::new(venv.join("bin/python"))
-        .arg(root.join("local/moto-launch.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("spawn moto: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut first_line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first_line)
-        .map_err(|e| format!("read moto: {e}"))?;
-    let port = first_line
-        .strip_prefix("READY ")
-        .and_then(|port| port.trim().parse::<u16>().ok())
-        .ok_or_else(|| format!("moto did not start: {first_line:?}"))?;
-    Ok(Moto {
-        endpoint: format!("http://127.0.0.1:{port}"),
-        _child: Mutex::new(child),
-    })
+    MOTO.get_or_init(|| Moto::start(&workspace_root()).unwrap_or_else(|error| panic!("{error}")))
 }
 
 /// SDK configuration for the emulator: its endpoint, dummy credentials, one region.
@@ -245,103 +204,7 @@ pub async fn drain_queue(config: &SdkConfig, queue_url: &str) -> Vec<Value> {
 /// Every record currently in a table's stream, in order, as the Lambda stream event
 /// source would deliver them: a JSON `{"Records": [...]}` batch.
 pub async fn stream_batch(config: &SdkConfig, table: &str) -> Value {
-    let dynamodb = aws_sdk_dynamodb::Client::new(config);
-    let streams = aws_sdk_dynamodbstreams::Client::new(config);
-    let description = dynamodb
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap();
-    let stream_arn = description.table.unwrap().latest_stream_arn.unwrap();
-    let stream = streams
-        .describe_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .unwrap()
-        .stream_description
-        .unwrap();
-    let mut records = Vec::new();
-    for shard in stream.shards.unwrap_or_default() {
-        let mut iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&stream_arn)
-            .shard_id(shard.shard_id.unwrap())
-            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator;
-        while let Some(current) = iterator {
-            let page = streams
-                .get_records()
-                .shard_iterator(current)
-                .send()
-                .await
-                .unwrap();
-            let batch = page.records.unwrap_or_default();
-            if batch.is_empty() {
-                break;
-            }
-            for record in batch {
-                records.push(stream_record_json(&record, &stream_arn));
-            }
-            iterator = page.next_shard_iterator;
-        }
-    }
-    serde_json::json!({ "Records": records })
-}
-
-/// The Lambda event shape of one stream record (DynamoDB JSON images).
-fn stream_record_json(record: &aws_sdk_dynamodbstreams::types::Record, stream_arn: &str) -> Value {
-    let change = record.dynamodb.as_ref().unwrap();
-    let image = |image: Option<
-        &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
-    >| {
-        image.map(|attributes| {
-            attributes
-                .iter()
-                .map(|(name, value)| (name.clone(), attribute_json(value)))
-                .collect::<serde_json::Map<_, _>>()
-        })
-    };
-    let mut dynamodb = serde_json::json!({
-        "ApproximateCreationDateTime": change.approximate_creation_date_time.map(|t| t.secs()).unwrap_or(0),
-        "Keys": image(change.keys.as_ref()),
-        "SequenceNumber": change.sequence_number,
-        "SizeBytes": change.size_bytes.unwrap_or(0),
-        "StreamViewType": "NEW_IMAGE",
-    });
-    if let Some(new_image) = image(change.new_image.as_ref()) {
-        dynamodb["NewImage"] = Value::Object(new_image);
-    }
-    serde_json::json!({
-        "eventID": record.event_id,
-        "eventName": record.event_name.as_ref().map(|name| name.as_str()),
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": REGION,
-        "dynamodb": dynamodb,
-        "eventSourceARN": stream_arn,
-    })
-}
-
-fn attribute_json(value: &aws_sdk_dynamodbstreams::types::AttributeValue) -> Value {
-    use aws_sdk_dynamodbstreams::types::AttributeValue as A;
-    match value {
-        A::S(s) => serde_json::json!({ "S": s }),
-        A::N(n) => serde_json::json!({ "N": n }),
-        A::Bool(b) => serde_json::json!({ "BOOL": b }),
-        A::Null(_) => serde_json::json!({ "NULL": true }),
-        A::M(m) => {
-            serde_json::json!({ "M": m.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect::<serde_json::Map<_, _>>() })
-        }
-        A::L(l) => serde_json::json!({ "L": l.iter().map(attribute_json).collect::<Vec<_>>() }),
-        A::Ss(ss) => serde_json::json!({ "SS": ss }),
-        A::Ns(ns) => serde_json::json!({ "NS": ns }),
-        other => panic!("attribute type not used by this project: {other:?}"),
-    }
+    shop_local::streams::read_all(config, table).await.unwrap()
 }
 
 /// Polls `check` until it returns `Some`, for at most `timeout`: for effects that

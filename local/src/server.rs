@@ -1,0 +1,283 @@
+//! The HTTP front door of a running stack: the API (API Gateway's behaviour, see
+//! `gateway.rs`) and, under `/_local/`, the runner's own endpoints: stats, the live event
+//! feed that `shop-local tail` reads, and single invocations for `shop-local invoke`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::gateway::{
+    MAX_PAYLOAD_BYTES, Matched, RequestFacts, function_answer, gateway_answer, request_event,
+    select_route,
+};
+use crate::lambda::Outcome;
+use crate::stack::Stack;
+use crate::topology::RouteAuth;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(response: Response<Bytes>) -> Response<Body> {
+    response.map(|bytes| Full::new(bytes).boxed())
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Bytes::from(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    full(response)
+}
+
+/// Serves until the task is aborted.
+pub async fn serve(listener: TcpListener, stack: Arc<Stack>) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let stack = stack.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let stack = stack.clone();
+                async move { Ok::<_, Infallible>(handle(&stack, request, peer).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(stack: &Stack, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    if let Some(local) = path.strip_prefix("/_local/") {
+        return control(stack, request, local).await;
+    }
+    api(stack, request, peer).await
+}
+
+async fn api(stack: &Stack, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = ulid::Ulid::generate().to_string().to_lowercase();
+    let (parts, body) = request.into_parts();
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+    let response = api_response(stack, parts, body, peer, &request_id).await;
+    stack.log(
+        "gateway",
+        &format!(
+            "{method} {path} {} {}ms",
+            response.status().as_u16(),
+            started.elapsed().as_millis()
+        ),
+    );
+    full(response)
+}
+
+async fn api_response(
+    stack: &Stack,
+    parts: http::request::Parts,
+    body: Incoming,
+    peer: SocketAddr,
+    request_id: &str,
+) -> Response<Bytes> {
+    let Some(matched) = select_route(
+        &stack.topology.routes,
+        parts.method.as_str(),
+        parts.uri.path(),
+    ) else {
+        return gateway_answer(StatusCode::NOT_FOUND, "Not Found", request_id);
+    };
+    let claims = match &matched.route.auth {
+        RouteAuth::None => None,
+        RouteAuth::Jwt { issuer, audience } => {
+            let header = parts
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            match header.map(|token| stack.issuer.verify(token, issuer, audience)) {
+                Some(Ok(claims)) => Some(claims),
+                _ => return gateway_answer(StatusCode::UNAUTHORIZED, "Unauthorized", request_id),
+            }
+        }
+    };
+    let declared_length = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared_length.is_some_and(|length| length > MAX_PAYLOAD_BYTES) {
+        return gateway_answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request Entity Too Large",
+            request_id,
+        );
+    }
+    let Ok(collected) = Limited::new(body, MAX_PAYLOAD_BYTES).collect().await else {
+        return gateway_answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request Entity Too Large",
+            request_id,
+        );
+    };
+    let body = collected.to_bytes();
+    let facts = RequestFacts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &body,
+        source_ip: peer.ip().to_string(),
+        request_id,
+        claims,
+    };
+    invoke_route(stack, &matched, &facts).await
+}
+
+/// Invokes the route's function with the request and maps its outcome as API Gateway
+/// does: a function error or crash is a 500, a timeout a 503.
+pub async fn invoke_route(
+    stack: &Stack,
+    matched: &Matched<'_>,
+    facts: &RequestFacts<'_>,
+) -> Response<Bytes> {
+    let event = request_event(matched, facts);
+    let Some(function) = stack.functions.get(&matched.route.function) else {
+        return gateway_answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            facts.request_id,
+        );
+    };
+    let invocation = function.invoke(Bytes::from(event.to_string())).await;
+    match invocation.outcome {
+        Outcome::Success(payload) => function_answer(&payload, facts.request_id),
+        Outcome::TimedOut => gateway_answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            facts.request_id,
+        ),
+        _ => gateway_answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            facts.request_id,
+        ),
+    }
+}
+
+async fn control(stack: &Stack, request: Request<Incoming>, path: &str) -> Response<Body> {
+    match (request.method(), path) {
+        (&Method::GET, "stats") => json_response(StatusCode::OK, &stack.stats()),
+        (&Method::GET, "events") => event_feed(stack),
+        (&Method::POST, invoke) if invoke.starts_with("invoke/") => {
+            let name = &invoke["invoke/".len()..];
+            let Some(function) = stack.function_named(name) else {
+                let known: Vec<&str> = stack
+                    .topology
+                    .functions
+                    .iter()
+                    .map(|f| f.binary.as_str())
+                    .collect();
+                return json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"message": format!("no function {name}; known: {}", known.join(", "))}),
+                );
+            };
+            let Ok(collected) = Limited::new(request.into_body(), MAX_PAYLOAD_BYTES)
+                .collect()
+                .await
+            else {
+                return json_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &json!({"message": "event too large"}),
+                );
+            };
+            let invocation = function.invoke(collected.to_bytes()).await;
+            let (outcome, payload) = match &invocation.outcome {
+                Outcome::Success(bytes) => (
+                    "success",
+                    serde_json::from_slice(bytes)
+                        .unwrap_or_else(|_| json!(String::from_utf8_lossy(bytes))),
+                ),
+                Outcome::FunctionError {
+                    error_type,
+                    error_message,
+                } => (
+                    "error",
+                    json!({"errorType": error_type, "errorMessage": error_message}),
+                ),
+                Outcome::InitError {
+                    error_type,
+                    error_message,
+                } => (
+                    "init-error",
+                    json!({"errorType": error_type, "errorMessage": error_message}),
+                ),
+                Outcome::Crashed { reason } => ("crashed", json!({"reason": reason})),
+                Outcome::TimedOut => ("timed-out", serde_json::Value::Null),
+            };
+            json_response(
+                StatusCode::OK,
+                &json!({
+                    "requestId": invocation.request_id,
+                    "outcome": outcome,
+                    "coldStart": invocation.cold_start,
+                    "durationMs": invocation.duration.as_secs_f64() * 1000.0,
+                    "payload": payload,
+                }),
+            )
+        }
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"message": "unknown /_local endpoint"}),
+        ),
+    }
+}
+
+/// Newline-delimited JSON, one line per event that crosses a bus, for as long as the
+/// client stays connected.
+fn event_feed(stack: &Stack) -> Response<Body> {
+    let mut events = stack.events.subscribe();
+    let (mut sender, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(16);
+    tokio::spawn(async move {
+        // An immediate first chunk lets the client know it is subscribed.
+        if sender
+            .send(Frame::data(Bytes::from_static(b"\n")))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if sender
+                        .send(Frame::data(Bytes::from(format!("{event}\n"))))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    let mut response = Response::new(body.boxed());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+}

@@ -1,0 +1,608 @@
+//! `shop-local up`: the whole topology on one machine. Starts moto, reads the templates,
+//! builds and starts the functions, creates the resources, wires the event source
+//! mappings and serves the API; on Ctrl-C or SIGTERM stops every process it started.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::emulator::Moto;
+use crate::faults::{FaultSettings, Faults};
+use crate::gateway::{RequestFacts, select_route};
+use crate::issuer::Issuer;
+use crate::lambda::{FunctionConfig, LambdaFunction, LogSink};
+use crate::mappings::{MappingStats, start_queue_mapping, start_stream_mapping};
+use crate::template::{LoadOptions, load};
+use crate::topology::{ACCOUNT_ID, REGION, Topology};
+
+pub struct UpOptions {
+    pub repo_root: PathBuf,
+    pub port: u16,
+    pub seed_demo_data: bool,
+    pub release: bool,
+    /// Build the function binaries first (`cargo build`); off when they are built already.
+    pub build: bool,
+    /// Where the function binaries are; default `<target>/<debug|release>`.
+    pub bin_dir: Option<PathBuf>,
+    pub run_dir: PathBuf,
+    pub faults: FaultSettings,
+    /// Processes per function, unless its template reserves concurrency.
+    pub max_processes: usize,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// A running stack, shared by the server, the pollers and the commands.
+pub struct Stack {
+    pub topology: Topology,
+    pub functions: BTreeMap<String, Arc<LambdaFunction>>,
+    pub issuer: Issuer,
+    pub events: broadcast::Sender<Value>,
+    pub mapping_stats: Vec<Arc<MappingStats>>,
+    pub faults: Arc<Faults>,
+    pub moto_pid: u32,
+    pub moto_endpoint: String,
+    pub api_url: String,
+    started: Instant,
+    logs: LogSink,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UpError(pub String);
+
+fn fail<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> UpError + '_ {
+    move |e| UpError(format!("{context}: {e}"))
+}
+
+impl Stack {
+    pub fn log(&self, who: &str, line: &str) {
+        (self.logs)(who, line);
+    }
+
+    /// A function by binary name, physical name or logical id.
+    pub fn function_named(&self, name: &str) -> Option<&Arc<LambdaFunction>> {
+        let spec = self.topology.functions.iter().find(|f| {
+            f.binary == name
+                || f.name == name
+                || f.logical_id == name
+                || f.logical_id.rsplit('/').next() == Some(name)
+        })?;
+        self.functions.get(&spec.name)
+    }
+
+    pub fn stats(&self) -> Value {
+        let functions: Vec<Value> = self
+            .topology
+            .functions
+            .iter()
+            .filter_map(|spec| {
+                let function = self.functions.get(&spec.name)?;
+                let mut stats = serde_json::to_value(function.stats()).ok()?;
+                stats["binary"] = json!(spec.binary);
+                stats["pids"] = json!(function.pids());
+                Some(stats)
+            })
+            .collect();
+        json!({
+            "uptimeSeconds": self.started.elapsed().as_secs(),
+            "apiUrl": self.api_url,
+            "functions": functions,
+            "mappings": self.mapping_stats.iter().map(|s| serde_json::to_value(&**s).unwrap_or(Value::Null)).collect::<Vec<_>>(),
+            "faults": {"settings": self.faults.settings(), "injected": self.faults.counts()},
+            "processes": {"moto": self.moto_pid},
+        })
+    }
+
+    /// Calls the API as a client would, without HTTP: for seeding demo data.
+    pub async fn call_api(
+        &self,
+        method: &str,
+        path: &str,
+        body: &Value,
+        claims: BTreeMap<String, String>,
+    ) -> http::Response<Bytes> {
+        let request_id = ulid::Ulid::generate().to_string().to_lowercase();
+        let Some(matched) = select_route(&self.topology.routes, method, path) else {
+            return crate::gateway::gateway_answer(
+                http::StatusCode::NOT_FOUND,
+                "Not Found",
+                &request_id,
+            );
+        };
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        let body = body.to_string();
+        let facts = RequestFacts {
+            method,
+            path,
+            raw_query: "",
+            headers: &headers,
+            body: body.as_bytes(),
+            source_ip: "127.0.0.1".into(),
+            request_id: &request_id,
+            claims: Some(claims),
+        };
+        crate::server::invoke_route(self, &matched, &facts).await
+    }
+}
+
+/// The repository: the nearest directory upwards with `template.yaml` and `local/`.
+pub fn find_repo_root() -> PathBuf {
+    let start = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    start
+        .ancestors()
+        .find(|dir| {
+            dir.join("template.yaml").is_file() && dir.join("local/moto-launch.py").is_file()
+        })
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+fn stdout_logs() -> LogSink {
+    Arc::new(|who: &str, line: &str| println!("{who:>14} | {line}"))
+}
+
+/// Runs the stack until SIGINT or SIGTERM.
+pub async fn up(options: UpOptions) -> Result<(), UpError> {
+    let started = Instant::now();
+    let logs = stdout_logs();
+    let say = |line: &str| logs("shop-local", line);
+    std::fs::create_dir_all(&options.run_dir).map_err(fail("run directory"))?;
+
+    let listener = TcpListener::bind(("127.0.0.1", options.port))
+        .await
+        .map_err(fail(&format!("port {}", options.port)))?;
+    let api_url = format!(
+        "http://{}",
+        listener.local_addr().map_err(fail("listener"))?
+    );
+
+    say("starting moto (installs itself into .shop-local/venvs on first use)");
+    let root = options.repo_root.clone();
+    let mut moto = tokio::task::spawn_blocking(move || Moto::start(&root))
+        .await
+        .map_err(fail("moto"))?
+        .map_err(fail("moto"))?;
+    say(&format!(
+        "moto is up at {} (pid {})",
+        moto.endpoint,
+        moto.pid()
+    ));
+
+    let outcome = run(
+        &options,
+        &mut moto,
+        listener,
+        api_url,
+        started,
+        logs.clone(),
+    )
+    .await;
+    moto.stop();
+    let _ = std::fs::remove_file(options.run_dir.join(RUN_FILE));
+    outcome
+}
+
+/// What `token`, `invoke` and `tail` read to find the running stack.
+pub const RUN_FILE: &str = "run.json";
+
+async fn run(
+    options: &UpOptions,
+    moto: &mut Moto,
+    listener: TcpListener,
+    api_url: String,
+    started: Instant,
+    logs: LogSink,
+) -> Result<(), UpError> {
+    let say = |line: &str| logs("shop-local", line);
+    let load_options = LoadOptions {
+        endpoint_url: moto.endpoint.clone(),
+        api_url: api_url.clone(),
+        parameters: options.parameters.clone(),
+    };
+    let topology =
+        load(&options.repo_root.join("template.yaml"), &load_options).map_err(fail("templates"))?;
+    say(&format!(
+        "templates: {} functions, {} routes, {} tables, {} queues, {} buses, {} rules, {} stream and {} queue mappings",
+        topology.functions.len(),
+        topology.routes.len(),
+        topology.tables.len(),
+        topology.queues.len(),
+        topology.buses.len(),
+        topology.rules.len(),
+        topology.stream_mappings.len(),
+        topology.queue_mappings.len()
+    ));
+
+    let bin_dir = match &options.bin_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| options.repo_root.join("target"));
+            target.join(if options.release { "release" } else { "debug" })
+        }
+    };
+    if options.build {
+        build_functions(options, &topology).await?;
+    }
+    for function in &topology.functions {
+        let path = bin_dir.join(&function.binary);
+        if !path.is_file() {
+            return Err(UpError(format!(
+                "{} is not built (looked for {})",
+                function.binary,
+                path.display()
+            )));
+        }
+    }
+
+    let config = sdk_config(&moto.endpoint).await;
+    crate::provision::provision(&config, &topology)
+        .await
+        .map_err(fail("provisioning"))?;
+    say("resources created in moto");
+
+    let (events, _) = broadcast::channel(1024);
+    let mut tasks: Vec<JoinHandle<()>> =
+        vec![start_bus_tap(&config, &topology, events.clone(), logs.clone()).await?];
+
+    let faults = Arc::new(Faults::new(options.faults));
+    let mut functions = BTreeMap::new();
+    for spec in &topology.functions {
+        let mut environment = spec.environment.clone();
+        environment.extend([
+            ("AWS_ENDPOINT_URL".to_owned(), moto.endpoint.clone()),
+            ("AWS_REGION".to_owned(), REGION.to_owned()),
+            ("AWS_DEFAULT_REGION".to_owned(), REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "shop-local".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "shop-local".to_owned()),
+        ]);
+        let config = FunctionConfig {
+            display_name: spec.binary.clone(),
+            function_name: spec.name.clone(),
+            binary: bin_dir.join(&spec.binary),
+            environment,
+            timeout: Duration::from_secs(spec.timeout_seconds.into()),
+            memory_mb: spec.memory_mb,
+            max_processes: spec
+                .reserved_concurrency
+                .map(|n| n as usize)
+                .unwrap_or(options.max_processes)
+                .max(1),
+        };
+        functions.insert(
+            spec.name.clone(),
+            LambdaFunction::new(config, faults.clone(), logs.clone()),
+        );
+    }
+
+    let mut mapping_stats = Vec::new();
+    for spec in &topology.stream_mappings {
+        let function = functions
+            .get(&spec.function)
+            .cloned()
+            .ok_or_else(|| UpError(format!("no function {}", spec.function)))?;
+        let (stats, handles) = start_stream_mapping(&config, spec.clone(), function)
+            .await
+            .map_err(fail("stream mapping"))?;
+        mapping_stats.push(stats);
+        tasks.extend(handles);
+    }
+    for spec in &topology.queue_mappings {
+        let function = functions
+            .get(&spec.function)
+            .cloned()
+            .ok_or_else(|| UpError(format!("no function {}", spec.function)))?;
+        let pollers = spec.maximum_concurrency.map(|n| n as usize).unwrap_or(2);
+        let (stats, handles) =
+            start_queue_mapping(&config, spec.clone(), function, faults.clone(), pollers);
+        mapping_stats.push(stats);
+        tasks.extend(handles);
+    }
+
+    let issuer = Issuer::load_or_create(&options.run_dir).map_err(fail("token issuer"))?;
+    let stack = Arc::new(Stack {
+        topology,
+        functions,
+        issuer,
+        events,
+        mapping_stats,
+        faults,
+        moto_pid: moto.pid(),
+        moto_endpoint: moto.endpoint.clone(),
+        api_url: api_url.clone(),
+        started: Instant::now(),
+        logs: logs.clone(),
+    });
+    tasks.push(tokio::spawn(crate::server::serve(listener, stack.clone())));
+    let run_file =
+        json!({"apiUrl": api_url, "motoEndpoint": moto.endpoint, "pid": std::process::id()});
+    std::fs::write(options.run_dir.join(RUN_FILE), run_file.to_string())
+        .map_err(fail("run file"))?;
+
+    if options.seed_demo_data {
+        seed(&stack).await;
+    }
+    print_ready_screen(&stack, started);
+
+    wait_for_stop_signal().await;
+    say("stopping");
+    for task in &tasks {
+        task.abort();
+    }
+    for function in stack.functions.values() {
+        function.shutdown().await;
+    }
+    print_summary(&stack);
+    Ok(())
+}
+
+async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "shop-local",
+            "shop-local",
+            None,
+            None,
+            "shop-local",
+        ))
+        .load()
+        .await
+}
+
+async fn build_functions(options: &UpOptions, topology: &Topology) -> Result<(), UpError> {
+    let mut command =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(&options.repo_root).arg("build");
+    if options.release {
+        command.arg("--release");
+    }
+    for function in &topology.functions {
+        command.args(["--bin", &function.binary]);
+    }
+    println!(
+        "{:>14} | building {} functions (cargo build{})",
+        "shop-local",
+        topology.functions.len(),
+        if options.release { " --release" } else { "" }
+    );
+    let status = command.status().await.map_err(fail("cargo build"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(UpError(format!("cargo build failed ({status})")))
+    }
+}
+
+/// Every event that crosses a bus also lands in a queue of the runner's, so `tail` and
+/// the log can show the traffic without touching any capability's queue.
+async fn start_bus_tap(
+    config: &aws_config::SdkConfig,
+    topology: &Topology,
+    events: broadcast::Sender<Value>,
+    logs: LogSink,
+) -> Result<JoinHandle<()>, UpError> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let eventbridge = aws_sdk_eventbridge::Client::new(config);
+    let tap = sqs
+        .create_queue()
+        .queue_name("shop-local-tap")
+        .send()
+        .await
+        .map_err(|e| UpError(format!("tap queue: {e}")))?;
+    let url = tap.queue_url.unwrap_or_default();
+    let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:shop-local-tap");
+    for bus in &topology.buses {
+        eventbridge
+            .put_rule()
+            .name("shop-local-tap")
+            .event_bus_name(&bus.name)
+            .event_pattern(r#"{"source": [{"prefix": ""}]}"#)
+            .send()
+            .await
+            .map_err(|e| UpError(format!("tap rule: {e}")))?;
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id("tap")
+            .arn(&arn)
+            .build()
+            .map_err(|e| UpError(e.to_string()))?;
+        eventbridge
+            .put_targets()
+            .rule("shop-local-tap")
+            .event_bus_name(&bus.name)
+            .targets(target)
+            .send()
+            .await
+            .map_err(|e| UpError(format!("tap target: {e}")))?;
+    }
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok(received) = sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+            else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            for message in received.messages.unwrap_or_default() {
+                if let Some(event) = message
+                    .body()
+                    .and_then(|body| serde_json::from_str::<Value>(body).ok())
+                {
+                    logs(
+                        "bus",
+                        &format!(
+                            "{} {} {}",
+                            event["source"].as_str().unwrap_or("?"),
+                            event["detail-type"].as_str().unwrap_or("?"),
+                            event["detail"]["metadata"]["eventId"]
+                                .as_str()
+                                .unwrap_or("")
+                        ),
+                    );
+                    let _ = events.send(event);
+                }
+                if let Some(handle) = message.receipt_handle() {
+                    let _ = sqs
+                        .delete_message()
+                        .queue_url(&url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await;
+                }
+            }
+        }
+    }))
+}
+
+/// A small demo catalog, created through the catalog's own API function.
+async fn seed(stack: &Stack) {
+    let products = [
+        (
+            "The Rust Programming Language",
+            "books",
+            3999,
+            "The official book, 2nd edition.",
+        ),
+        (
+            "Zero To Production In Rust",
+            "books",
+            4500,
+            "Backend development in Rust.",
+        ),
+        (
+            "Designing Data-Intensive Applications",
+            "books",
+            4299,
+            "The big ideas behind reliable systems.",
+        ),
+        ("Ferris Plush", "toys", 1999, "A soft, friendly crab."),
+        (
+            "Enamel Mug",
+            "kitchen",
+            1200,
+            "Holds 350 ml of tea or coffee.",
+        ),
+        ("Pour-Over Kettle", "kitchen", 4900, "Gooseneck, 1 litre."),
+        (
+            "Mechanical Keyboard",
+            "electronics",
+            12900,
+            "Tenkeyless, hot-swappable switches.",
+        ),
+        (
+            "USB-C Hub",
+            "electronics",
+            3499,
+            "Seven ports, 100 W pass-through.",
+        ),
+    ];
+    let admin = BTreeMap::from([
+        ("sub".to_owned(), "shop-local-seed".to_owned()),
+        ("cognito:groups".to_owned(), "[admin]".to_owned()),
+    ]);
+    let mut created = 0;
+    for (name, category, amount, description) in products {
+        let body = json!({"name": name, "category": category, "description": description, "price": {"amount": amount, "currency": "USD"}});
+        let response = stack
+            .call_api("POST", "/products", &body, admin.clone())
+            .await;
+        if response.status() == http::StatusCode::CREATED {
+            created += 1;
+        } else {
+            stack.log(
+                "shop-local",
+                &format!(
+                    "seeding {name} failed: {} {}",
+                    response.status(),
+                    String::from_utf8_lossy(response.body())
+                ),
+            );
+        }
+    }
+    stack.log(
+        "shop-local",
+        &format!("seeded {created} demo products (stock arrives with the inventory capability)"),
+    );
+}
+
+fn print_ready_screen(stack: &Stack, started: Instant) {
+    let url = &stack.api_url;
+    let functions: Vec<String> = stack
+        .topology
+        .functions
+        .iter()
+        .map(|f| f.binary.clone())
+        .collect();
+    let token = stack
+        .issuer
+        .token("admin-1", true, Duration::from_secs(3600))
+        .unwrap_or_default();
+    println!(
+        "\nshop-local: ready at {url} (in {:.1}s)\n\n  functions  {}\n  routes     {}\n  emulator   moto at {}\n  stats      {url}/_local/stats\n\n  Try it:\n    curl -s {url}/products\n    TOKEN={token}\n    curl -s -X POST {url}/products -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n      -d '{{\"name\": \"Tea\", \"category\": \"kitchen\", \"price\": {{\"amount\": 650, \"currency\": \"USD\"}}}}'\n  More tokens: shop-local token --user ID [--admin]   Events: shop-local tail   Stop: Ctrl-C\n",
+        started.elapsed().as_secs_f64(),
+        functions.join(", "),
+        stack.topology.routes.len(),
+        stack.moto_endpoint,
+    );
+}
+
+fn print_summary(stack: &Stack) {
+    println!("\nshop-local: per-function figures of this run");
+    println!(
+        "  {:<16} {:>6} {:>5} {:>9} {:>9} {:>9} {:>6} {:>9}",
+        "function", "calls", "cold", "init p50", "dur p50", "dur p99", "errors", "peak RSS"
+    );
+    for spec in &stack.topology.functions {
+        let Some(function) = stack.functions.get(&spec.name) else {
+            continue;
+        };
+        let stats = function.stats();
+        println!(
+            "  {:<16} {:>6} {:>5} {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>6} {:>7.1}MB",
+            spec.binary,
+            stats.invocations,
+            stats.cold_starts,
+            stats.init_ms.p50,
+            stats.duration_ms.p50,
+            stats.duration_ms.p99,
+            stats.errors,
+            stats.peak_rss_bytes as f64 / 1_048_576.0,
+        );
+    }
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
