@@ -9,6 +9,12 @@
 //! - `{"env": "NAME"}`: answers `{"name", "value"}` (value `null` when unset)
 //! - `{"big": n}`: answers a JSON string of n `x` (n + 2 bytes)
 //! - `{"log": "text"}`: prints the text on stdout and stderr, then echoes
+//! - `{"Records": [...]}` (an SQS or DynamoDB stream batch, as an event source mapping
+//!   sends it): appends one line per record to the file named by `RECORD_LOG` (the
+//!   record's SQS body or the `NewImage.id.S` of a stream record), then answers
+//!   `{"batchItemFailures": [...]}` naming each record whose text contains `fail`.
+//!   A record containing `error-once` fails the whole invocation the first time it is
+//!   seen (a `<RECORD_LOG>.seen-<text>` file remembers), `crash` aborts the process.
 //!
 //! With `INIT_FAIL=1` in its environment it exits(1) before starting the runtime.
 
@@ -28,6 +34,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let (payload, context) = event.into_parts();
+    if let Some(records) = payload.get("Records").and_then(Value::as_array) {
+        return batch(records);
+    }
     if let Some(message) = payload.get("fail").and_then(Value::as_str) {
         return Err(Diagnostic {
             error_type: "TestFailure".into(),
@@ -59,4 +68,70 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         "traceId": context.xray_trace_id,
         "pid": std::process::id(),
     }))
+}
+
+/// A record's text and its id as the mapping reports it: SQS body and messageId, or a
+/// stream record's `NewImage.id.S` and SequenceNumber.
+fn record_text_and_id(record: &Value) -> (String, String) {
+    match record.get("messageId") {
+        Some(id) => (
+            record["body"].as_str().unwrap_or("").to_owned(),
+            id.as_str().unwrap_or("").to_owned(),
+        ),
+        None => (
+            record["dynamodb"]["NewImage"]["id"]["S"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+            record["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        ),
+    }
+}
+
+fn batch(records: &[Value]) -> Result<Value, Diagnostic> {
+    let log = std::env::var("RECORD_LOG").ok();
+    let texts: Vec<(String, String)> = records.iter().map(record_text_and_id).collect();
+    if let Some(log) = &log {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| failure(&e))?;
+        for (text, _) in &texts {
+            writeln!(file, "{text}").map_err(|e| failure(&e))?;
+        }
+    }
+    let mut failed = Vec::new();
+    for (text, id) in &texts {
+        if text.contains("crash") {
+            std::process::abort();
+        }
+        if text.contains("error-once")
+            && let Some(log) = &log
+        {
+            let seen = format!("{log}.seen-{text}");
+            if std::fs::metadata(&seen).is_err() {
+                std::fs::write(&seen, b"").map_err(|e| failure(&e))?;
+                return Err(Diagnostic {
+                    error_type: "TestFailure".into(),
+                    error_message: format!("first sight of {text}"),
+                });
+            }
+        }
+        if text.contains("fail") {
+            failed.push(json!({ "itemIdentifier": id }));
+        }
+    }
+    Ok(json!({ "batchItemFailures": failed }))
+}
+
+fn failure(error: &dyn std::fmt::Display) -> Diagnostic {
+    Diagnostic {
+        error_type: "TestFailure".into(),
+        error_message: error.to_string(),
+    }
 }

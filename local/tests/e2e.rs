@@ -277,6 +277,14 @@ async fn the_catalog_works_through_the_gateway_and_sigint_stops_everything() {
         .call("GET", &format!("/products/{id}"), None, None)
         .await;
     assert_eq!((status, fetched), (200, created.clone()));
+    let oversized = Value::String("x".repeat(10 * 1024 * 1024));
+    let (status, problem) = stack
+        .call("POST", "/products", Some(&admin), Some(oversized))
+        .await;
+    assert_eq!(
+        (status, problem["message"].clone()),
+        (413, json!("Request Entity Too Large"))
+    );
     let (status, missing) = stack.call("GET", "/nowhere", None, None).await;
     assert_eq!(
         (status, missing["message"].clone()),

@@ -11,6 +11,7 @@ const MAX_SAMPLES: usize = 10_000;
 /// A function's figures since it was created. Times in milliseconds; percentiles over the
 /// last 10 000 samples, 0 when there is none.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FunctionStats {
     pub name: String,
     /// Invocations that were run (refused ones, after shutdown, are not counted).

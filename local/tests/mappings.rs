@@ -1,0 +1,375 @@
+//! Event source mappings against moto with a real function process (the `test-function`
+//! example): SQS partial failures, redrive to the DLQ and duplicate delivery; streams in
+//! order, retried on error, resumed from the lowest reported failure, handed to the
+//! on-failure destination when retries run out, and filtered.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use shop_local::emulator::Moto;
+use shop_local::faults::{FaultSettings, Faults};
+use shop_local::lambda::{FunctionConfig, LambdaFunction, LogSink};
+use shop_local::mappings::{start_queue_mapping, start_stream_mapping};
+use shop_local::topology::{
+    ACCOUNT_ID, KeySpec, QueueMappingSpec, QueueSpec, REGION, Redrive, StreamMappingSpec,
+    TableSpec, Topology,
+};
+
+fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        Moto::start(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")).expect("moto starts")
+    })
+}
+
+async fn config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto().endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "t", "t", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    )
+}
+
+/// `target/debug/examples/test-function`, which `cargo test` builds.
+fn test_function() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/test-function");
+    assert!(
+        binary.is_file(),
+        "{} is not built: run cargo test, which builds examples",
+        binary.display()
+    );
+    binary
+}
+
+/// A function whose every received record is appended to a file, one line each.
+fn recording_function(name: &str, faults: Arc<Faults>) -> (Arc<LambdaFunction>, PathBuf) {
+    let log = std::env::temp_dir().join(unique(name));
+    let config = FunctionConfig {
+        display_name: name.into(),
+        function_name: name.into(),
+        binary: test_function(),
+        environment: [("RECORD_LOG".to_owned(), log.display().to_string())].into(),
+        timeout: Duration::from_secs(5),
+        memory_mb: 128,
+        max_processes: 2,
+    };
+    let quiet: LogSink = Arc::new(|_: &str, _: &str| {});
+    (LambdaFunction::new(config, faults, quiet), log)
+}
+
+fn received(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits for a condition the mapping brings about asynchronously; the bound only keeps a
+/// broken mapping from hanging the suite.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn queue(name: &str, visibility: u32, redrive: Option<Redrive>) -> QueueSpec {
+    QueueSpec {
+        logical_id: name.into(),
+        name: name.into(),
+        url: format!("{}/{ACCOUNT_ID}/{name}", moto().endpoint),
+        arn: format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"),
+        visibility_timeout_seconds: visibility,
+        message_retention_seconds: None,
+        fifo: false,
+        redrive,
+    }
+}
+
+async fn visible_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let output = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    output
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.body)
+        .collect()
+}
+
+fn queue_mapping(queue: &QueueSpec, function: &str) -> QueueMappingSpec {
+    QueueMappingSpec {
+        logical_id: format!("{}-mapping", queue.name),
+        function: function.into(),
+        queue_url: queue.url.clone(),
+        queue_arn: queue.arn.clone(),
+        batch_size: 10,
+        batching_window_seconds: 0,
+        report_batch_item_failures: true,
+        maximum_concurrency: None,
+        filters: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_reported_messages_come_back_and_reach_the_dlq_after_max_receives() {
+    let config = config().await;
+    let dlq = queue(&unique("dlq"), 30, None);
+    let main = queue(
+        &unique("main"),
+        1,
+        Some(Redrive {
+            dead_letter_arn: dlq.arn.clone(),
+            max_receive_count: 2,
+        }),
+    );
+    let topology = Topology {
+        queues: vec![main.clone(), dlq.clone()],
+        ..Topology::default()
+    };
+    shop_local::provision::provision(&config, &topology)
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    for body in ["ok-1", "fail-2", "ok-3"] {
+        sqs.send_message()
+            .queue_url(&main.url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let (function, log) = recording_function("sqs-partial", Arc::new(Faults::none()));
+    let (stats, pollers) = start_queue_mapping(
+        &config,
+        queue_mapping(&main, "sqs-partial"),
+        function.clone(),
+        Arc::new(Faults::none()),
+        1,
+    );
+
+    eventually("fail-2 moved to the DLQ", async || {
+        visible_messages(&sqs, &dlq.url).await == ["fail-2"]
+    })
+    .await;
+    let log_lines = received(&log);
+    assert_eq!(
+        log_lines.iter().filter(|l| *l == "ok-1").count(),
+        1,
+        "{log_lines:?}"
+    );
+    assert_eq!(
+        log_lines.iter().filter(|l| *l == "ok-3").count(),
+        1,
+        "{log_lines:?}"
+    );
+    assert_eq!(
+        log_lines.iter().filter(|l| *l == "fail-2").count(),
+        2,
+        "received twice, then redriven: {log_lines:?}"
+    );
+    assert!(visible_messages(&sqs, &main.url).await.is_empty());
+    assert!(
+        stats
+            .failed_batches
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
+    pollers.iter().for_each(|p| p.abort());
+    function.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_duplicate_fault_delivers_every_message_twice_and_deletes_it_once() {
+    let config = config().await;
+    let main = queue(&unique("dup"), 30, None);
+    shop_local::provision::provision(
+        &config,
+        &Topology {
+            queues: vec![main.clone()],
+            ..Topology::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    for body in ["m-1", "m-2"] {
+        sqs.send_message()
+            .queue_url(&main.url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let faults = Arc::new(Faults::new(FaultSettings {
+        duplicate: 1.0,
+        seed: 7,
+        ..FaultSettings::default()
+    }));
+    let (function, log) = recording_function("sqs-dup", faults.clone());
+    let (_, pollers) = start_queue_mapping(
+        &config,
+        queue_mapping(&main, "sqs-dup"),
+        function.clone(),
+        faults.clone(),
+        1,
+    );
+
+    eventually("both messages seen twice", async || {
+        let lines = received(&log);
+        ["m-1", "m-2"]
+            .iter()
+            .all(|m| lines.iter().filter(|l| l == m).count() == 2)
+    })
+    .await;
+    eventually("the queue is empty", async || {
+        visible_messages(&sqs, &main.url).await.is_empty()
+    })
+    .await;
+    assert_eq!(faults.counts().duplicates, 2);
+    pollers.iter().for_each(|p| p.abort());
+    function.shutdown().await;
+}
+
+fn table(name: &str) -> TableSpec {
+    TableSpec {
+        logical_id: name.into(),
+        name: name.into(),
+        arn: format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"),
+        key: KeySpec {
+            hash: ("pk".into(), "S".into()),
+            range: None,
+        },
+        global_indexes: Vec::new(),
+        stream_view: Some("NEW_IMAGE".into()),
+        ttl_attribute: None,
+    }
+}
+
+async fn put(dynamodb: &aws_sdk_dynamodb::Client, table: &str, id: &str) {
+    dynamodb
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S(format!("ITEM#{id}")))
+        .item("id", AttributeValue::S(id.into()))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn stream_mapping(
+    table: &TableSpec,
+    function: &str,
+    failure_queue: Option<&QueueSpec>,
+) -> StreamMappingSpec {
+    StreamMappingSpec {
+        logical_id: format!("{}-stream", table.name),
+        function: function.into(),
+        table_name: table.name.clone(),
+        batch_size: 10,
+        batching_window_seconds: 0,
+        starting_position: "TRIM_HORIZON".into(),
+        report_batch_item_failures: true,
+        bisect_on_error: false,
+        maximum_retry_attempts: 2,
+        filters: vec![
+            json!({"dynamodb": {"NewImage": {"id": {"S": [{"anything-but": "skip-me"}]}}}}),
+        ],
+        on_failure_arn: failure_queue.map(|q| q.arn.clone()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_is_delivered_in_order_retried_resumed_and_finally_handed_to_the_failure_queue() {
+    let config = config().await;
+    let table = table(&unique("stream"));
+    let failures = queue(&unique("stream-failures"), 30, None);
+    let topology = Topology {
+        tables: vec![table.clone()],
+        queues: vec![failures.clone()],
+        ..Topology::default()
+    };
+    shop_local::provision::provision(&config, &topology)
+        .await
+        .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    // Written before the mapping starts, so they arrive as one batch.
+    for id in ["a", "error-once", "skip-me", "b", "fail-c", "d"] {
+        put(&dynamodb, &table.name, id).await;
+    }
+    let (function, log) = recording_function("stream-fn", Arc::new(Faults::none()));
+    let (_, pollers) = start_stream_mapping(
+        &config,
+        stream_mapping(&table, "stream-fn", Some(&failures)),
+        function.clone(),
+    )
+    .await
+    .unwrap();
+
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    eventually("the exhausted batch is reported", async || {
+        !visible_messages(&sqs, &failures.url).await.is_empty()
+    })
+    .await;
+    put(&dynamodb, &table.name, "e").await;
+    eventually("the shard moves on", async || {
+        received(&log).last().map(String::as_str) == Some("e")
+    })
+    .await;
+
+    let invocations = received(&log);
+    assert_eq!(
+        invocations,
+        [
+            // The whole invocation fails on first sight of error-once: retried as is.
+            "a",
+            "error-once",
+            "b",
+            "fail-c",
+            "d",
+            // fail-c is reported: the retry resumes from it.
+            "a",
+            "error-once",
+            "b",
+            "fail-c",
+            "d",
+            "fail-c",
+            "d",
+            // Retries exhausted (MaximumRetryAttempts 2): handed over, then new records flow.
+            "e",
+        ],
+        "in order, skip-me filtered out"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&visible_messages(&sqs, &failures.url).await[0]).unwrap();
+    assert_eq!(report["DDBStreamBatchInfo"]["batchSize"], 2);
+    pollers.iter().for_each(|p| p.abort());
+    function.shutdown().await;
+}
