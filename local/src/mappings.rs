@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::faults::Faults;
-use crate::lambda::{LambdaFunction, Outcome};
+use crate::lambda::{Invocation, LambdaFunction, Outcome};
 use crate::pattern;
 use crate::streams::lambda_record;
 use crate::topology::{QueueMappingSpec, REGION, StreamMappingSpec};
@@ -73,8 +73,8 @@ enum BatchResult {
     Failed(String),
 }
 
-fn batch_result(outcome: &Outcome, report_item_failures: bool) -> BatchResult {
-    match outcome {
+fn batch_result(invocation: &Invocation, report_item_failures: bool) -> BatchResult {
+    match &invocation.outcome {
         Outcome::Success(body) if report_item_failures => {
             let parsed: Option<Vec<String>> =
                 serde_json::from_slice::<Value>(body)
@@ -99,16 +99,14 @@ fn batch_result(outcome: &Outcome, report_item_failures: bool) -> BatchResult {
             }
         }
         Outcome::Success(_) => BatchResult::Done,
-        Outcome::FunctionError {
-            error_type,
-            error_message,
+        _ => {
+            let error = invocation.error_payload().unwrap_or_default();
+            BatchResult::Failed(format!(
+                "{}: {}",
+                error["errorType"].as_str().unwrap_or("?"),
+                error["errorMessage"].as_str().unwrap_or("")
+            ))
         }
-        | Outcome::InitError {
-            error_type,
-            error_message,
-        } => BatchResult::Failed(format!("{error_type}: {error_message}")),
-        Outcome::Crashed { reason } => BatchResult::Failed(format!("process crashed: {reason}")),
-        Outcome::TimedOut => BatchResult::Failed("timed out".into()),
     }
 }
 
@@ -232,7 +230,7 @@ impl QueuePoller {
                 .await;
         }
         let failed: Vec<String> =
-            match batch_result(&invocation.outcome, self.spec.report_batch_item_failures) {
+            match batch_result(&invocation, self.spec.report_batch_item_failures) {
                 BatchResult::Done => Vec::new(),
                 BatchResult::Partial(ids) => ids,
                 BatchResult::Failed(reason) => {
@@ -460,8 +458,7 @@ impl ShardPoller {
                 .function
                 .invoke(Bytes::from(json!({ "Records": batch }).to_string()))
                 .await;
-            let done = match batch_result(&invocation.outcome, self.spec.report_batch_item_failures)
-            {
+            let done = match batch_result(&invocation, self.spec.report_batch_item_failures) {
                 BatchResult::Done => size,
                 BatchResult::Partial(failed) => {
                     // Lambda resumes from the lowest failed sequence number; an identifier

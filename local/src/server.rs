@@ -112,25 +112,13 @@ async fn api_response(
             }
         }
     };
-    let declared_length = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared_length.is_some_and(|length| length > MAX_PAYLOAD_BYTES) {
-        return gateway_answer(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Request Entity Too Large",
-            request_id,
-        );
-    }
-    let Ok(collected) = Limited::new(body, MAX_PAYLOAD_BYTES).collect().await else {
+    let Ok(body) = read_body(body).await else {
         return gateway_answer(
             StatusCode::PAYLOAD_TOO_LARGE,
             "Request Entity Too Large",
             request_id,
         );
     };
-    let body = collected.to_bytes();
     let facts = RequestFacts {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -142,6 +130,33 @@ async fn api_response(
         claims,
     };
     invoke_route(stack, &matched, &facts).await
+}
+
+/// The request body, or `Err` when it is over API Gateway's limit. An oversized body is
+/// still read to its end (up to a bound), so a client that sends it whole gets the 413
+/// instead of a connection reset in the middle of sending.
+async fn read_body(mut body: Incoming) -> Result<Bytes, ()> {
+    const DRAIN_LIMIT: usize = 8 * MAX_PAYLOAD_BYTES;
+    let mut collected = Vec::new();
+    let mut seen = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(()) };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen > DRAIN_LIMIT {
+            return Err(());
+        }
+        if seen <= MAX_PAYLOAD_BYTES {
+            collected.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_PAYLOAD_BYTES {
+        Err(())
+    } else {
+        Ok(Bytes::from(collected))
+    }
 }
 
 /// Invokes the route's function with the request and maps its outcome as API Gateway
@@ -203,28 +218,16 @@ async fn control(stack: &Stack, request: Request<Incoming>, path: &str) -> Respo
                 );
             };
             let invocation = function.invoke(collected.to_bytes()).await;
-            let (outcome, payload) = match &invocation.outcome {
-                Outcome::Success(bytes) => (
+            let (outcome, payload) = match (&invocation.outcome, invocation.error_payload()) {
+                (Outcome::Success(bytes), _) => (
                     "success",
                     serde_json::from_slice(bytes)
                         .unwrap_or_else(|_| json!(String::from_utf8_lossy(bytes))),
                 ),
-                Outcome::FunctionError {
-                    error_type,
-                    error_message,
-                } => (
-                    "error",
-                    json!({"errorType": error_type, "errorMessage": error_message}),
-                ),
-                Outcome::InitError {
-                    error_type,
-                    error_message,
-                } => (
-                    "init-error",
-                    json!({"errorType": error_type, "errorMessage": error_message}),
-                ),
-                Outcome::Crashed { reason } => ("crashed", json!({"reason": reason})),
-                Outcome::TimedOut => ("timed-out", serde_json::Value::Null),
+                (Outcome::FunctionError { .. }, Some(error)) => ("error", error),
+                (Outcome::InitError { .. }, Some(error)) => ("init-error", error),
+                (Outcome::Crashed { .. }, Some(error)) => ("crashed", error),
+                (_, error) => ("timed-out", error.unwrap_or_default()),
             };
             json_response(
                 StatusCode::OK,

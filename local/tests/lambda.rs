@@ -623,7 +623,7 @@ async fn the_stats_count_what_happened() {
         stats.duration_ms
     );
     let json = serde_json::to_value(&stats).unwrap();
-    assert_eq!(json["init_ms"].as_object().unwrap().len(), 2);
+    assert_eq!(json["initMs"].as_object().unwrap().len(), 2);
     function.shutdown().await;
 }
 

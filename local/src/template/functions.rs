@@ -1,0 +1,90 @@
+//! Lambda functions (`AWS::Serverless::Function`).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use super::props::{Scope, scalar_string};
+use super::{Loader, Placed, Result};
+use crate::topology::FunctionSpec;
+
+impl Loader<'_> {
+    pub(super) fn function(&self, scope: &Scope, placed: &Placed) -> Result<FunctionSpec> {
+        let props = self.properties(
+            scope,
+            placed.resource,
+            &[
+                "Environment",
+                "Timeout",
+                "MemorySize",
+                "ReservedConcurrentExecutions",
+            ],
+        )?;
+        let mut environment = BTreeMap::new();
+        if let Some(settings) = props.object("Environment")?
+            && let Some(variables) = settings.object("Variables")?
+        {
+            for (name, value) in &variables.map {
+                let value =
+                    scalar_string(value).ok_or_else(|| variables.wrong(name, "a string", value))?;
+                environment.insert(name.clone(), value);
+            }
+        }
+        Ok(FunctionSpec {
+            logical_id: placed.id.clone(),
+            name: self.physical_name(placed.stack, placed.resource)?,
+            binary: binary(scope, &placed.resource.metadata)?,
+            environment,
+            timeout_seconds: props.u32("Timeout")?.unwrap_or(3),
+            memory_mb: props.u32("MemorySize")?.unwrap_or(128),
+            reserved_concurrency: props.u32("ReservedConcurrentExecutions")?,
+        })
+    }
+}
+
+/// The cargo binary a function runs. The runner executes it directly, so only Rust functions
+/// built by cargo-lambda (which name their binary in the build metadata) can run locally.
+fn binary(scope: &Scope, metadata: &Json) -> Result<String> {
+    match metadata.pointer("/BuildProperties/Binary") {
+        Some(Json::String(binary)) if !binary.is_empty() => Ok(binary.clone()),
+        Some(other) => Err(scope.invalid(format!("Metadata.BuildProperties.Binary must be a binary name, got {other}"))),
+        None => match metadata.get("BuildMethod").and_then(Json::as_str) {
+            Some("rust-cargolambda") => Err(scope.invalid(
+                "Metadata.BuildProperties.Binary is missing: name the cargo [[bin]] this function runs",
+            )),
+            build_method => Err(scope.unsupported(format!(
+                "only Rust functions (Metadata.BuildMethod: rust-cargolambda, with BuildProperties.Binary) run locally; \
+                 this one's BuildMethod is {build_method:?}"
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::template::test_support::{topology_error, topology_of};
+
+    #[test]
+    fn functions_need_a_cargo_lambda_binary() {
+        let function = |metadata: &str| {
+            format!(
+                "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Metadata: {metadata}\n    Properties: {{CodeUri: .}}\n"
+            )
+        };
+        let missing = topology_error(&function("{BuildMethod: rust-cargolambda}"));
+        assert!(
+            missing.contains("/t/template.yaml: Fn: Metadata.BuildProperties.Binary is missing"),
+            "{missing}"
+        );
+        let python = topology_error(&function("{BuildMethod: python3.12}"));
+        assert!(
+            python.contains("not supported by the local runner: only Rust functions"),
+            "{python}"
+        );
+        let topology = topology_of(&function("{BuildProperties: {Binary: fn}}"));
+        assert_eq!(topology.functions[0].name, "shop-Fn");
+        assert_eq!(topology.functions[0].timeout_seconds, 3);
+        assert_eq!(topology.functions[0].memory_mb, 128);
+        assert_eq!(topology.not_emulated, ["FnRole (AWS::IAM::Role)"]);
+    }
+}
