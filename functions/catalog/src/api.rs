@@ -24,6 +24,12 @@ pub struct App {
     pub store: ProductStore,
 }
 
+impl shop_platform::entrypoint::HttpApi for App {
+    async fn handle(&self, request: Request) -> Response<Body> {
+        handle(self, request).await
+    }
+}
+
 /// Answers one request. Never fails: every error is a problem+json response.
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
     let correlation_id = correlation_id(&request);

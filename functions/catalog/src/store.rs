@@ -35,7 +35,9 @@ pub enum StoreError {
 impl From<CommitError> for StoreError {
     fn from(error: CommitError) -> Self {
         match error {
-            CommitError::ConditionFailed { .. } => StoreError::Conflict,
+            CommitError::ConditionFailed { .. } | CommitError::TransactionConflict => {
+                StoreError::Conflict
+            }
             other => StoreError::Dynamo(other.to_string()),
         }
     }

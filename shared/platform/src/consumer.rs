@@ -24,7 +24,7 @@ use crate::transaction::{CommitError, Transaction};
 const MARKER_RETENTION_SECONDS: i64 = 15 * 24 * 3600;
 /// Optimistic-concurrency conflicts are retried at once this many times before the
 /// message is handed back to the queue.
-const CONFLICT_RETRIES: u32 = 3;
+const CONFLICT_RETRIES: u32 = 5;
 
 /// An event taken off the queue.
 #[derive(Debug, Clone)]
@@ -87,7 +87,9 @@ pub enum ConsumeError {
 impl From<CommitError> for ConsumeError {
     fn from(error: CommitError) -> Self {
         match error {
-            CommitError::ConditionFailed { .. } => ConsumeError::Conflict,
+            CommitError::ConditionFailed { .. } | CommitError::TransactionConflict => {
+                ConsumeError::Conflict
+            }
             other => ConsumeError::Transient(other.to_string()),
         }
     }
@@ -179,21 +181,29 @@ impl<H: EventHandler> SqsConsumer<H> {
     }
 
     async fn apply(&self, event: &IncomingEvent) -> Outcome {
-        for _ in 0..=CONFLICT_RETRIES {
+        for attempt in 0..=CONFLICT_RETRIES {
+            if attempt > 0 {
+                // Spread the retries of writers that collided, so they do not collide again.
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    fastrand::u64(5..=25) * u64::from(attempt),
+                ))
+                .await;
+            }
             let mut transaction = Transaction::new(&self.table);
             let marker = transaction.write(self.marker(event));
-            if let Err(error) = self.handler.handle(event, &mut transaction).await {
-                match error {
-                    ConsumeError::Conflict => continue,
-                    other => return Outcome::Failed(other.to_string()),
-                }
+            match self.handler.handle(event, &mut transaction).await {
+                Ok(()) => {}
+                Err(ConsumeError::Conflict) => continue,
+                Err(other) => return Outcome::Failed(other.to_string()),
             }
             match transaction.commit(&self.client).await {
                 Ok(()) => return Outcome::Applied,
                 Err(CommitError::ConditionFailed { failed }) if failed.contains(&marker) => {
                     return Outcome::Duplicate;
                 }
-                Err(CommitError::ConditionFailed { .. }) => continue,
+                Err(CommitError::ConditionFailed { .. } | CommitError::TransactionConflict) => {
+                    continue;
+                }
                 Err(other) => return Outcome::Failed(other.to_string()),
             }
         }

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod consumer;
+pub mod entrypoint;
 pub mod http;
 pub mod outbox;
 pub mod pagination;

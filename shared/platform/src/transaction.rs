@@ -25,6 +25,10 @@ pub enum CommitError {
     /// the order items were added) whose condition failed.
     #[error("transaction cancelled: the condition of item(s) {failed:?} did not hold")]
     ConditionFailed { failed: Vec<usize> },
+    /// Another transaction was writing the same items at the same moment; nothing was
+    /// written, and trying again is the cure.
+    #[error("transaction cancelled by a concurrent transaction on the same items")]
+    TransactionConflict,
     #[error("transaction has {0} items, more than DynamoDB's {MAX_ITEMS}")]
     TooLarge(usize),
     #[error("could not encode an event: {0}")]
@@ -97,14 +101,19 @@ impl Transaction {
                         .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
                         .map(|(position, _)| position)
                         .collect();
-                    if failed.is_empty() {
-                        // Cancelled for another reason: a conflicting transaction or throttling.
+                    let conflicted = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("TransactionConflict"));
+                    if !failed.is_empty() {
+                        Err(CommitError::ConditionFailed { failed })
+                    } else if conflicted {
+                        Err(CommitError::TransactionConflict)
+                    } else {
                         Err(CommitError::Dynamo(format!(
                             "{}",
                             DisplayErrorContext(cancelled)
                         )))
-                    } else {
-                        Err(CommitError::ConditionFailed { failed })
                     }
                 }
                 other => Err(CommitError::Dynamo(format!(
