@@ -1,0 +1,221 @@
+//! Ordering's HTTP API function: the order routes of DESIGN §2 and §6. API Gateway has
+//! matched the route and, on every order route, verified the token; this module decides
+//! who may see what, calls the domain, persists and answers.
+//!
+//! An order is visible to its owner (and to admins, who read but do not act); to anyone
+//! else it does not exist: 404, never a 403 that would confirm it does.
+
+use chrono::Utc;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use shop_events::ordering::CancellationReason;
+use shop_events::{Address, Envelope, Money, OrderLine};
+use shop_platform::Problem;
+use shop_platform::http::{
+    Identity, correlation_id, json_response, path_param, require_user, respond, route_key,
+};
+use shop_platform::pagination::{Page, encode_cursor, page_request};
+use tracing::Instrument;
+
+use crate::domain::{CancelOutcome, Order, OrderStatus, StatusChange, is_order_id};
+use crate::store::{OrderStore, StoreError};
+
+/// A cancellation that loses a race with a consumer (stock confirmed, payment taken) reads
+/// the order again and decides anew; this many times before answering 409.
+const CANCEL_ATTEMPTS: usize = 3;
+
+pub struct App {
+    pub store: OrderStore,
+}
+
+impl shop_platform::entrypoint::HttpApi for App {
+    async fn handle(&self, request: Request) -> Response<Body> {
+        handle(self, request).await
+    }
+}
+
+/// An order as the API shows it (DESIGN §6). Built from the stored order field by field,
+/// so what is only for the shop's own use (the payment token, the version) cannot leak
+/// into an answer by someone adding a field to [`Order`].
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView<'a> {
+    id: &'a str,
+    user_id: &'a str,
+    status: OrderStatus,
+    lines: &'a [OrderLine],
+    total: &'a Money,
+    shipping_address: &'a Address,
+    status_history: &'a [StatusChange],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancellation_reason: Option<CancellationReason>,
+    created_at: &'a str,
+    updated_at: &'a str,
+}
+
+impl<'a> From<&'a Order> for OrderView<'a> {
+    fn from(order: &'a Order) -> Self {
+        Self {
+            id: &order.id,
+            user_id: &order.user_id,
+            status: order.status,
+            lines: &order.lines,
+            total: &order.total,
+            shipping_address: &order.shipping_address,
+            status_history: &order.status_history,
+            cancellation_reason: order.cancellation_reason,
+            created_at: &order.created_at,
+            updated_at: &order.updated_at,
+        }
+    }
+}
+
+/// Answers one request. Never fails: every error is a problem+json response.
+pub async fn handle(app: &App, request: Request) -> Response<Body> {
+    let correlation_id = correlation_id(&request);
+    let route = route_key(&request);
+    let span = tracing::info_span!("request", correlation_id = %correlation_id, route = %route);
+    async {
+        let response = respond(dispatch(app, &request, &route, &correlation_id).await);
+        tracing::info!(status = response.status().as_u16(), "answered");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn dispatch(
+    app: &App,
+    request: &Request,
+    route: &str,
+    correlation_id: &str,
+) -> Result<Response<Body>, Problem> {
+    match route {
+        "GET /orders" => list(app, request).await,
+        "GET /orders/{orderId}" => get(app, request).await,
+        "POST /orders/{orderId}/cancel" => cancel(app, request, correlation_id).await,
+        "GET /health/ordering" => health(app).await,
+        _ => Err(Problem::not_found(format!("no route {route}"))),
+    }
+}
+
+/// The caller's orders, newest first.
+async fn list(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
+    let caller = require_user(request)?;
+    let page = page_request(request, OrderStore::CURSOR_ATTRIBUTES)?;
+    if let Some(after) = &page.after
+        && !OrderStore::cursor_belongs_to(&caller.user_id, after)
+    {
+        return Err(Problem::validation(vec![shop_platform::FieldError {
+            field: "cursor".into(),
+            message: "is not a cursor this list gave out".into(),
+        }]));
+    }
+    let (orders, last_key) = app
+        .store
+        .list_for_user(&caller.user_id, page)
+        .await
+        .map_err(internal)?;
+    let page = Page {
+        items: orders.iter().map(OrderView::from).collect(),
+        next_cursor: last_key.as_ref().and_then(encode_cursor),
+    };
+    Ok(json_response(StatusCode::OK, &page))
+}
+
+async fn get(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
+    let caller = require_user(request)?;
+    let order = load_visible(app, request, &caller, |order| {
+        order.is_owned_by(&caller.user_id) || caller.is_admin
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, &OrderView::from(&order)))
+}
+
+/// 202 with the cancelled order (inventory, payment and shipping follow through its
+/// OrderCancelled), 200 when it already was cancelled, 409 once it has shipped.
+async fn cancel(
+    app: &App,
+    request: &Request,
+    correlation_id: &str,
+) -> Result<Response<Body>, Problem> {
+    let caller = require_user(request)?;
+    for _ in 0..CANCEL_ATTEMPTS {
+        let mut order = load_visible(app, request, &caller, |order| {
+            order.is_owned_by(&caller.user_id)
+        })
+        .await?;
+        let read_version = order.version;
+        let event = match order.cancel_by_customer(Utc::now()) {
+            CancelOutcome::Cancelled(event) => event,
+            CancelOutcome::AlreadyCancelled => {
+                return Ok(json_response(StatusCode::OK, &OrderView::from(&order)));
+            }
+            CancelOutcome::TooLate => {
+                return Err(Problem::conflict(format!(
+                    "the order is {} and can no longer be cancelled",
+                    order.status
+                )));
+            }
+        };
+        let event = Envelope::new(event, correlation_id);
+        match app.store.change(&order, read_version, &event).await {
+            Ok(()) => {
+                tracing::info!(order_id = %order.id, event_id = %event.metadata.event_id, "order cancelled by its owner");
+                return Ok(json_response(
+                    StatusCode::ACCEPTED,
+                    &OrderView::from(&order),
+                ));
+            }
+            Err(StoreError::Conflict) => {
+                tracing::info!(order_id = %order.id, "order changed while cancelling; reading it again");
+            }
+            Err(other) => return Err(internal(other)),
+        }
+    }
+    Err(Problem::conflict(
+        "the order kept changing while this request ran; read it again and retry",
+    ))
+}
+
+async fn health(app: &App) -> Result<Response<Body>, Problem> {
+    if app.store.is_reachable().await {
+        Ok(json_response(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok", "capability": "ordering"}),
+        ))
+    } else {
+        Err(Problem::service_unavailable(
+            "the ordering table is not reachable",
+        ))
+    }
+}
+
+/// The order the path names, if `may_see` lets the caller see it; otherwise the same 404
+/// as for an order that does not exist.
+async fn load_visible(
+    app: &App,
+    request: &Request,
+    caller: &Identity,
+    may_see: impl Fn(&Order) -> bool,
+) -> Result<Order, Problem> {
+    let id = path_param(request, "orderId")?;
+    let not_found = || Problem::not_found(format!("no order {id}"));
+    if !is_order_id(&id) {
+        return Err(not_found());
+    }
+    let order = app.store.get(&id).await.map_err(internal)?;
+    match order {
+        Some(order) if may_see(&order) => Ok(order),
+        Some(_) => {
+            tracing::info!(order_id = %id, user_id = %caller.user_id, "order of another user asked for");
+            Err(not_found())
+        }
+        None => Err(not_found()),
+    }
+}
+
+fn internal(error: StoreError) -> Problem {
+    Problem::internal(&error)
+}

@@ -1,0 +1,6 @@
+//! Ordering's outbox relay Lambda, on the orders table's stream.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shop_platform::relay::run().await
+}

@@ -1,0 +1,150 @@
+//! Ordering's reactions to the events of the checkout choreography (DESIGN §3, steps 2
+//! and 4). The harness (`shop_platform::consumer::SqsConsumer`) has already parsed the
+//! message and will commit what a handler stages here together with the processed-event
+//! marker, so a redelivered event is a no-op before it reaches this code.
+//!
+//! Every decision is taken from the order's current state, never from the order in which
+//! events arrive: an event whose transition the order's status no longer (or never) allows
+//! (late, republished with a new id, or after the customer cancelled) changes nothing and
+//! is acknowledged. An event about an order that does not exist yet is given back to the
+//! queue, which redelivers it after the order's CheckoutRequested has had its turn.
+
+use chrono::{DateTime, Utc};
+use shop_events::basket::CheckoutRequested;
+use shop_events::inventory::{StockReservationFailed, StockReserved};
+use shop_events::{DomainEvent, Envelope};
+use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent};
+use shop_platform::transaction::Transaction;
+
+use crate::domain::{NotAllowed, Order, is_order_id};
+use crate::store::{OrderStore, StoreError};
+
+/// The name the harness gives this consumer's processed-event markers.
+pub const CONSUMER_NAME: &str = "ordering";
+
+pub struct Handler {
+    pub store: OrderStore,
+}
+
+impl EventHandler for Handler {
+    async fn handle(
+        &self,
+        event: &IncomingEvent,
+        transaction: &mut Transaction,
+    ) -> Result<(), ConsumeError> {
+        let now = Utc::now();
+        match event.detail_type.as_str() {
+            CheckoutRequested::DETAIL_TYPE => {
+                self.checkout_requested(data(event)?, event, now, transaction)
+                    .await
+            }
+            StockReserved::DETAIL_TYPE => {
+                let reserved: StockReserved = data(event)?;
+                self.transition(&reserved.order_id, event, now, transaction, |order| {
+                    order.confirm_stock(now)
+                })
+                .await
+            }
+            StockReservationFailed::DETAIL_TYPE => {
+                let failed: StockReservationFailed = data(event)?;
+                self.transition(&failed.order_id, event, now, transaction, |order| {
+                    order.reject_for_stock(now)
+                })
+                .await
+            }
+            other => Err(ConsumeError::Malformed(format!(
+                "ordering does not consume {other}"
+            ))),
+        }
+    }
+}
+
+impl Handler {
+    /// Step 2: the checkout becomes an order, once, however often the event arrives.
+    async fn checkout_requested(
+        &self,
+        checkout: CheckoutRequested,
+        event: &IncomingEvent,
+        now: DateTime<Utc>,
+        transaction: &mut Transaction,
+    ) -> Result<(), ConsumeError> {
+        let (order, submitted) =
+            Order::submit(checkout, now).map_err(|e| ConsumeError::Malformed(e.to_string()))?;
+        let order_id = order.id.as_str();
+        if self
+            .store
+            .get(order_id)
+            .await
+            .map_err(store_error)?
+            .is_some()
+        {
+            tracing::info!(order_id, "the order already exists; nothing to do");
+            return Ok(());
+        }
+        let outgoing = Envelope::at(submitted, event.correlation_id(), now);
+        // Conditional on the order not existing: should another delivery create it between
+        // our read and this commit, the harness retries and the read above sees it.
+        self.store
+            .stage_create(transaction, &order, &outgoing)
+            .map_err(store_error)?;
+        tracing::info!(order_id, user_id = %order.user_id, event_id = %outgoing.metadata.event_id, "order submitted");
+        Ok(())
+    }
+
+    /// Step 4 and every later step: one guarded transition of an existing order.
+    async fn transition<T: DomainEvent>(
+        &self,
+        order_id: &str,
+        event: &IncomingEvent,
+        now: DateTime<Utc>,
+        transaction: &mut Transaction,
+        change: impl FnOnce(&mut Order) -> Result<T, NotAllowed>,
+    ) -> Result<(), ConsumeError> {
+        if !is_order_id(order_id) {
+            return Err(ConsumeError::Malformed(format!(
+                "{order_id:?} is not an order id"
+            )));
+        }
+        let Some(mut order) = self.store.get(order_id).await.map_err(store_error)? else {
+            return Err(ConsumeError::Transient(format!(
+                "order {order_id} does not exist (yet); {} will be redelivered",
+                event.detail_type
+            )));
+        };
+        let read_version = order.version;
+        match change(&mut order) {
+            Ok(raised) => {
+                let outgoing = Envelope::at(raised, event.correlation_id(), now);
+                self.store
+                    .stage_change(transaction, &order, read_version, &outgoing)
+                    .map_err(store_error)?;
+                tracing::info!(order_id, status = %order.status, event_id = %outgoing.metadata.event_id, "order moved on");
+            }
+            Err(refused) => {
+                tracing::info!(order_id, reason = %refused, "event does not apply to the order as it is; ignored");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The event's data, if it comes from the capability that owns its type: the bus rule
+/// filters on source already, and this keeps a misrouted or forged event out all the same.
+fn data<T: DomainEvent>(event: &IncomingEvent) -> Result<T, ConsumeError> {
+    if event.source != T::SOURCE {
+        return Err(ConsumeError::Malformed(format!(
+            "{} must come from {}, not {}",
+            T::DETAIL_TYPE,
+            T::SOURCE,
+            event.source
+        )));
+    }
+    event.data()
+}
+
+fn store_error(error: StoreError) -> ConsumeError {
+    match error {
+        StoreError::Conflict => ConsumeError::Conflict,
+        other => ConsumeError::Transient(other.to_string()),
+    }
+}

@@ -1,0 +1,803 @@
+//! Orders and their life (DESIGN §3). No I/O and no AWS type here: the consumer and the
+//! API load an order, call one of these methods and persist what it returns.
+//!
+//! Every status change is a guarded method on [`Order`]: it checks that the current status
+//! allows it, records the change in the status history, moves the version on, and returns
+//! the domain event the change raises. A transition the current status does not allow
+//! changes nothing and says so ([`NotAllowed`]); that is how a late, repeated or reordered
+//! event is recognised and ignored.
+//!
+//! ```text
+//!  submitted ──confirm_stock──▶ stock_confirmed ──mark_paid──▶ paid ──mark_shipped──▶ shipped ──mark_delivered──▶ delivered
+//!      │                              │                          │
+//!      │ reject_for_stock             │ fail_payment             │
+//!      │ cancel_by_customer           │ cancel_by_customer       │ cancel_by_customer
+//!      ▼                              ▼                          ▼
+//!  cancelled ◀────────────────────────┴──────────────────────────┘
+//! ```
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use shop_events::basket::CheckoutRequested;
+use shop_events::ordering::{
+    CancellationReason, OrderCancelled, OrderDelivered, OrderPaid, OrderShipped,
+    OrderStockConfirmed, OrderSubmitted,
+};
+use shop_events::payment::PaymentFailureReason;
+use shop_events::{Address, Money, OrderLine};
+
+/// Where an order is in its life. Stored and answered in snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Submitted,
+    StockConfirmed,
+    Paid,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 6] = [
+        OrderStatus::Submitted,
+        OrderStatus::StockConfirmed,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Submitted => "submitted",
+            OrderStatus::StockConfirmed => "stock_confirmed",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of an order's status history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub status: OrderStatus,
+    /// RFC 3339, UTC, milliseconds.
+    pub at: String,
+    /// Why the order was cancelled; only on the `cancelled` entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<CancellationReason>,
+}
+
+/// The payment provider's token for the order (never card data). The order keeps it only
+/// because payment charges it when the stock is confirmed; `Debug` hides it so that it
+/// cannot reach a log by accident, and the API's view of an order has no field for it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PaymentToken(String);
+
+impl PaymentToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself, for the one event that hands it to payment.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PaymentToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PaymentToken(<redacted>)")
+    }
+}
+
+/// An order, as ordering stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: String,
+    pub user_id: String,
+    pub status: OrderStatus,
+    pub lines: Vec<OrderLine>,
+    pub total: Money,
+    pub shipping_address: Address,
+    pub payment_token: PaymentToken,
+    /// Every status the order has been in, oldest first; the last entry is `status`.
+    pub status_history: Vec<StatusChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<CancellationReason>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Starts at 1 and grows with every status change; writes are conditional on it, so
+    /// two writers (a consumer and a customer's cancel) never both win.
+    pub version: u64,
+}
+
+/// The status changes an order knows, by the name of the method that makes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transition {
+    ConfirmStock,
+    RejectForStock,
+    MarkPaid,
+    FailPayment,
+    MarkShipped,
+    MarkDelivered,
+    CancelByCustomer,
+}
+
+impl Transition {
+    pub const ALL: [Transition; 7] = [
+        Transition::ConfirmStock,
+        Transition::RejectForStock,
+        Transition::MarkPaid,
+        Transition::FailPayment,
+        Transition::MarkShipped,
+        Transition::MarkDelivered,
+        Transition::CancelByCustomer,
+    ];
+
+    /// The rules of DESIGN §3 in one place: the statuses each change may start from.
+    fn allowed_from(self) -> &'static [OrderStatus] {
+        use OrderStatus::*;
+        match self {
+            Transition::ConfirmStock | Transition::RejectForStock => &[Submitted],
+            Transition::MarkPaid | Transition::FailPayment => &[StockConfirmed],
+            Transition::MarkShipped => &[Paid],
+            Transition::MarkDelivered => &[Shipped],
+            // Until the parcel has left; a paid order is refunded by payment.
+            Transition::CancelByCustomer => &[Submitted, StockConfirmed, Paid],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Transition::ConfirmStock => "confirm the stock of",
+            Transition::RejectForStock => "cancel for missing stock",
+            Transition::MarkPaid => "mark as paid",
+            Transition::FailPayment => "fail the payment of",
+            Transition::MarkShipped => "mark as shipped",
+            Transition::MarkDelivered => "mark as delivered",
+            Transition::CancelByCustomer => "cancel on the customer's request",
+        }
+    }
+}
+
+/// A status change the order's current status does not allow. Nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {} an order that is {status}", .transition.name())]
+pub struct NotAllowed {
+    pub transition: Transition,
+    pub status: OrderStatus,
+}
+
+/// What a customer's cancellation came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The order is now cancelled; the event tells inventory, payment and shipping.
+    Cancelled(OrderCancelled),
+    /// It already was (by the customer or the checkout's choreography); nothing changed.
+    AlreadyCancelled,
+    /// It has shipped or been delivered; nothing changed.
+    TooLate,
+}
+
+/// A CheckoutRequested that cannot become an order. Basket validates checkouts, so this
+/// is a broken or forged event, never a customer's mistake.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid checkout: {0}")]
+pub struct InvalidCheckout(String);
+
+impl Order {
+    /// The order a checkout asks for, `submitted`, and the event that announces it.
+    pub fn submit(
+        checkout: CheckoutRequested,
+        now: DateTime<Utc>,
+    ) -> Result<(Order, OrderSubmitted), InvalidCheckout> {
+        validate(&checkout)?;
+        let at = timestamp(now);
+        let order = Order {
+            id: checkout.order_id,
+            user_id: checkout.user_id,
+            status: OrderStatus::Submitted,
+            lines: checkout.lines,
+            total: checkout.total,
+            shipping_address: checkout.shipping_address,
+            payment_token: PaymentToken::new(checkout.payment_token),
+            status_history: vec![StatusChange {
+                status: OrderStatus::Submitted,
+                at: at.clone(),
+                reason: None,
+            }],
+            cancellation_reason: None,
+            created_at: at.clone(),
+            updated_at: at,
+            version: 1,
+        };
+        let event = OrderSubmitted {
+            order_id: order.id.clone(),
+            user_id: order.user_id.clone(),
+            lines: order.lines.clone(),
+            total: order.total.clone(),
+        };
+        Ok((order, event))
+    }
+
+    /// Inventory reserved every line: payment may charge the order.
+    pub fn confirm_stock(&mut self, now: DateTime<Utc>) -> Result<OrderStockConfirmed, NotAllowed> {
+        self.change(
+            Transition::ConfirmStock,
+            OrderStatus::StockConfirmed,
+            None,
+            now,
+        )?;
+        Ok(OrderStockConfirmed {
+            order_id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            total: self.total.clone(),
+            payment_token: self.payment_token.expose().to_owned(),
+        })
+    }
+
+    /// Inventory could not reserve every line: the order ends here.
+    pub fn reject_for_stock(&mut self, now: DateTime<Utc>) -> Result<OrderCancelled, NotAllowed> {
+        self.cancel(
+            Transition::RejectForStock,
+            CancellationReason::OutOfStock,
+            now,
+        )
+    }
+
+    /// Payment charged the order: shipping may prepare it.
+    pub fn mark_paid(&mut self, now: DateTime<Utc>) -> Result<OrderPaid, NotAllowed> {
+        self.change(Transition::MarkPaid, OrderStatus::Paid, None, now)?;
+        Ok(OrderPaid {
+            order_id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            lines: self.lines.clone(),
+            total: self.total.clone(),
+            shipping_address: self.shipping_address.clone(),
+        })
+    }
+
+    /// Payment could not charge the order: it is cancelled, and inventory releases it.
+    pub fn fail_payment(
+        &mut self,
+        failure: PaymentFailureReason,
+        now: DateTime<Utc>,
+    ) -> Result<OrderCancelled, NotAllowed> {
+        let reason = match failure {
+            PaymentFailureReason::Declined => CancellationReason::PaymentFailed,
+            PaymentFailureReason::ProviderUnavailable => CancellationReason::ProviderUnavailable,
+        };
+        self.cancel(Transition::FailPayment, reason, now)
+    }
+
+    /// The parcel left the warehouse.
+    pub fn mark_shipped(&mut self, now: DateTime<Utc>) -> Result<OrderShipped, NotAllowed> {
+        self.change(Transition::MarkShipped, OrderStatus::Shipped, None, now)?;
+        Ok(OrderShipped {
+            order_id: self.id.clone(),
+            user_id: self.user_id.clone(),
+        })
+    }
+
+    /// The parcel arrived.
+    pub fn mark_delivered(&mut self, now: DateTime<Utc>) -> Result<OrderDelivered, NotAllowed> {
+        self.change(Transition::MarkDelivered, OrderStatus::Delivered, None, now)?;
+        Ok(OrderDelivered {
+            order_id: self.id.clone(),
+            user_id: self.user_id.clone(),
+        })
+    }
+
+    /// The customer asks to cancel. Allowed until the order has shipped; asking again once
+    /// it is cancelled, for whatever reason, is answered as done.
+    pub fn cancel_by_customer(&mut self, now: DateTime<Utc>) -> CancelOutcome {
+        match self.cancel(
+            Transition::CancelByCustomer,
+            CancellationReason::CustomerRequest,
+            now,
+        ) {
+            Ok(event) => CancelOutcome::Cancelled(event),
+            Err(_) if self.status == OrderStatus::Cancelled => CancelOutcome::AlreadyCancelled,
+            Err(_) => CancelOutcome::TooLate,
+        }
+    }
+
+    pub fn is_owned_by(&self, user_id: &str) -> bool {
+        self.user_id == user_id
+    }
+
+    fn cancel(
+        &mut self,
+        transition: Transition,
+        reason: CancellationReason,
+        now: DateTime<Utc>,
+    ) -> Result<OrderCancelled, NotAllowed> {
+        self.change(transition, OrderStatus::Cancelled, Some(reason), now)?;
+        self.cancellation_reason = Some(reason);
+        Ok(OrderCancelled {
+            order_id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            reason,
+        })
+    }
+
+    /// The one place an order's status moves: guarded, recorded, versioned.
+    fn change(
+        &mut self,
+        transition: Transition,
+        to: OrderStatus,
+        reason: Option<CancellationReason>,
+        now: DateTime<Utc>,
+    ) -> Result<(), NotAllowed> {
+        if !transition.allowed_from().contains(&self.status) {
+            return Err(NotAllowed {
+                transition,
+                status: self.status,
+            });
+        }
+        let at = timestamp(now);
+        self.status = to;
+        self.status_history.push(StatusChange {
+            status: to,
+            at: at.clone(),
+            reason,
+        });
+        self.updated_at = at;
+        self.version += 1;
+        Ok(())
+    }
+}
+
+/// What a checkout must be to become an order: a reachable id, an owner, at least one
+/// line, and a total that is what its lines add up to, all in one currency.
+fn validate(checkout: &CheckoutRequested) -> Result<(), InvalidCheckout> {
+    let invalid = |why: String| Err(InvalidCheckout(why));
+    let overflow = || InvalidCheckout("the total overflows".into());
+    if !is_order_id(&checkout.order_id) {
+        return invalid(format!("{:?} is not an order id", checkout.order_id));
+    }
+    if checkout.user_id.trim().is_empty() {
+        return invalid("no user".into());
+    }
+    if checkout.payment_token.trim().is_empty() {
+        return invalid("no payment token".into());
+    }
+    if checkout.lines.is_empty() {
+        return invalid("no lines".into());
+    }
+    let currency = &checkout.total.currency;
+    let mut sum: i64 = 0;
+    for line in &checkout.lines {
+        if line.product_id.is_empty() || line.quantity == 0 || line.unit_price.amount <= 0 {
+            return invalid(format!("line {:?} is empty or unpriced", line.product_id));
+        }
+        if &line.unit_price.currency != currency {
+            return invalid(format!("line {:?} is not in {currency}", line.product_id));
+        }
+        sum = line
+            .unit_price
+            .amount
+            .checked_mul(i64::from(line.quantity))
+            .and_then(|amount| sum.checked_add(amount))
+            .ok_or_else(overflow)?;
+    }
+    if sum != checkout.total.amount {
+        return invalid(format!(
+            "the total is {} but the lines add up to {sum}",
+            checkout.total.amount
+        ));
+    }
+    Ok(())
+}
+
+/// Order ids are minted by basket at checkout; like every id of the shop (DESIGN §4) they
+/// are short URL-safe strings. Anything else cannot name an order.
+pub fn is_order_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OrderStatus::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(seconds, 0).unwrap()
+    }
+
+    fn checkout() -> CheckoutRequested {
+        CheckoutRequested {
+            order_id: "01JDKR3B5X8Q2W4E6R8T0Y2V4N".into(),
+            user_id: "user-1".into(),
+            lines: vec![
+                OrderLine {
+                    product_id: "p1".into(),
+                    name: "Mug".into(),
+                    unit_price: Money::usd(1200),
+                    quantity: 2,
+                },
+                OrderLine {
+                    product_id: "p2".into(),
+                    name: "Tea".into(),
+                    unit_price: Money::usd(350),
+                    quantity: 1,
+                },
+            ],
+            total: Money::usd(2750),
+            shipping_address: Address {
+                name: "Ada Lovelace".into(),
+                line1: "12 St James's Square".into(),
+                line2: None,
+                city: "London".into(),
+                postal_code: "SW1Y 4JH".into(),
+                country: "GB".into(),
+            },
+            payment_token: "tok_visa_4242".into(),
+        }
+    }
+
+    fn submitted() -> Order {
+        Order::submit(checkout(), at(1_000)).unwrap().0
+    }
+
+    /// An order brought to `status` through the methods themselves, the way it gets there
+    /// in production.
+    fn order_in(status: OrderStatus) -> Order {
+        let mut order = submitted();
+        let now = at(2_000);
+        let path: &[Transition] = match status {
+            Submitted => &[],
+            StockConfirmed => &[Transition::ConfirmStock],
+            Paid => &[Transition::ConfirmStock, Transition::MarkPaid],
+            Shipped => &[
+                Transition::ConfirmStock,
+                Transition::MarkPaid,
+                Transition::MarkShipped,
+            ],
+            Delivered => &[
+                Transition::ConfirmStock,
+                Transition::MarkPaid,
+                Transition::MarkShipped,
+                Transition::MarkDelivered,
+            ],
+            Cancelled => &[Transition::RejectForStock],
+        };
+        for transition in path {
+            apply(&mut order, *transition, now).unwrap();
+        }
+        assert_eq!(order.status, status);
+        order
+    }
+
+    /// Runs one transition by its method; `Ok` holds the status and reason its event
+    /// announces, to check that the event matches what happened.
+    fn apply(
+        order: &mut Order,
+        transition: Transition,
+        now: DateTime<Utc>,
+    ) -> Result<(OrderStatus, Option<CancellationReason>), NotAllowed> {
+        match transition {
+            Transition::ConfirmStock => order.confirm_stock(now).map(|_| (StockConfirmed, None)),
+            Transition::RejectForStock => order
+                .reject_for_stock(now)
+                .map(|e| (Cancelled, Some(e.reason))),
+            Transition::MarkPaid => order.mark_paid(now).map(|_| (Paid, None)),
+            Transition::FailPayment => order
+                .fail_payment(PaymentFailureReason::Declined, now)
+                .map(|e| (Cancelled, Some(e.reason))),
+            Transition::MarkShipped => order.mark_shipped(now).map(|_| (Shipped, None)),
+            Transition::MarkDelivered => order.mark_delivered(now).map(|_| (Delivered, None)),
+            Transition::CancelByCustomer => match order.cancel_by_customer(now) {
+                CancelOutcome::Cancelled(e) => Ok((Cancelled, Some(e.reason))),
+                CancelOutcome::AlreadyCancelled | CancelOutcome::TooLate => Err(NotAllowed {
+                    transition,
+                    status: order.status,
+                }),
+            },
+        }
+    }
+
+    #[test]
+    fn a_submitted_order_starts_its_history_at_version_one_and_announces_itself() {
+        let (order, event) = Order::submit(checkout(), at(1_000)).unwrap();
+        assert_eq!(order.status, Submitted);
+        assert_eq!(order.version, 1);
+        assert_eq!(order.created_at, "1970-01-01T00:16:40.000Z");
+        assert_eq!(order.updated_at, order.created_at);
+        assert_eq!(
+            order.status_history,
+            [StatusChange {
+                status: Submitted,
+                at: order.created_at.clone(),
+                reason: None
+            }]
+        );
+        assert_eq!(order.cancellation_reason, None);
+        assert_eq!(
+            event,
+            OrderSubmitted {
+                order_id: checkout().order_id,
+                user_id: "user-1".into(),
+                lines: checkout().lines,
+                total: Money::usd(2750),
+            }
+        );
+    }
+
+    /// The whole state machine: every status against every transition. The expected
+    /// table is written out here rather than derived from the rules it checks.
+    #[test]
+    fn every_transition_from_every_status_does_exactly_what_the_design_allows() {
+        let customer = Some(CancellationReason::CustomerRequest);
+        let expected = |from: OrderStatus, transition: Transition| match (from, transition) {
+            (Submitted, Transition::ConfirmStock) => Some((StockConfirmed, None)),
+            (Submitted, Transition::RejectForStock) => {
+                Some((Cancelled, Some(CancellationReason::OutOfStock)))
+            }
+            (Submitted, Transition::CancelByCustomer) => Some((Cancelled, customer)),
+            (StockConfirmed, Transition::MarkPaid) => Some((Paid, None)),
+            (StockConfirmed, Transition::FailPayment) => {
+                Some((Cancelled, Some(CancellationReason::PaymentFailed)))
+            }
+            (StockConfirmed, Transition::CancelByCustomer) => Some((Cancelled, customer)),
+            (Paid, Transition::MarkShipped) => Some((Shipped, None)),
+            (Paid, Transition::CancelByCustomer) => Some((Cancelled, customer)),
+            (Shipped, Transition::MarkDelivered) => Some((Delivered, None)),
+            _ => None,
+        };
+        let mut allowed = 0;
+        for from in OrderStatus::ALL {
+            for transition in Transition::ALL {
+                let before = order_in(from);
+                let mut order = before.clone();
+                let outcome = apply(&mut order, transition, at(9_000));
+                match expected(from, transition) {
+                    Some((to, reason)) => {
+                        allowed += 1;
+                        assert_eq!(
+                            outcome,
+                            Ok((to, reason)),
+                            "{from} × {transition:?}: the event"
+                        );
+                        assert_eq!(order.status, to, "{from} × {transition:?}");
+                        assert_eq!(order.version, before.version + 1);
+                        assert_eq!(order.updated_at, "1970-01-01T02:30:00.000Z");
+                        assert_eq!(order.created_at, before.created_at);
+                        assert_eq!(order.status_history.len(), before.status_history.len() + 1);
+                        assert_eq!(
+                            order.status_history.last(),
+                            Some(&StatusChange {
+                                status: to,
+                                at: order.updated_at.clone(),
+                                reason
+                            })
+                        );
+                        assert_eq!(order.cancellation_reason, reason);
+                    }
+                    None => {
+                        assert_eq!(
+                            outcome,
+                            Err(NotAllowed {
+                                transition,
+                                status: from
+                            }),
+                            "{from} × {transition:?} must be refused"
+                        );
+                        assert_eq!(order, before, "{from} × {transition:?} changed the order");
+                    }
+                }
+            }
+        }
+        assert_eq!(allowed, 9);
+    }
+
+    #[test]
+    fn a_repeated_transition_is_refused_the_second_time() {
+        let mut order = submitted();
+        assert!(order.confirm_stock(at(2_000)).is_ok());
+        let once = order.clone();
+        assert_eq!(
+            order.confirm_stock(at(3_000)),
+            Err(NotAllowed {
+                transition: Transition::ConfirmStock,
+                status: StockConfirmed
+            })
+        );
+        assert_eq!(order, once);
+    }
+
+    #[test]
+    fn stock_confirmation_hands_payment_the_token_and_the_total() {
+        let mut order = submitted();
+        let event = order.confirm_stock(at(2_000)).unwrap();
+        assert_eq!(
+            event,
+            OrderStockConfirmed {
+                order_id: order.id.clone(),
+                user_id: "user-1".into(),
+                total: Money::usd(2750),
+                payment_token: "tok_visa_4242".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn payment_tells_shipping_what_to_send_where() {
+        let mut order = order_in(StockConfirmed);
+        let event = order.mark_paid(at(3_000)).unwrap();
+        assert_eq!(event.lines, checkout().lines);
+        assert_eq!(event.shipping_address, checkout().shipping_address);
+        assert_eq!(event.total, Money::usd(2750));
+    }
+
+    #[test]
+    fn a_failed_payment_names_its_cause_in_the_cancellation() {
+        for (failure, reason) in [
+            (
+                PaymentFailureReason::Declined,
+                CancellationReason::PaymentFailed,
+            ),
+            (
+                PaymentFailureReason::ProviderUnavailable,
+                CancellationReason::ProviderUnavailable,
+            ),
+        ] {
+            let mut order = order_in(StockConfirmed);
+            let event = order.fail_payment(failure, at(3_000)).unwrap();
+            assert_eq!(event.reason, reason);
+            assert_eq!(order.cancellation_reason, Some(reason));
+        }
+    }
+
+    #[test]
+    fn a_customer_cancels_until_shipped_and_twice_is_the_same_as_once() {
+        for status in [Submitted, StockConfirmed, Paid] {
+            let mut order = order_in(status);
+            match order.cancel_by_customer(at(5_000)) {
+                CancelOutcome::Cancelled(event) => {
+                    assert_eq!(event.reason, CancellationReason::CustomerRequest);
+                    assert_eq!(event.order_id, order.id);
+                }
+                other => panic!("{status}: {other:?}"),
+            }
+            let cancelled = order.clone();
+            assert_eq!(
+                order.cancel_by_customer(at(6_000)),
+                CancelOutcome::AlreadyCancelled
+            );
+            assert_eq!(order, cancelled);
+        }
+        for status in [Shipped, Delivered] {
+            let mut order = order_in(status);
+            let before = order.clone();
+            assert_eq!(order.cancel_by_customer(at(5_000)), CancelOutcome::TooLate);
+            assert_eq!(order, before);
+        }
+        let mut out_of_stock = order_in(Cancelled);
+        assert_eq!(
+            out_of_stock.cancel_by_customer(at(5_000)),
+            CancelOutcome::AlreadyCancelled
+        );
+        assert_eq!(
+            out_of_stock.cancellation_reason,
+            Some(CancellationReason::OutOfStock),
+            "the first reason stands"
+        );
+    }
+
+    #[test]
+    fn the_history_tells_the_whole_story_in_order() {
+        let mut order = submitted();
+        order.confirm_stock(at(2_000)).unwrap();
+        order.mark_paid(at(3_000)).unwrap();
+        order.mark_shipped(at(4_000)).unwrap();
+        order.mark_delivered(at(5_000)).unwrap();
+        let statuses: Vec<_> = order.status_history.iter().map(|c| c.status).collect();
+        assert_eq!(
+            statuses,
+            [Submitted, StockConfirmed, Paid, Shipped, Delivered]
+        );
+        assert_eq!(order.version, 5);
+        let times: Vec<_> = order.status_history.iter().map(|c| c.at.as_str()).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    }
+
+    #[test]
+    fn a_checkout_that_cannot_be_an_order_is_refused() {
+        type Breakage = Box<dyn Fn(&mut CheckoutRequested)>;
+        let cases: Vec<(&str, Breakage)> = vec![
+            ("empty id", Box::new(|c| c.order_id = String::new())),
+            ("id with a slash", Box::new(|c| c.order_id = "a/b".into())),
+            ("overlong id", Box::new(|c| c.order_id = "A".repeat(65))),
+            ("no user", Box::new(|c| c.user_id = " ".into())),
+            ("no token", Box::new(|c| c.payment_token = String::new())),
+            ("no lines", Box::new(|c| c.lines.clear())),
+            ("zero quantity", Box::new(|c| c.lines[0].quantity = 0)),
+            ("free line", Box::new(|c| c.lines[0].unit_price.amount = 0)),
+            (
+                "negative line",
+                Box::new(|c| c.lines[1].unit_price.amount = -350),
+            ),
+            ("no product", Box::new(|c| c.lines[0].product_id.clear())),
+            (
+                "mixed currencies",
+                Box::new(|c| c.lines[1].unit_price.currency = "EUR".into()),
+            ),
+            ("wrong total", Box::new(|c| c.total.amount += 1)),
+            (
+                "overflowing total",
+                Box::new(|c| {
+                    c.lines[0].unit_price.amount = i64::MAX;
+                    c.lines[0].quantity = 2;
+                }),
+            ),
+        ];
+        for (case, break_it) in cases {
+            let mut broken = checkout();
+            break_it(&mut broken);
+            assert!(Order::submit(broken, at(1)).is_err(), "{case}");
+        }
+    }
+
+    #[test]
+    fn order_ids_are_short_url_safe_strings() {
+        assert!(is_order_id("01JDKR3B5X8Q2W4E6R8T0Y2V4N"));
+        assert!(is_order_id("order_42-a"));
+        for bad in ["", "../x", "a b", "é", "a%2F", &"x".repeat(65)] {
+            assert!(!is_order_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_and_reasons_are_stored_in_snake_case() {
+        let mut order = order_in(StockConfirmed);
+        order
+            .fail_payment(PaymentFailureReason::ProviderUnavailable, at(3_000))
+            .unwrap();
+        let json = serde_json::to_value(&order).unwrap();
+        assert_eq!(json["status"], "cancelled");
+        assert_eq!(json["statusHistory"][1]["status"], "stock_confirmed");
+        assert_eq!(json["statusHistory"][2]["reason"], "provider_unavailable");
+        assert!(json["statusHistory"][0].get("reason").is_none());
+        assert_eq!(json["cancellationReason"], "provider_unavailable");
+        let back: Order = serde_json::from_value(json).unwrap();
+        assert_eq!(back, order);
+        let names: Vec<_> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+        let serialised: Vec<_> = OrderStatus::ALL
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap())
+            .collect();
+        assert_eq!(
+            serde_json::to_value(names).unwrap(),
+            serde_json::json!(serialised)
+        );
+    }
+
+    #[test]
+    fn the_payment_token_never_shows_in_debug_output() {
+        let order = submitted();
+        assert!(!format!("{order:?}").contains("tok_visa_4242"));
+    }
+}

@@ -1,0 +1,389 @@
+//! The consumer Lambda's handler against moto, driven by the sample events in
+//! `events/ordering/consumer-*.json` (SQS batches as the bus delivers them). Each consumed
+//! event is delivered once, twice, recorded twice, and out of order relative to the events
+//! it interacts with; the state must be the same as after one delivery in order.
+
+mod support;
+
+use ordering::domain::OrderStatus;
+use serde_json::{Value, json};
+use shop_events::ordering::CancellationReason;
+use shop_platform::consumer::Outcome;
+use support::*;
+
+fn checkout_requested() -> Value {
+    fixture("consumer-checkout-requested.json")
+}
+
+fn stock_reserved() -> Value {
+    fixture("consumer-stock-reserved.json")
+}
+
+fn stock_reservation_failed() -> Value {
+    fixture("consumer-stock-reservation-failed.json")
+}
+
+fn statuses(order: &ordering::domain::Order) -> Vec<OrderStatus> {
+    order.status_history.iter().map(|c| c.status).collect()
+}
+
+#[tokio::test]
+async fn a_checkout_becomes_a_submitted_order_and_announces_it_with_the_checkout_correlation() {
+    let ordering = Ordering::new().await;
+    assert!(ordering.deliver(checkout_requested()).await.is_empty());
+
+    let order = ordering.order(ORDER_ID).await.expect("the order exists");
+    let sent = bus_event(&checkout_requested())["detail"]["data"].clone();
+    assert_eq!(order.status, OrderStatus::Submitted);
+    assert_eq!(order.user_id, SHOPPER);
+    assert_eq!(serde_json::to_value(&order.lines).unwrap(), sent["lines"]);
+    assert_eq!(serde_json::to_value(&order.total).unwrap(), sent["total"]);
+    assert_eq!(
+        serde_json::to_value(&order.shipping_address).unwrap(),
+        sent["shippingAddress"]
+    );
+    assert_eq!(
+        order.payment_token.expose(),
+        PAYMENT_TOKEN,
+        "kept for payment"
+    );
+    assert_eq!(statuses(&order), [OrderStatus::Submitted]);
+    assert_eq!(order.version, 1);
+
+    let events = ordering.outbox().await;
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert_eq!(event["detail-type"], "OrderSubmitted");
+    assert_eq!(event["source"], "shop.ordering");
+    assert_eq!(
+        event["detail"]["metadata"]["correlationId"],
+        CHECKOUT_CORRELATION_ID
+    );
+    assert_eq!(
+        event["detail"]["metadata"]["occurredAt"].as_str(),
+        Some(order.created_at.as_str())
+    );
+    assert_eq!(
+        event["detail"]["data"],
+        json!({"orderId": ORDER_ID, "userId": SHOPPER, "lines": sent["lines"], "total": sent["total"]})
+    );
+}
+
+#[tokio::test]
+async fn checkout_requested_twice_makes_one_order_and_one_order_submitted() {
+    let ordering = Ordering::new().await;
+    let once = checkout_requested();
+    assert_eq!(ordering.deliver_one(&once).await, Outcome::Applied);
+    let after_once = ordering.order(ORDER_ID).await.unwrap();
+
+    // SQS redelivers the message; EventBridge republishes it as a new message.
+    assert_eq!(ordering.deliver_one(&once).await, Outcome::Duplicate);
+    assert_eq!(
+        ordering
+            .deliver_one(&redelivered_as(once.clone(), "another-message"))
+            .await,
+        Outcome::Duplicate
+    );
+    // Basket recorded the same checkout twice: a new event id, the same order.
+    assert_eq!(
+        ordering
+            .deliver_one(&recorded_again(once, "01JDMB4WZZZZZZZZZZZZZZZZZZ"))
+            .await,
+        Outcome::Applied
+    );
+
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap(), after_once);
+    assert_eq!(ordering.raised().await, ["OrderSubmitted"]);
+}
+
+#[tokio::test]
+async fn the_same_checkout_arriving_twice_at_once_makes_one_order() {
+    let ordering = Ordering::new().await;
+    let first = checkout_requested();
+    let second = recorded_again(first.clone(), "01JDMB4WZZZZZZZZZZZZZZZZZZ");
+    let (a, b) = tokio::join!(ordering.deliver(first), ordering.deliver(second));
+    assert!(a.is_empty() && b.is_empty(), "{a:?} {b:?}");
+    assert_eq!(ordering.raised().await, ["OrderSubmitted"]);
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap().version, 1);
+}
+
+#[tokio::test]
+async fn stock_reserved_confirms_the_stock_and_hands_payment_the_token() {
+    let ordering = Ordering::new().await;
+    ordering.deliver(checkout_requested()).await;
+    assert!(ordering.deliver(stock_reserved()).await.is_empty());
+
+    let order = ordering.order(ORDER_ID).await.unwrap();
+    assert_eq!(order.status, OrderStatus::StockConfirmed);
+    assert_eq!(
+        statuses(&order),
+        [OrderStatus::Submitted, OrderStatus::StockConfirmed]
+    );
+    assert_eq!(order.version, 2);
+
+    let events = ordering.outbox().await;
+    assert_eq!(events.len(), 2);
+    let confirmed = &events[1];
+    assert_eq!(confirmed["detail-type"], "OrderStockConfirmed");
+    assert_eq!(
+        confirmed["detail"]["data"],
+        json!({"orderId": ORDER_ID, "userId": SHOPPER,
+               "total": serde_json::to_value(&order.total).unwrap(), "paymentToken": PAYMENT_TOKEN})
+    );
+    assert_eq!(
+        confirmed["detail"]["metadata"]["correlationId"],
+        CHECKOUT_CORRELATION_ID
+    );
+}
+
+#[tokio::test]
+async fn stock_reserved_twice_confirms_once() {
+    let ordering = Ordering::new().await;
+    ordering.deliver(checkout_requested()).await;
+    let reserved = stock_reserved();
+    assert_eq!(ordering.deliver_one(&reserved).await, Outcome::Applied);
+    let once = ordering.order(ORDER_ID).await.unwrap();
+
+    assert_eq!(ordering.deliver_one(&reserved).await, Outcome::Duplicate);
+    // Recorded twice by inventory: the order's status no longer allows it.
+    assert_eq!(
+        ordering
+            .deliver_one(&recorded_again(reserved, "01JDMB4WYYYYYYYYYYYYYYYYYY"))
+            .await,
+        Outcome::Applied
+    );
+
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap(), once);
+    assert_eq!(
+        ordering.raised().await,
+        ["OrderSubmitted", "OrderStockConfirmed"]
+    );
+}
+
+#[tokio::test]
+async fn stock_reserved_after_a_customer_cancel_leaves_it_cancelled_and_raises_nothing() {
+    let ordering = Ordering::new().await;
+    ordering.deliver(checkout_requested()).await;
+    let (status, body, _) = ordering.call(fixture("api-cancel-order.json")).await;
+    assert_eq!(status, 202, "{body}");
+    let cancelled = ordering.order(ORDER_ID).await.unwrap();
+
+    assert!(
+        ordering.deliver(stock_reserved()).await.is_empty(),
+        "acknowledged, not retried"
+    );
+
+    let order = ordering.order(ORDER_ID).await.unwrap();
+    assert_eq!(order, cancelled);
+    assert_eq!(
+        order.cancellation_reason,
+        Some(CancellationReason::CustomerRequest)
+    );
+    assert_eq!(
+        ordering.raised().await,
+        ["OrderSubmitted", "OrderCancelled"]
+    );
+}
+
+#[tokio::test]
+async fn stock_reservation_failed_cancels_the_order_for_out_of_stock() {
+    let ordering = Ordering::new().await;
+    ordering.deliver(checkout_requested()).await;
+    let failed = stock_reservation_failed();
+    assert_eq!(ordering.deliver_one(&failed).await, Outcome::Applied);
+
+    let order = ordering.order(ORDER_ID).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(
+        order.cancellation_reason,
+        Some(CancellationReason::OutOfStock)
+    );
+    assert_eq!(
+        statuses(&order),
+        [OrderStatus::Submitted, OrderStatus::Cancelled]
+    );
+    assert_eq!(order.status_history[0].reason, None);
+    assert_eq!(
+        order.status_history[1].reason,
+        Some(CancellationReason::OutOfStock)
+    );
+
+    // Twice, and recorded twice: nothing more.
+    assert_eq!(ordering.deliver_one(&failed).await, Outcome::Duplicate);
+    assert_eq!(
+        ordering
+            .deliver_one(&recorded_again(failed, "01JDMB4WXXXXXXXXXXXXXXXXXX"))
+            .await,
+        Outcome::Applied
+    );
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap(), order);
+
+    let events = ordering.outbox().await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["detail-type"], "OrderCancelled");
+    assert_eq!(
+        events[1]["detail"]["data"],
+        json!({"orderId": ORDER_ID, "userId": SHOPPER, "reason": "out_of_stock"})
+    );
+}
+
+#[tokio::test]
+async fn the_first_stock_answer_wins_and_a_contradicting_late_one_changes_nothing() {
+    // Confirmed, then a stale failure.
+    let ordering = Ordering::new().await;
+    ordering.deliver(checkout_requested()).await;
+    ordering.deliver(stock_reserved()).await;
+    let confirmed = ordering.order(ORDER_ID).await.unwrap();
+    assert!(
+        ordering
+            .deliver(stock_reservation_failed())
+            .await
+            .is_empty()
+    );
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap(), confirmed);
+    assert_eq!(
+        ordering.raised().await,
+        ["OrderSubmitted", "OrderStockConfirmed"]
+    );
+
+    // Failed, then a stale confirmation.
+    let ordering = Ordering::new().await;
+    ordering.deliver(checkout_requested()).await;
+    ordering.deliver(stock_reservation_failed()).await;
+    let cancelled = ordering.order(ORDER_ID).await.unwrap();
+    assert!(ordering.deliver(stock_reserved()).await.is_empty());
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap(), cancelled);
+    assert_eq!(
+        ordering.raised().await,
+        ["OrderSubmitted", "OrderCancelled"]
+    );
+}
+
+#[tokio::test]
+async fn a_stock_answer_before_its_order_exists_is_given_back_and_applies_once_it_does() {
+    let ordering = Ordering::new().await;
+    let reserved = stock_reserved();
+    let message_id = reserved["Records"][0]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Ahead of its order (queues do not keep order between each other): handed back to
+    // the queue, nothing written, not even the processed marker.
+    assert_eq!(ordering.deliver(reserved.clone()).await, [message_id]);
+    assert_eq!(ordering.item_count().await, 0);
+    let failed = stock_reservation_failed();
+    assert_eq!(ordering.deliver(failed).await.len(), 1);
+    assert_eq!(ordering.item_count().await, 0);
+
+    ordering.deliver(checkout_requested()).await;
+    // SQS redelivers after the visibility timeout.
+    assert!(ordering.deliver(reserved).await.is_empty());
+
+    let order = ordering.order(ORDER_ID).await.unwrap();
+    assert_eq!(
+        statuses(&order),
+        [OrderStatus::Submitted, OrderStatus::StockConfirmed]
+    );
+    assert_eq!(
+        ordering.raised().await,
+        ["OrderSubmitted", "OrderStockConfirmed"]
+    );
+}
+
+#[tokio::test]
+async fn a_customer_cancel_racing_the_stock_confirmation_loses_neither_change() {
+    let ordering = Ordering::new().await;
+    ordering.deliver(checkout_requested()).await;
+    let (failures, (status, body, _)) = tokio::join!(
+        ordering.deliver(stock_reserved()),
+        ordering.call(fixture("api-cancel-order.json"))
+    );
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(status, 202, "{body}");
+
+    let order = ordering.order(ORDER_ID).await.unwrap();
+    let raised = ordering.raised().await;
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(order.version as usize, order.status_history.len());
+    // Whichever went first, history and events tell the same story.
+    if raised.contains(&"OrderStockConfirmed".to_owned()) {
+        assert_eq!(
+            raised,
+            ["OrderSubmitted", "OrderStockConfirmed", "OrderCancelled"]
+        );
+        assert_eq!(
+            statuses(&order),
+            [
+                OrderStatus::Submitted,
+                OrderStatus::StockConfirmed,
+                OrderStatus::Cancelled
+            ]
+        );
+    } else {
+        assert_eq!(raised, ["OrderSubmitted", "OrderCancelled"]);
+        assert_eq!(
+            statuses(&order),
+            [OrderStatus::Submitted, OrderStatus::Cancelled]
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_messages_fail_alone_and_write_nothing() {
+    let ordering = Ordering::new().await;
+    let good = checkout_requested();
+    let bad = |id: &str, batch: Value| redelivered_as(batch, id)["Records"][0].clone();
+    let mut garbage = good["Records"][0].clone();
+    garbage["messageId"] = json!("garbage");
+    garbage["body"] = json!("}{ not an event");
+
+    let records = vec![
+        garbage,
+        bad(
+            "wrong-schema",
+            with_event(good.clone(), |e| {
+                e["detail"]["data"]["lines"][0]["quantity"] = json!("one")
+            }),
+        ),
+        bad(
+            "wrong-total",
+            with_event(good.clone(), |e| {
+                e["detail"]["data"]["total"]["amount"] = json!(1)
+            }),
+        ),
+        bad(
+            "unsafe-order-id",
+            for_order(good.clone(), "../../etc/passwd"),
+        ),
+        bad(
+            "forged-source",
+            with_event(good.clone(), |e| e["source"] = json!("shop.catalog")),
+        ),
+        bad(
+            "not-ours",
+            with_event(good.clone(), |e| {
+                e["detail-type"] = json!("ProductCreated");
+                e["source"] = json!("shop.catalog");
+            }),
+        ),
+        bad("empty-order-id", for_order(stock_reserved(), "")),
+        good["Records"][0].clone(),
+    ];
+    let failures = ordering.deliver(json!({ "Records": records })).await;
+    assert_eq!(
+        failures,
+        [
+            "garbage",
+            "wrong-schema",
+            "wrong-total",
+            "unsafe-order-id",
+            "forged-source",
+            "not-ours",
+            "empty-order-id"
+        ]
+    );
+    // The good message alone: its order, its event, its marker.
+    assert_eq!(ordering.item_count().await, 3);
+    assert_eq!(ordering.raised().await, ["OrderSubmitted"]);
+}

@@ -1,0 +1,252 @@
+//! The end-to-end harness: starts the real `shop-local up` on a free port with its own
+//! run directory and emulator, talks to it over HTTP, and stops it with a signal,
+//! checking that nothing it started survives.
+
+#![allow(dead_code)] // Each test binary uses its own part of the harness.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::Value;
+use shop_local::client::{HttpClient, http_client, send};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The function binaries, built once per test run (cargo is not holding its lock while
+/// tests run, so this is an ordinary incremental build).
+pub fn build_functions() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--workspace", "--bins"])
+            .current_dir(repo_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the function binaries failed");
+    });
+}
+
+/// A generous bound for a stack to come up on a loaded 2-core machine; a guard against
+/// hanging forever, not a performance assertion.
+pub const STARTUP_LIMIT: Duration = Duration::from_secs(180);
+
+pub struct Runner {
+    pub child: Child,
+    // Held so the reader thread keeps draining the stack's stdout (a full pipe would block it).
+    _lines: Receiver<String>,
+    pub run_dir: PathBuf,
+    pub url: String,
+    http: HttpClient,
+}
+
+impl Runner {
+    pub fn start(extra: &[&str]) -> Self {
+        build_functions();
+        let run_dir =
+            std::env::temp_dir().join(format!("shop-local-e2e-{}", ulid::Ulid::generate()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shop-local"))
+            .args(["up", "--port", "0", "--no-build", "--no-seed", "--run-dir"])
+            .arg(&run_dir)
+            .args(extra)
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("shop-local starts");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("[stack] {line}");
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + STARTUP_LIMIT;
+        let url = loop {
+            let line = lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("shop-local did not become ready"));
+            if let Some(rest) = line.strip_prefix("shop-local: ready at ") {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        Self {
+            child,
+            _lines: lines,
+            run_dir,
+            url,
+            http: http_client(),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_shop-local"))
+            .args(args)
+            .arg("--run-dir")
+            .arg(&self.run_dir)
+            .current_dir(repo_root())
+            .output()
+            .unwrap()
+    }
+
+    pub fn token(&self, user: &str, admin: bool) -> String {
+        let mut args = vec!["token", "--user", user];
+        if admin {
+            args.push("--admin");
+        }
+        let output = self.command(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.call_with_headers(method, path, token, body, &[]).await
+    }
+
+    pub async fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let response = send(&self.http, request.body(Full::new(body)).unwrap())
+            .await
+            .unwrap();
+        let value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        (response.status().as_u16(), value)
+    }
+
+    /// A request with a body sent exactly as given, malformed or not.
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, Value) {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url))
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = send(
+            &self.http,
+            request
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        (
+            response.status().as_u16(),
+            serde_json::from_slice(response.body()).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Every process the stack started that is alive now: moto and the functions'.
+    pub async fn started_pids(&self) -> Vec<u32> {
+        let (_, stats) = self.call("GET", "/_local/stats", None, None).await;
+        let mut pids = vec![stats["processes"]["moto"].as_u64().unwrap() as u32];
+        for function in stats["functions"].as_array().unwrap() {
+            pids.extend(
+                function["pids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.as_u64().unwrap() as u32),
+            );
+        }
+        pids
+    }
+
+    /// Sends the signal, waits for a clean exit and checks that nothing it started lives.
+    pub fn stop_with(mut self, signal: &str, started: &[u32]) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(
+            exit.success(),
+            "shop-local exited with {exit} after SIG{signal}"
+        );
+        for pid in started {
+            assert!(
+                !alive(*pid),
+                "process {pid} outlived the stack after SIG{signal}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        // A failing test must not leave the stack behind either.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Alive and not a zombie waiting for its parent.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Polls until `check` answers `Some`, for effects that cross the bus asynchronously. The
+/// bound only keeps a broken saga from hanging the suite.
+pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + STARTUP_LIMIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
