@@ -48,8 +48,17 @@ impl IncomingEvent {
         })
     }
 
-    /// The event's data as `T`, checking that the detail-type is `T`'s.
+    /// The event's data as `T`, checking that the detail-type and the source are `T`'s: an
+    /// event that claims another capability's name is not trusted.
     pub fn data<T: DomainEvent>(&self) -> Result<T, ConsumeError> {
+        if self.source != T::SOURCE {
+            return Err(ConsumeError::Malformed(format!(
+                "{} comes from {}, not {}",
+                T::DETAIL_TYPE,
+                T::SOURCE,
+                self.source
+            )));
+        }
         if self.detail_type != T::DETAIL_TYPE {
             return Err(ConsumeError::Malformed(format!(
                 "expected {}, got {}",

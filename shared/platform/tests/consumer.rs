@@ -162,6 +162,8 @@ async fn one_bad_message_fails_alone_and_changes_nothing() {
     let bodies = bodies_from_the_bus(&config, &events).await;
     let mut wrong_schema: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
     wrong_schema["detail"]["data"]["version"] = serde_json::json!("not a number");
+    let mut forged_source: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    forged_source["source"] = serde_json::json!("shop.payment");
     let mut unexpected_type: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
     unexpected_type["detail-type"] = serde_json::json!("SomethingElse");
 
@@ -171,6 +173,7 @@ async fn one_bad_message_fails_alone_and_changes_nothing() {
         message("garbage", "}{ not an event".into()),
         message("wrong-schema", wrong_schema.to_string()),
         message("unexpected-type", unexpected_type.to_string()),
+        message("forged-source", forged_source.to_string()),
         message("good-2", bodies[1].clone()),
     ];
     let response = consumer.handle_batch(batch).await;
@@ -179,7 +182,15 @@ async fn one_bad_message_fails_alone_and_changes_nothing() {
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    assert_eq!(failed, vec!["garbage", "wrong-schema", "unexpected-type"]);
+    assert_eq!(
+        failed,
+        vec![
+            "garbage",
+            "wrong-schema",
+            "unexpected-type",
+            "forged-source"
+        ]
+    );
     assert_eq!(seen(&dynamodb, &table, "a").await, 1);
     assert_eq!(seen(&dynamodb, &table, "b").await, 1);
 }
