@@ -10,7 +10,37 @@ import sys
 import threading
 import time
 
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+
+def serialise_dynamodb() -> None:
+    """Makes every DynamoDB (and Streams) operation atomic, as the real service is.
+
+    moto serves requests on threads and does not isolate them: a transaction whose
+    condition fails restores its tables from a copy taken when it began, erasing what
+    other requests committed meanwhile, and a conditional write can interleave with
+    another. Concurrency tests (twenty checkouts racing for five units) would then fail
+    on the emulator, not on the code. One lock around every backend operation gives
+    DynamoDB's per-request atomicity; the throughput lost is moto's anyway (one Python
+    process).
+    """
+    lock = threading.RLock()
+
+    def locked(method):
+        def call(*args, **kwargs):
+            with lock:
+                return method(*args, **kwargs)
+
+        call.__name__ = method.__name__
+        call.__doc__ = method.__doc__
+        return call
+
+    for backend in (DynamoDBBackend, DynamoDBStreamsBackend):
+        for name, member in list(vars(backend).items()):
+            if callable(member) and not name.startswith("_"):
+                setattr(backend, name, locked(member))
 
 
 def exit_with_parent(parent: int) -> None:
@@ -31,6 +61,7 @@ def exit_with_parent(parent: int) -> None:
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     parent = os.getppid()
+    serialise_dynamodb()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     _, bound = server.get_host_and_port()

@@ -1,0 +1,6 @@
+//! The basket's outbox relay Lambda, on the basket table's stream.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shop_platform::relay::run().await
+}

@@ -1,0 +1,555 @@
+//! The basket API Lambda's handler against moto, driven by the sample events in
+//! `events/basket/` (the same files `sam local invoke -e` and `shop-local invoke` take).
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+fn zero() -> Value {
+    json!({"amount": 0, "currency": "USD"})
+}
+
+#[tokio::test]
+async fn a_user_without_a_basket_sees_an_empty_one() {
+    let shop = Shop::new().await;
+    let (status, basket, response) = shop.call(fixture("api-get-basket.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(basket, json!({"items": [], "total": zero()}));
+    assert_eq!(shop.item_count().await, 0, "reading writes nothing");
+}
+
+#[tokio::test]
+async fn lines_are_set_changed_and_removed_and_priced_from_the_projection() {
+    let shop = Shop::new().await;
+    assert_eq!(
+        shop.deliver(&fixture("consumer-product-created.json"))
+            .await,
+        shop_platform::consumer::Outcome::Applied
+    );
+
+    let (status, basket, _) = shop.call(fixture("api-set-item.json")).await;
+    assert_eq!(status, 200, "{basket}");
+    let line = |price: i64, quantity: u32| {
+        json!({"productId": BOOK, "name": "The Rust Programming Language",
+               "unitPrice": {"amount": price, "currency": "USD"}, "quantity": quantity})
+    };
+    assert_eq!(
+        basket,
+        json!({"items": [line(3999, 2)], "total": {"amount": 7998, "currency": "USD"}})
+    );
+
+    // The catalog lowers the price: the basket shows it at once, nothing is stored twice.
+    assert_eq!(
+        shop.deliver(&fixture("consumer-product-updated.json"))
+            .await,
+        shop_platform::consumer::Outcome::Applied
+    );
+    let basket = shop.set(SHOPPER, BOOK, 3).await;
+    assert_eq!(basket["items"], json!([line(3499, 3)]));
+    assert_eq!(basket["total"]["amount"], 3 * 3499);
+    assert_eq!(shop.view(SHOPPER).await, basket);
+
+    // Every write restarts the idle lifetime: TTL removes a basket 30 days after its last change.
+    let stored = &shop.items("BASKET#").await[0];
+    let expires: i64 = stored["expiresAt"].as_n().unwrap().parse().unwrap();
+    let updated =
+        chrono::DateTime::parse_from_rfc3339(stored["updatedAt"].as_s().unwrap()).unwrap();
+    assert_eq!(expires, (updated + chrono::TimeDelta::days(30)).timestamp());
+    assert_eq!(stored["version"].as_n().unwrap(), "2");
+
+    let (status, basket, _) = shop.call(fixture("api-remove-item.json")).await;
+    assert_eq!(
+        (status, basket),
+        (200, json!({"items": [], "total": zero()}))
+    );
+    let before = shop.item_count().await;
+    let (status, basket, _) = shop.call(fixture("api-remove-item.json")).await;
+    assert_eq!(
+        (status, basket),
+        (200, json!({"items": [], "total": zero()})),
+        "removing an absent line is fine"
+    );
+    let stored = &shop.items("BASKET#").await[0];
+    assert_eq!(stored["version"].as_n().unwrap(), "3", "and writes nothing");
+    assert_eq!(shop.item_count().await, before);
+}
+
+#[tokio::test]
+async fn each_user_has_their_own_basket() {
+    let shop = Shop::new().await;
+    shop.project(BOOK, "Book", 1000, 1).await;
+    shop.set(SHOPPER, BOOK, 1).await;
+    shop.set("someone-else", BOOK, 4).await;
+    assert_eq!(shop.view(SHOPPER).await["items"][0]["quantity"], 1);
+    assert_eq!(shop.view("someone-else").await["items"][0]["quantity"], 4);
+    assert_eq!(shop.view("a-third").await["items"], json!([]));
+}
+
+#[tokio::test]
+async fn a_product_is_404_until_the_basket_knows_it_and_after_it_is_deleted() {
+    let shop = Shop::new().await;
+    let (status, problem, response) = shop.call(fixture("api-set-item.json")).await;
+    assert_eq!(status, 404, "{problem}");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(problem["detail"].as_str().unwrap().contains("retry"));
+    assert_eq!(shop.item_count().await, 0);
+
+    shop.deliver(&fixture("consumer-product-created.json"))
+        .await;
+    shop.set(SHOPPER, BOOK, 2).await;
+    let other = new_product();
+    shop.project(&other, "Mug", 500, 1).await;
+    shop.set(SHOPPER, &other, 1).await;
+
+    shop.deliver(&fixture("consumer-product-deleted.json"))
+        .await;
+    assert_eq!(
+        shop.view(SHOPPER).await,
+        json!({"items": [{"productId": other, "name": "Mug",
+                          "unitPrice": {"amount": 500, "currency": "USD"}, "quantity": 1}],
+               "total": {"amount": 500, "currency": "USD"}}),
+        "a deleted product's line is left out"
+    );
+    let (status, _, _) = shop.call(fixture("api-set-item.json")).await;
+    assert_eq!(status, 404, "a deleted product cannot be added");
+}
+
+#[tokio::test]
+async fn a_basket_holds_at_most_fifty_products() {
+    let shop = Shop::new().await;
+    let products: Vec<String> = (0..51).map(|_| new_product()).collect();
+    for product in &products {
+        shop.project(product, "Thing", 100, 1).await;
+    }
+    for product in &products[..50] {
+        shop.set(SHOPPER, product, 1).await;
+    }
+    let full = shop.view(SHOPPER).await;
+    assert_eq!(full["items"].as_array().unwrap().len(), 50);
+    assert_eq!(full["total"]["amount"], 5000);
+
+    let event = for_product(fixture("api-set-item.json"), &products[50]);
+    let (status, problem, _) = shop.call(event).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(shop.view(SHOPPER).await, full, "nothing written");
+    // A line already there can still change.
+    let basket = shop.set(SHOPPER, &products[0], 7).await;
+    assert_eq!(basket["total"]["amount"], 5600);
+}
+
+#[tokio::test]
+async fn concurrent_changes_to_one_basket_are_all_kept() {
+    let shop = Shop::new().await;
+    let products: Vec<String> = (0..4).map(|_| new_product()).collect();
+    for product in &products {
+        shop.project(product, "Thing", 100, 1).await;
+    }
+    let [a, b, c, d] = [0, 1, 2, 3].map(|i| shop.set(SHOPPER, &products[i], 1));
+    tokio::join!(a, b, c, d);
+    let basket = shop.view(SHOPPER).await;
+    let mut ids: Vec<&str> = basket["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["productId"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut expected: Vec<&str> = products.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "no change overwrote another");
+}
+
+#[tokio::test]
+async fn checkout_freezes_the_basket_and_publishes_checkout_requested() {
+    let shop = Shop::new().await;
+    shop.deliver(&fixture("consumer-product-created.json"))
+        .await;
+    shop.set(SHOPPER, BOOK, 2).await;
+
+    let (status, body, response) = shop.call(fixture("api-checkout.json")).await;
+    assert_eq!(status, 202, "{body}");
+    let order_id = body["orderId"].as_str().unwrap();
+    assert!(basket::domain::is_ulid(order_id));
+    assert_eq!(body, json!({"orderId": order_id}));
+    assert_eq!(
+        response.headers()["location"],
+        format!("/orders/{order_id}").as_str()
+    );
+
+    let published = shop.published().await;
+    assert_eq!(published.len(), 1);
+    let event = &published[0];
+    assert_eq!(event["source"], "shop.basket");
+    assert_eq!(event["detail-type"], "CheckoutRequested");
+    assert_eq!(
+        event["detail"]["metadata"]["correlationId"],
+        fixture("api-checkout.json")["requestContext"]["requestId"]
+    );
+    assert_eq!(
+        event["detail"]["data"],
+        json!({
+            "orderId": order_id,
+            "userId": SHOPPER,
+            "lines": [{"productId": BOOK, "name": "The Rust Programming Language",
+                       "unitPrice": {"amount": 3999, "currency": "USD"}, "quantity": 2}],
+            "total": {"amount": 7998, "currency": "USD"},
+            "shippingAddress": {"name": "Ada Lovelace", "line1": "12 St James's Square",
+                                "city": "London", "postalCode": "SW1Y 4JH", "country": "GB"},
+            "paymentToken": "tok_visa_4242"
+        })
+    );
+    // The checkout is kept under its key and under its order, for OrderSubmitted.
+    assert_eq!(shop.items("CHECKOUT#").await.len(), 1);
+    let by_order = shop.items(&format!("ORDER#{order_id}")).await;
+    assert_eq!(by_order[0]["userId"].as_s().unwrap(), SHOPPER);
+    // Until the order exists, the basket is as it was.
+    assert_eq!(shop.view(SHOPPER).await["items"][0]["quantity"], 2);
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_is_the_same_checkout_and_another_key_another() {
+    let shop = Shop::new().await;
+    shop.project(BOOK, "Book", 1000, 1).await;
+    shop.set(SHOPPER, BOOK, 1).await;
+
+    let (status, first) = shop.checkout(SHOPPER, "key-aaaaaaaa").await;
+    assert_eq!(status, 202, "{first}");
+    let items = shop.item_count().await;
+    let (status, again) = shop.checkout(SHOPPER, "key-aaaaaaaa").await;
+    assert_eq!((status, &again), (202, &first), "same key, same order");
+    assert_eq!(shop.item_count().await, items, "and nothing new");
+    assert_eq!(shop.outbox().await.len(), 1, "one CheckoutRequested");
+
+    let (status, second) = shop.checkout(SHOPPER, "key-bbbbbbbb").await;
+    assert_eq!(status, 202);
+    assert_ne!(
+        second["orderId"], first["orderId"],
+        "another key, another order"
+    );
+    let mut orders: Vec<Value> = shop
+        .outbox()
+        .await
+        .iter()
+        .map(|event| event["data"]["orderId"].clone())
+        .collect();
+    orders.sort_by_key(|id| id.to_string());
+    let mut expected = vec![first["orderId"].clone(), second["orderId"].clone()];
+    expected.sort_by_key(|id| id.to_string());
+    assert_eq!(orders, expected);
+
+    // Keys belong to their user: the same key from someone else is their own checkout
+    // (of their empty basket).
+    let (status, problem) = shop.checkout("someone-else", "key-aaaaaaaa").await;
+    assert_eq!(status, 422, "{problem}");
+}
+
+#[tokio::test]
+async fn concurrent_checkouts_with_one_key_make_one_order() {
+    let shop = Shop::new().await;
+    shop.project(BOOK, "Book", 1000, 1).await;
+    shop.set(SHOPPER, BOOK, 1).await;
+    let (a, b, c) = tokio::join!(
+        shop.checkout(SHOPPER, "key-racing-1"),
+        shop.checkout(SHOPPER, "key-racing-1"),
+        shop.checkout(SHOPPER, "key-racing-1"),
+    );
+    assert_eq!(a.0, 202, "{}", a.1);
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    assert_eq!(shop.outbox().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_retried_checkout_gets_its_order_even_after_the_basket_was_emptied() {
+    let shop = Shop::new().await;
+    shop.project(BOOK, "Book", 1000, 1).await;
+    shop.set(SHOPPER, BOOK, 1).await;
+    let (_, first) = shop.checkout(SHOPPER, "key-retry-01").await;
+    let order_id = first["orderId"].as_str().unwrap();
+    shop.deliver(&order_submitted(order_id, SHOPPER)).await;
+    assert_eq!(shop.view(SHOPPER).await["items"], json!([]));
+
+    let (status, again) = shop.checkout(SHOPPER, "key-retry-01").await;
+    assert_eq!((status, again), (202, first));
+    let (status, _) = shop.checkout(SHOPPER, "key-retry-02").await;
+    assert_eq!(status, 422, "a new key on the emptied basket");
+}
+
+#[tokio::test]
+async fn checking_out_an_empty_basket_is_422_and_writes_nothing() {
+    let shop = Shop::new().await;
+    let (status, problem) = shop.checkout(SHOPPER, "key-empty-01").await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["status"], 422);
+    assert_eq!(shop.item_count().await, 0);
+
+    // Only deleted products left is empty too.
+    shop.deliver(&fixture("consumer-product-created.json"))
+        .await;
+    shop.set(SHOPPER, BOOK, 1).await;
+    shop.deliver(&fixture("consumer-product-deleted.json"))
+        .await;
+    let before = shop.item_count().await;
+    let (status, _) = shop.checkout(SHOPPER, "key-empty-01").await;
+    assert_eq!(status, 422);
+    assert_eq!(shop.item_count().await, before);
+    assert!(shop.outbox().await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_right_problem_and_writes_nothing() {
+    let shop = Shop::new().await;
+    shop.deliver(&fixture("consumer-product-created.json"))
+        .await;
+    let before_basket = shop.set(SHOPPER, BOOK, 2).await;
+    let before = shop.item_count().await;
+
+    let set = fixture("api-set-item.json");
+    let checkout = fixture("api-checkout.json");
+    let valid: Value = serde_json::from_str(checkout["body"].as_str().unwrap()).unwrap();
+    let address = |field: &str, value: Value| {
+        let mut body = valid.clone();
+        body["shippingAddress"][field] = value;
+        with_body(checkout.clone(), &body.to_string())
+    };
+    let key = |value: &str| with_header(checkout.clone(), "idempotency-key", value);
+    let quantity = |value: Value| with_body(set.clone(), &json!({ "quantity": value }).to_string());
+
+    let cases: Vec<(&str, Value, u16, Option<&str>)> = vec![
+        ("quantity 0", quantity(json!(0)), 422, Some("quantity")),
+        ("quantity 100", quantity(json!(100)), 422, Some("quantity")),
+        (
+            "negative quantity",
+            quantity(json!(-1)),
+            422,
+            Some("quantity"),
+        ),
+        (
+            "fractional quantity",
+            quantity(json!(1.5)),
+            422,
+            Some("quantity"),
+        ),
+        (
+            "quantity as text",
+            quantity(json!("2")),
+            422,
+            Some("quantity"),
+        ),
+        (
+            "no quantity",
+            with_body(set.clone(), "{}"),
+            422,
+            Some("quantity"),
+        ),
+        (
+            "malformed JSON",
+            with_body(set.clone(), "{\"quantity\": "),
+            400,
+            None,
+        ),
+        ("no body", without_body(set.clone()), 400, None),
+        (
+            "not JSON",
+            with_header(set.clone(), "content-type", "text/plain"),
+            415,
+            None,
+        ),
+        (
+            "not a product id",
+            for_product(set.clone(), "..%2F..%2Fetc"),
+            404,
+            None,
+        ),
+        ("set without a token", anonymous(set.clone()), 401, None),
+        (
+            "view without a token",
+            anonymous(fixture("api-get-basket.json")),
+            401,
+            None,
+        ),
+        (
+            "remove without a token",
+            anonymous(fixture("api-remove-item.json")),
+            401,
+            None,
+        ),
+        (
+            "checkout without a token",
+            anonymous(checkout.clone()),
+            401,
+            None,
+        ),
+        (
+            "no idempotency key",
+            without_header(checkout.clone(), "idempotency-key"),
+            400,
+            Some("Idempotency-Key"),
+        ),
+        ("short key", key("short"), 400, Some("Idempotency-Key")),
+        (
+            "long key",
+            key(&"k".repeat(65)),
+            400,
+            Some("Idempotency-Key"),
+        ),
+        (
+            "key with a slash",
+            key("abc/defgh"),
+            400,
+            Some("Idempotency-Key"),
+        ),
+        (
+            "key with a space",
+            key("abcd efgh"),
+            400,
+            Some("Idempotency-Key"),
+        ),
+        (
+            "malformed checkout JSON",
+            with_body(checkout.clone(), "{\"shippingAddress\": {"),
+            400,
+            None,
+        ),
+        (
+            "no payment token",
+            with_body(checkout.clone(), &{
+                let mut body = valid.clone();
+                body.as_object_mut().unwrap().remove("paymentToken");
+                body.to_string()
+            }),
+            422,
+            Some("paymentToken"),
+        ),
+        (
+            "blank payment token",
+            with_body(checkout.clone(), &{
+                let mut body = valid.clone();
+                body["paymentToken"] = json!("  ");
+                body.to_string()
+            }),
+            422,
+            Some("paymentToken"),
+        ),
+        (
+            "lower-case country",
+            address("country", json!("gb")),
+            422,
+            Some("shippingAddress.country"),
+        ),
+        (
+            "unassigned country",
+            address("country", json!("UK")),
+            422,
+            Some("shippingAddress.country"),
+        ),
+        (
+            "alpha-3 country",
+            address("country", json!("GBR")),
+            422,
+            Some("shippingAddress.country"),
+        ),
+        (
+            "blank name",
+            address("name", json!(" ")),
+            422,
+            Some("shippingAddress.name"),
+        ),
+        (
+            "long name",
+            address("name", json!("n".repeat(101))),
+            422,
+            Some("shippingAddress.name"),
+        ),
+        (
+            "no line1",
+            address("line1", Value::Null),
+            422,
+            Some("shippingAddress.line1"),
+        ),
+        (
+            "long line2",
+            address("line2", json!("l".repeat(201))),
+            422,
+            Some("shippingAddress.line2"),
+        ),
+        (
+            "long postal code",
+            address("postalCode", json!("1".repeat(21))),
+            422,
+            Some("shippingAddress.postalCode"),
+        ),
+        (
+            "empty city",
+            address("city", json!("")),
+            422,
+            Some("shippingAddress.city"),
+        ),
+        (
+            "oversized body",
+            address("line2", json!("x".repeat(20_000))),
+            413,
+            None,
+        ),
+    ];
+    for (case, event, status, field) in cases {
+        let (got, problem, response) = shop.call(event).await;
+        assert_eq!(got, status, "{case}: {problem}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{case}"
+        );
+        assert_eq!(problem["status"], status, "{case}");
+        assert!(
+            problem["title"].is_string() && problem["detail"].is_string(),
+            "{case}: {problem}"
+        );
+        if let Some(field) = field {
+            let fields: Vec<&str> = problem["errors"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{case}: {problem}"))
+                .iter()
+                .map(|e| e["field"].as_str().unwrap())
+                .collect();
+            assert!(fields.contains(&field), "{case}: {problem}");
+        }
+    }
+    assert_eq!(
+        shop.item_count().await,
+        before,
+        "no bad request wrote anything"
+    );
+    assert!(shop.outbox().await.is_empty());
+    assert_eq!(shop.view(SHOPPER).await, before_basket);
+}
+
+#[tokio::test]
+async fn health_answers_200_when_the_table_is_reachable_and_503_when_not() {
+    let shop = Shop::new().await;
+    let (status, body, _) = shop.call(fixture("api-health.json")).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"status": "ok", "capability": "basket"}))
+    );
+
+    let missing = basket::api::App {
+        store: basket::store::BasketStore::new(
+            shop.dynamodb.clone(),
+            shop_testing::unique("no-such-table"),
+        ),
+    };
+    let request = lambda_http::request::from_str(&fixture("api-health.json").to_string()).unwrap();
+    assert_eq!(
+        basket::api::handle(&missing, request)
+            .await
+            .status()
+            .as_u16(),
+        503
+    );
+}
