@@ -76,7 +76,7 @@ async fn view(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
 async fn set_item(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
     let user = require_user(request)?;
     let product_id = path_param(request, "productId")?;
-    let SetQuantity { quantity } = json_input(request)?;
+    let SetQuantity { quantity } = json_body(request, MAX_BODY_BYTES)?;
     if !is_ulid(&product_id) {
         return Err(basket_problem(BasketError::NotForSale(product_id)));
     }
@@ -146,7 +146,7 @@ async fn checkout(
 ) -> Result<Response<Body>, Problem> {
     let user = require_user(request)?;
     let key = idempotency_key(request)?;
-    let input: CheckoutInput = json_input(request)?;
+    let input: CheckoutInput = json_body(request, MAX_BODY_BYTES)?;
     // Before the basket is even read: once the order exists its lines leave the basket,
     // and a retry must still get its order, not "the basket is empty".
     if let Some(done) = app
@@ -247,34 +247,6 @@ fn accepted(order_id: &str) -> Response<Body> {
 
 /// [`json_body`], with garde's field paths (Rust's snake_case) spelt as the client sent
 /// them (camelCase): `shippingAddress.postalCode`, not `shipping_address.postal_code`.
-fn json_input<T>(request: &Request) -> Result<T, Problem>
-where
-    T: serde::de::DeserializeOwned + garde::Validate<Context = ()>,
-{
-    json_body(request, MAX_BODY_BYTES).map_err(|mut problem: Problem| {
-        for error in &mut problem.errors {
-            error.field = camel_case(&error.field);
-        }
-        problem
-    })
-}
-
-fn camel_case(path: &str) -> String {
-    let mut spelt = String::with_capacity(path.len());
-    let mut upper_next = false;
-    for c in path.chars() {
-        match c {
-            '_' => upper_next = true,
-            c if upper_next => {
-                spelt.extend(c.to_uppercase());
-                upper_next = false;
-            }
-            c => spelt.push(c),
-        }
-    }
-    spelt
-}
-
 fn idempotency_key(request: &Request) -> Result<IdempotencyKey, Problem> {
     let header = request
         .headers()
@@ -314,20 +286,4 @@ fn basket_problem(error: BasketError) -> Problem {
 
 fn internal(error: StoreError) -> Problem {
     Problem::internal(&error)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn field_paths_are_spelt_as_the_client_spells_them() {
-        assert_eq!(
-            camel_case("shipping_address.postal_code"),
-            "shippingAddress.postalCode"
-        );
-        assert_eq!(camel_case("paymentToken"), "paymentToken");
-        assert_eq!(camel_case("quantity"), "quantity");
-        assert_eq!(camel_case("lines[0].unit_price"), "lines[0].unitPrice");
-    }
 }

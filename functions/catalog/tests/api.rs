@@ -333,6 +333,12 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
             Some("price.currency"),
         ),
         (
+            "not a URL",
+            mutated(&|b| b["imageUrl"] = json!("javascript:alert(1)")),
+            422,
+            Some("imageUrl"),
+        ),
+        (
             "oversized name",
             mutated(&|b| b["name"] = json!("n".repeat(201))),
             422,

@@ -149,7 +149,7 @@ where
             report
                 .iter()
                 .map(|(path, error)| FieldError {
-                    field: path.to_string(),
+                    field: camel_case(&path.to_string()),
                     message: error.message().to_owned(),
                 })
                 .collect(),
@@ -178,6 +178,24 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         .end()
         .map_err(|error| Problem::bad_request(format!("malformed JSON: {error}")))?;
     Ok(value)
+}
+
+/// garde names fields as Rust spells them (`postal_code`); every body of this API is
+/// camelCase (`postalCode`), and the client must see the name it sent.
+fn camel_case(path: &str) -> String {
+    let mut spelt = String::with_capacity(path.len());
+    let mut upper_next = false;
+    for c in path.chars() {
+        match c {
+            '_' => upper_next = true,
+            c if upper_next => {
+                spelt.extend(c.to_uppercase());
+                upper_next = false;
+            }
+            c => spelt.push(c),
+        }
+    }
+    spelt
 }
 
 /// The JSON path of the offending field. For a missing field serde points at the object
@@ -236,6 +254,16 @@ pub fn respond(outcome: Result<Response<Body>, Problem>) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validation_paths_are_spelt_as_the_client_sent_them() {
+        assert_eq!(
+            camel_case("shipping_address.postal_code"),
+            "shippingAddress.postalCode"
+        );
+        assert_eq!(camel_case("lines[0].unit_price"), "lines[0].unitPrice");
+        assert_eq!(camel_case("name"), "name");
+    }
 
     #[test]
     fn groups_are_read_in_every_shape_a_token_carries_them() {
