@@ -1,0 +1,6 @@
+//! The inventory's outbox relay Lambda, on the inventory table's stream.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shop_platform::relay::run().await
+}
