@@ -252,7 +252,16 @@ async fn idempotent_checkout_private_orders_and_bad_input() {
 
     let before = shop.stock(&product).await;
     let item = format!("/basket/items/{product}");
-    let cases: Vec<(&str, &str, &str, Option<&str>, Option<Value>, u16)> = vec![
+    // (case, method, path, token, body, expected status)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<Value>,
+        u16,
+    );
+    let cases: Vec<Case> = vec![
         (
             "quantity 0",
             "PUT",
