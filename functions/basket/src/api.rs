@@ -6,16 +6,12 @@
 use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use shop_events::Envelope;
-use shop_platform::http::{
-    correlation_id, json_body, json_response, path_param, require_user, respond, route_key,
-};
+use shop_events::{Envelope, is_ulid, new_ulid};
+use shop_platform::http::{answer, health, json_body, json_response, path_param, require_user};
 use shop_platform::{FieldError, Problem};
-use tracing::Instrument;
 
 use crate::domain::{
-    Basket, BasketError, Catalog, Checkout, CheckoutInput, IdempotencyKey, SetQuantity, is_ulid,
-    new_order_id,
+    Basket, BasketError, Catalog, Checkout, CheckoutInput, IdempotencyKey, SetQuantity,
 };
 use crate::store::{BasketStore, StoreError};
 
@@ -31,40 +27,20 @@ pub struct App {
     pub store: BasketStore,
 }
 
-impl shop_platform::entrypoint::HttpApi for App {
-    async fn handle(&self, request: Request) -> Response<Body> {
-        handle(self, request).await
-    }
-}
-
 /// Answers one request. Never fails: every error is a problem+json response.
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
-    let correlation_id = correlation_id(&request);
-    let route = route_key(&request);
-    let span = tracing::info_span!("request", correlation_id = %correlation_id, route = %route);
-    async {
-        let response = respond(dispatch(app, &request, &route, &correlation_id).await);
-        tracing::info!(status = response.status().as_u16(), "answered");
-        response
-    }
-    .instrument(span)
+    answer(
+        request,
+        async |request, route, correlation_id| match route {
+            "GET /basket" => view(app, request).await,
+            "PUT /basket/items/{productId}" => set_item(app, request).await,
+            "DELETE /basket/items/{productId}" => remove_item(app, request).await,
+            "POST /basket/checkout" => checkout(app, request, correlation_id).await,
+            "GET /health/basket" => health("basket", app.store.table()).await,
+            _ => Err(Problem::no_route(route)),
+        },
+    )
     .await
-}
-
-async fn dispatch(
-    app: &App,
-    request: &Request,
-    route: &str,
-    correlation_id: &str,
-) -> Result<Response<Body>, Problem> {
-    match route {
-        "GET /basket" => view(app, request).await,
-        "PUT /basket/items/{productId}" => set_item(app, request).await,
-        "DELETE /basket/items/{productId}" => remove_item(app, request).await,
-        "POST /basket/checkout" => checkout(app, request, correlation_id).await,
-        "GET /health/basket" => health(app).await,
-        _ => Err(Problem::not_found(format!("no route {route}"))),
-    }
 }
 
 async fn view(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
@@ -131,7 +107,7 @@ where
         match app.store.save_basket(&changed, basket.version).await {
             Ok(()) => return Ok(answer),
             Err(StoreError::Conflict) => tracing::info!("basket changed concurrently; retrying"),
-            Err(other) => return Err(internal(other)),
+            Err(other) => return Err(Problem::internal(other)),
         }
     }
     Err(Problem::conflict(
@@ -153,7 +129,7 @@ async fn checkout(
         .store
         .checkout_by_key(&user.user_id, &key)
         .await
-        .map_err(internal)?
+        .map_err(Problem::internal)?
     {
         tracing::info!(order_id = %done.order_id, "checkout replayed");
         return Ok(accepted(&done.order_id));
@@ -161,7 +137,7 @@ async fn checkout(
     let now = Utc::now();
     let (basket, catalog) = load(app, &user.user_id, None, now).await?;
     let (checkout, requested) =
-        Checkout::place(new_order_id(), &basket, &catalog, input, now).map_err(basket_problem)?;
+        Checkout::place(new_ulid(), &basket, &catalog, input, now).map_err(basket_problem)?;
     let event = Envelope::new(requested, correlation_id);
     match app.store.record_checkout(&checkout, &key, &event).await {
         Ok(()) => {
@@ -179,7 +155,7 @@ async fn checkout(
                 .store
                 .checkout_by_key(&user.user_id, &key)
                 .await
-                .map_err(internal)?
+                .map_err(Problem::internal)?
             {
                 Some(done) => Ok(accepted(&done.order_id)),
                 None => Err(Problem::conflict(
@@ -187,20 +163,7 @@ async fn checkout(
                 )),
             }
         }
-        Err(other) => Err(internal(other)),
-    }
-}
-
-async fn health(app: &App) -> Result<Response<Body>, Problem> {
-    if app.store.is_reachable().await {
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({"status": "ok", "capability": "basket"}),
-        ))
-    } else {
-        Err(Problem::service_unavailable(
-            "the basket table is not reachable",
-        ))
+        Err(other) => Err(Problem::internal(other)),
     }
 }
 
@@ -216,7 +179,7 @@ async fn load(
         .store
         .basket(user_id)
         .await
-        .map_err(internal)?
+        .map_err(Problem::internal)?
         .unwrap_or_else(|| Basket::empty(user_id, now))
         .as_of(now);
     let wanted = basket
@@ -224,7 +187,7 @@ async fn load(
         .iter()
         .map(|line| line.product_id.as_str())
         .chain(product_id);
-    let catalog = app.store.catalog(wanted).await.map_err(internal)?;
+    let catalog = app.store.catalog(wanted).await.map_err(Problem::internal)?;
     Ok((basket, catalog))
 }
 
@@ -245,8 +208,8 @@ fn accepted(order_id: &str) -> Response<Body> {
     response
 }
 
-/// [`json_body`], with garde's field paths (Rust's snake_case) spelt as the client sent
-/// them (camelCase): `shippingAddress.postalCode`, not `shipping_address.postal_code`.
+/// The checkout's `Idempotency-Key`: required, so that a retried checkout is never a
+/// second order.
 fn idempotency_key(request: &Request) -> Result<IdempotencyKey, Problem> {
     let header = request
         .headers()
@@ -282,8 +245,4 @@ fn basket_problem(error: BasketError) -> Problem {
             Problem::unprocessable(error.to_string())
         }
     }
-}
-
-fn internal(error: StoreError) -> Problem {
-    Problem::internal(&error)
 }

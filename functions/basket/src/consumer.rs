@@ -9,13 +9,13 @@
 //!   those: lines set since stay, and once removed there is nothing left to remove.
 
 use chrono::Utc;
-use shop_events::DomainEvent;
 use shop_events::catalog::{ProductCreated, ProductDeleted, ProductUpdated};
 use shop_events::ordering::OrderSubmitted;
+use shop_events::{DomainEvent, is_ulid};
 use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent};
 use shop_platform::transaction::Transaction;
 
-use crate::domain::{ProjectedProduct, is_ulid};
+use crate::domain::ProjectedProduct;
 use crate::store::{BasketStore, StoreError};
 
 pub struct Handler {
@@ -30,24 +30,22 @@ impl EventHandler for Handler {
     ) -> Result<(), ConsumeError> {
         match event.detail_type.as_str() {
             ProductCreated::DETAIL_TYPE => {
-                let ProductCreated(snapshot) = data(event)?;
+                let ProductCreated(snapshot) = event.data()?;
                 let product = ProjectedProduct::on_sale(snapshot).map_err(malformed)?;
                 self.project(product, transaction).await
             }
             ProductUpdated::DETAIL_TYPE => {
-                let ProductUpdated(snapshot) = data(event)?;
+                let ProductUpdated(snapshot) = event.data()?;
                 let product = ProjectedProduct::on_sale(snapshot).map_err(malformed)?;
                 self.project(product, transaction).await
             }
             ProductDeleted::DETAIL_TYPE => {
-                let deleted: ProductDeleted = data(event)?;
+                let deleted: ProductDeleted = event.data()?;
                 self.project(ProjectedProduct::deleted(&deleted), transaction)
                     .await
             }
-            OrderSubmitted::DETAIL_TYPE => self.order_submitted(data(event)?, transaction).await,
-            other => Err(ConsumeError::Malformed(format!(
-                "basket does not consume {other}"
-            ))),
+            OrderSubmitted::DETAIL_TYPE => self.order_submitted(event.data()?, transaction).await,
+            _ => Err(event.not_consumed_by("basket")),
         }
     }
 }
@@ -66,11 +64,7 @@ impl Handler {
         }
         // Decided by reading, not by letting the write's condition fail: a failed
         // condition would cancel the transaction and with it the processed marker.
-        let current = self
-            .store
-            .product(&product.product_id)
-            .await
-            .map_err(failed)?;
+        let current = self.store.product(&product.product_id).await?;
         if !product.supersedes(current.as_ref()) {
             tracing::info!(
                 product_id = %product.product_id,
@@ -80,9 +74,7 @@ impl Handler {
             );
             return Ok(());
         }
-        self.store
-            .stage_projection(transaction, &product)
-            .map_err(failed)?;
+        self.store.stage_projection(transaction, &product)?;
         tracing::info!(product_id = %product.product_id, version = product.version, "projection updated");
         Ok(())
     }
@@ -97,12 +89,7 @@ impl Handler {
         if !is_ulid(&order.order_id) {
             return Ok(());
         }
-        let Some(checkout) = self
-            .store
-            .checkout_by_order(&order.order_id)
-            .await
-            .map_err(failed)?
-        else {
+        let Some(checkout) = self.store.checkout_by_order(&order.order_id).await? else {
             tracing::info!(order_id = %order.order_id, "no checkout made this order; nothing to remove");
             return Ok(());
         };
@@ -112,7 +99,7 @@ impl Handler {
                 order.order_id
             )));
         }
-        let Some(basket) = self.store.basket(&checkout.user_id).await.map_err(failed)? else {
+        let Some(basket) = self.store.basket(&checkout.user_id).await? else {
             return Ok(());
         };
         let now = Utc::now();
@@ -120,8 +107,7 @@ impl Handler {
         match basket.remove_checked_out(&checkout, now) {
             Some(changed) => {
                 self.store
-                    .stage_basket(transaction, &changed, basket.version)
-                    .map_err(failed)?;
+                    .stage_basket(transaction, &changed, basket.version)?;
                 tracing::info!(
                     order_id = %order.order_id,
                     removed = basket.lines.len() - changed.lines.len(),
@@ -136,26 +122,17 @@ impl Handler {
     }
 }
 
-/// The event's data, if it comes from the capability that owns its type.
-fn data<T: DomainEvent>(event: &IncomingEvent) -> Result<T, ConsumeError> {
-    if event.source != T::SOURCE {
-        return Err(ConsumeError::Malformed(format!(
-            "{} must come from {}, not {}",
-            T::DETAIL_TYPE,
-            T::SOURCE,
-            event.source
-        )));
-    }
-    event.data()
-}
-
 fn malformed(error: impl std::fmt::Display) -> ConsumeError {
     ConsumeError::Malformed(error.to_string())
 }
 
-fn failed(error: StoreError) -> ConsumeError {
-    match error {
-        StoreError::Conflict => ConsumeError::Conflict,
-        other => ConsumeError::Transient(other.to_string()),
+/// As the harness treats the table's own errors: a conflict is retried at once, anything
+/// else by the queue later.
+impl From<StoreError> for ConsumeError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict => ConsumeError::Conflict,
+            other => ConsumeError::Transient(other.to_string()),
+        }
     }
 }

@@ -12,29 +12,21 @@
 //! Writes are conditional: a basket on the version read, a projection on being newer than
 //! what is stored, a checkout on not existing yet.
 
-use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
-
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shop_events::basket::CheckoutRequested;
 use shop_events::{Envelope, Money};
+use shop_platform::store::{Condition, Read, Table, TableError, decode, key};
 use shop_platform::transaction::{CommitError, Transaction};
 
 use crate::domain::{Basket, Catalog, Checkout, IdempotencyKey, Listing, ProjectedProduct};
 
-type Item = HashMap<String, AttributeValue>;
-
 const PROJECTION_SORT_KEY: &str = "PROJECTION";
 const BASKET_SORT_KEY: &str = "BASKET";
 const CHECKOUT_SORT_KEY: &str = "CHECKOUT";
-/// BatchGetItem may leave keys unprocessed under throttling; they are asked for again
-/// this many times, with a growing pause, before the read fails.
-const BATCH_GET_ATTEMPTS: u32 = 5;
 
+/// The table's errors, and the one refusal only a checkout has. Flat rather than wrapping
+/// [`TableError`], so that callers match `StoreError::Conflict` whichever write raised it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the item changed since it was read")]
@@ -47,19 +39,14 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-impl From<CommitError> for StoreError {
-    fn from(error: CommitError) -> Self {
+impl From<TableError> for StoreError {
+    fn from(error: TableError) -> Self {
         match error {
-            CommitError::ConditionFailed { .. } | CommitError::TransactionConflict => {
-                StoreError::Conflict
-            }
-            other => StoreError::Dynamo(other.to_string()),
+            TableError::Conflict => StoreError::Conflict,
+            TableError::Dynamo(cause) => StoreError::Dynamo(cause),
+            TableError::Corrupt(cause) => StoreError::Corrupt(cause),
         }
     }
-}
-
-fn dynamo_error<E: std::error::Error + 'static>(error: E) -> StoreError {
-    StoreError::Dynamo(DisplayErrorContext(error).to_string())
 }
 
 fn product_key(product_id: &str) -> String {
@@ -76,13 +63,6 @@ fn checkout_key(user_id: &str, key: &IdempotencyKey) -> String {
 
 fn order_key(order_id: &str) -> String {
     format!("ORDER#{order_id}")
-}
-
-fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(pk)),
-        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
-    ])
 }
 
 /// A projected product as stored. A tombstone has no name or price: a deletion can
@@ -158,26 +138,31 @@ struct CheckoutItem {
 
 #[derive(Clone)]
 pub struct BasketStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl BasketStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
+    }
+
+    pub fn table(&self) -> &Table {
+        &self.table
     }
 
     /// One projected product, as last written (a strongly consistent read: the consumer
     /// decides from it whether an event is newer).
     pub async fn product(&self, product_id: &str) -> Result<Option<ProjectedProduct>, StoreError> {
-        let item = self
-            .get(key(product_key(product_id), PROJECTION_SORT_KEY))
+        let stored: Option<ProjectionItem> = self
+            .table
+            .get(
+                key(product_key(product_id), PROJECTION_SORT_KEY),
+                Read::Latest,
+            )
             .await?;
-        item.map(|item| decode::<ProjectionItem>(item)?.into_product())
-            .transpose()
+        stored.map(ProjectionItem::into_product).transpose()
     }
 
     /// The projected products among `product_ids` (unknown ones are simply absent).
@@ -186,88 +171,37 @@ impl BasketStore {
         &self,
         product_ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<Catalog, StoreError> {
-        // BatchGetItem rejects a request that names one key twice.
-        let unique: BTreeSet<&str> = product_ids.into_iter().collect();
-        if unique.is_empty() {
-            return Ok(Catalog::default());
-        }
-        let keys: Vec<Item> = unique
+        let keys = product_ids
             .into_iter()
             .map(|id| key(product_key(id), PROJECTION_SORT_KEY))
             .collect();
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .build()
-                .map_err(dynamo_error)?,
-        );
-        let mut products = Vec::new();
-        for attempt in 0..BATCH_GET_ATTEMPTS {
-            let Some(request) = pending.take() else {
-                break;
-            };
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-            }
-            let output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(dynamo_error)?;
-            for item in output
-                .responses
-                .and_then(|mut tables| tables.remove(&self.table))
-                .unwrap_or_default()
-            {
-                products.push(decode::<ProjectionItem>(item)?.into_product()?);
-            }
-            pending = output
-                .unprocessed_keys
-                .and_then(|mut tables| tables.remove(&self.table))
-                .filter(|rest| !rest.keys.is_empty());
-        }
-        match pending {
-            None => Ok(products.into_iter().collect()),
-            Some(rest) => Err(StoreError::Dynamo(format!(
-                "{} product(s) still unread after {BATCH_GET_ATTEMPTS} attempts",
-                rest.keys.len()
-            ))),
-        }
+        self.table
+            .batch_get(keys, Read::Eventual)
+            .await?
+            .into_iter()
+            .map(|item| decode::<ProjectionItem>(item)?.into_product())
+            .collect()
     }
 
     /// The user's stored basket, if they have one (strongly consistent: a write
     /// conditional on its version follows).
     pub async fn basket(&self, user_id: &str) -> Result<Option<Basket>, StoreError> {
-        let item = self.get(key(basket_key(user_id), BASKET_SORT_KEY)).await?;
-        item.map(|item| decode::<BasketItem>(item).map(|stored| stored.basket))
-            .transpose()
+        let stored: Option<BasketItem> = self
+            .table
+            .get(key(basket_key(user_id), BASKET_SORT_KEY), Read::Latest)
+            .await?;
+        Ok(stored.map(|stored| stored.basket))
     }
 
     /// Stores a changed basket if it is still at `read_version`; else [`StoreError::Conflict`].
     pub async fn save_basket(&self, basket: &Basket, read_version: u64) -> Result<(), StoreError> {
-        let (condition, values) = version_condition(read_version);
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(encode(&basket_item(basket))?))
-            .condition_expression(condition)
-            .set_expression_attribute_values(values)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict)
-            }
-            Err(error) => Err(dynamo_error(error)),
-        }
+        Ok(self
+            .table
+            .put_now(
+                &basket_item(basket),
+                Condition::unchanged_since(read_version),
+            )
+            .await?)
     }
 
     /// Adds to `transaction` the write of a changed basket, conditional on `read_version`.
@@ -277,15 +211,8 @@ impl BasketStore {
         basket: &Basket,
         read_version: u64,
     ) -> Result<(), StoreError> {
-        let (condition, values) = version_condition(read_version);
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(encode(&basket_item(basket))?))
-            .condition_expression(condition)
-            .set_expression_attribute_values(values)
-            .build()
-            .map_err(dynamo_error)?;
-        transaction.write(TransactWriteItem::builder().put(put).build());
+        let condition = Condition::unchanged_since(read_version);
+        transaction.write(self.table.put(&basket_item(basket), condition)?);
         Ok(())
     }
 
@@ -298,14 +225,8 @@ impl BasketStore {
         transaction: &mut Transaction,
         product: &ProjectedProduct,
     ) -> Result<(), StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(encode(&ProjectionItem::new(product))?))
-            .condition_expression("attribute_not_exists(pk) OR version < :version")
-            .expression_attribute_values(":version", AttributeValue::N(product.version.to_string()))
-            .build()
-            .map_err(dynamo_error)?;
-        transaction.write(TransactWriteItem::builder().put(put).build());
+        let condition = Condition::AbsentOrOlderThan(product.version);
+        transaction.write(self.table.put(&ProjectionItem::new(product), condition)?);
         Ok(())
     }
 
@@ -332,63 +253,35 @@ impl BasketStore {
         key: &IdempotencyKey,
         event: &Envelope<CheckoutRequested>,
     ) -> Result<(), StoreError> {
-        let mut transaction = Transaction::new(&self.table);
-        let by_key = transaction.write(self.put_new(&CheckoutItem {
-            pk: checkout_key(&checkout.user_id, key),
+        let under = |pk| CheckoutItem {
+            pk,
             sk: CHECKOUT_SORT_KEY.to_owned(),
             checkout: checkout.clone(),
-        })?);
-        transaction.write(self.put_new(&CheckoutItem {
-            pk: order_key(&checkout.order_id),
-            sk: CHECKOUT_SORT_KEY.to_owned(),
-            checkout: checkout.clone(),
-        })?);
-        transaction.publish(event)?;
-        match transaction.commit(&self.client).await {
+        };
+        let mut transaction = self.table.transaction();
+        let by_key = transaction.write(self.table.put(
+            &under(checkout_key(&checkout.user_id, key)),
+            Condition::Absent,
+        )?);
+        transaction.write(
+            self.table
+                .put(&under(order_key(&checkout.order_id)), Condition::Absent)?,
+        );
+        transaction.publish(event).map_err(TableError::from)?;
+        match transaction.commit(self.table.client()).await {
             Err(CommitError::ConditionFailed { failed }) if failed.contains(&by_key) => {
                 Err(StoreError::AlreadyCheckedOut)
             }
-            other => Ok(other?),
+            other => Ok(other.map_err(TableError::from)?),
         }
     }
 
-    /// Whether the table answers; for the health route.
-    pub async fn is_reachable(&self) -> bool {
-        self.client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .is_ok()
-    }
-
     async fn checkout(&self, pk: String) -> Result<Option<Checkout>, StoreError> {
-        let item = self.get(key(pk, CHECKOUT_SORT_KEY)).await?;
-        item.map(|item| decode::<CheckoutItem>(item).map(|stored| stored.checkout))
-            .transpose()
-    }
-
-    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        Ok(output.item)
-    }
-
-    fn put_new<T: Serialize>(&self, item: &T) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(encode(item)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(dynamo_error)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        let stored: Option<CheckoutItem> = self
+            .table
+            .get(key(pk, CHECKOUT_SORT_KEY), Read::Latest)
+            .await?;
+        Ok(stored.map(|stored| stored.checkout))
     }
 }
 
@@ -398,28 +291,4 @@ fn basket_item(basket: &Basket) -> BasketItem {
         sk: BASKET_SORT_KEY.to_owned(),
         basket: basket.clone(),
     }
-}
-
-/// The condition of a basket write: the basket is still as read (version 0 means there
-/// was none).
-fn version_condition(read_version: u64) -> (&'static str, Option<Item>) {
-    if read_version == 0 {
-        ("attribute_not_exists(pk)", None)
-    } else {
-        (
-            "version = :read",
-            Some(HashMap::from([(
-                ":read".to_owned(),
-                AttributeValue::N(read_version.to_string()),
-            )])),
-        )
-    }
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

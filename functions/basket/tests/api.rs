@@ -4,6 +4,10 @@
 mod support;
 
 use serde_json::{Value, json};
+use shop_testing::api::{
+    BadRequest, anonymous, assert_rejected_without_writes, call, with_body, with_header,
+    without_header,
+};
 use support::*;
 
 fn zero() -> Value {
@@ -17,7 +21,7 @@ async fn a_user_without_a_basket_sees_an_empty_one() {
     assert_eq!(status, 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(basket, json!({"items": [], "total": zero()}));
-    assert_eq!(shop.item_count().await, 0, "reading writes nothing");
+    assert_eq!(shop.table.item_count().await, 0, "reading writes nothing");
 }
 
 #[tokio::test]
@@ -52,7 +56,7 @@ async fn lines_are_set_changed_and_removed_and_priced_from_the_projection() {
     assert_eq!(shop.view(SHOPPER).await, basket);
 
     // Every write restarts the idle lifetime: TTL removes a basket 30 days after its last change.
-    let stored = &shop.items("BASKET#").await[0];
+    let stored = &shop.table.items("BASKET#").await[0];
     let expires: i64 = stored["expiresAt"].as_n().unwrap().parse().unwrap();
     let updated =
         chrono::DateTime::parse_from_rfc3339(stored["updatedAt"].as_s().unwrap()).unwrap();
@@ -64,16 +68,16 @@ async fn lines_are_set_changed_and_removed_and_priced_from_the_projection() {
         (status, basket),
         (200, json!({"items": [], "total": zero()}))
     );
-    let before = shop.item_count().await;
+    let before = shop.table.item_count().await;
     let (status, basket, _) = shop.call(fixture("api-remove-item.json")).await;
     assert_eq!(
         (status, basket),
         (200, json!({"items": [], "total": zero()})),
         "removing an absent line is fine"
     );
-    let stored = &shop.items("BASKET#").await[0];
+    let stored = &shop.table.items("BASKET#").await[0];
     assert_eq!(stored["version"].as_n().unwrap(), "3", "and writes nothing");
-    assert_eq!(shop.item_count().await, before);
+    assert_eq!(shop.table.item_count().await, before);
 }
 
 #[tokio::test]
@@ -97,7 +101,7 @@ async fn a_product_is_404_until_the_basket_knows_it_and_after_it_is_deleted() {
         "application/problem+json"
     );
     assert!(problem["detail"].as_str().unwrap().contains("retry"));
-    assert_eq!(shop.item_count().await, 0);
+    assert_eq!(shop.table.item_count().await, 0);
 
     shop.deliver(&fixture("consumer-product-created.json"))
         .await;
@@ -181,7 +185,7 @@ async fn checkout_freezes_the_basket_and_publishes_checkout_requested() {
         format!("/orders/{order_id}").as_str()
     );
 
-    let published = shop.published().await;
+    let published = shop.table.published().await;
     assert_eq!(published.len(), 1);
     let event = &published[0];
     assert_eq!(event["source"], "shop.basket");
@@ -204,8 +208,8 @@ async fn checkout_freezes_the_basket_and_publishes_checkout_requested() {
         })
     );
     // The checkout is kept under its key and under its order, for OrderSubmitted.
-    assert_eq!(shop.items("CHECKOUT#").await.len(), 1);
-    let by_order = shop.items(&format!("ORDER#{order_id}")).await;
+    assert_eq!(shop.table.items("CHECKOUT#").await.len(), 1);
+    let by_order = shop.table.items(&format!("ORDER#{order_id}")).await;
     assert_eq!(by_order[0]["userId"].as_s().unwrap(), SHOPPER);
     // Until the order exists, the basket is as it was.
     assert_eq!(shop.view(SHOPPER).await["items"][0]["quantity"], 2);
@@ -219,10 +223,10 @@ async fn the_same_idempotency_key_is_the_same_checkout_and_another_key_another()
 
     let (status, first) = shop.checkout(SHOPPER, "key-aaaaaaaa").await;
     assert_eq!(status, 202, "{first}");
-    let items = shop.item_count().await;
+    let items = shop.table.item_count().await;
     let (status, again) = shop.checkout(SHOPPER, "key-aaaaaaaa").await;
     assert_eq!((status, &again), (202, &first), "same key, same order");
-    assert_eq!(shop.item_count().await, items, "and nothing new");
+    assert_eq!(shop.table.item_count().await, items, "and nothing new");
     assert_eq!(shop.outbox().await.len(), 1, "one CheckoutRequested");
 
     let (status, second) = shop.checkout(SHOPPER, "key-bbbbbbbb").await;
@@ -286,7 +290,7 @@ async fn checking_out_an_empty_basket_is_422_and_writes_nothing() {
     let (status, problem) = shop.checkout(SHOPPER, "key-empty-01").await;
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem["status"], 422);
-    assert_eq!(shop.item_count().await, 0);
+    assert_eq!(shop.table.item_count().await, 0);
 
     // Only deleted products left is empty too.
     shop.deliver(&fixture("consumer-product-created.json"))
@@ -294,10 +298,10 @@ async fn checking_out_an_empty_basket_is_422_and_writes_nothing() {
     shop.set(SHOPPER, BOOK, 1).await;
     shop.deliver(&fixture("consumer-product-deleted.json"))
         .await;
-    let before = shop.item_count().await;
+    let before = shop.table.item_count().await;
     let (status, _) = shop.checkout(SHOPPER, "key-empty-01").await;
     assert_eq!(status, 422);
-    assert_eq!(shop.item_count().await, before);
+    assert_eq!(shop.table.item_count().await, before);
     assert!(shop.outbox().await.is_empty());
 }
 
@@ -307,7 +311,6 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
     shop.deliver(&fixture("consumer-product-created.json"))
         .await;
     let before_basket = shop.set(SHOPPER, BOOK, 2).await;
-    let before = shop.item_count().await;
 
     let set = fixture("api-set-item.json");
     let checkout = fixture("api-checkout.json");
@@ -320,7 +323,7 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
     let key = |value: &str| with_header(checkout.clone(), "idempotency-key", value);
     let quantity = |value: Value| with_body(set.clone(), &json!({ "quantity": value }).to_string());
 
-    let cases: Vec<(&str, Value, u16, Option<&str>)> = vec![
+    let cases: Vec<BadRequest> = vec![
         ("quantity 0", quantity(json!(0)), 422, Some("quantity")),
         ("quantity 100", quantity(json!(100)), 422, Some("quantity")),
         (
@@ -497,34 +500,7 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
             None,
         ),
     ];
-    for (case, event, status, field) in cases {
-        let (got, problem, response) = shop.call(event).await;
-        assert_eq!(got, status, "{case}: {problem}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json",
-            "{case}"
-        );
-        assert_eq!(problem["status"], status, "{case}");
-        assert!(
-            problem["title"].is_string() && problem["detail"].is_string(),
-            "{case}: {problem}"
-        );
-        if let Some(field) = field {
-            let fields: Vec<&str> = problem["errors"]
-                .as_array()
-                .unwrap_or_else(|| panic!("{case}: {problem}"))
-                .iter()
-                .map(|e| e["field"].as_str().unwrap())
-                .collect();
-            assert!(fields.contains(&field), "{case}: {problem}");
-        }
-    }
-    assert_eq!(
-        shop.item_count().await,
-        before,
-        "no bad request wrote anything"
-    );
+    assert_rejected_without_writes(&shop.table, async |e| shop.call(e).await, cases).await;
     assert!(shop.outbox().await.is_empty());
     assert_eq!(shop.view(SHOPPER).await, before_basket);
 }
@@ -540,16 +516,14 @@ async fn health_answers_200_when_the_table_is_reachable_and_503_when_not() {
 
     let missing = basket::api::App {
         store: basket::store::BasketStore::new(
-            shop.dynamodb.clone(),
+            shop.table.dynamodb.clone(),
             shop_testing::unique("no-such-table"),
         ),
     };
-    let request = lambda_http::request::from_str(&fixture("api-health.json").to_string()).unwrap();
-    assert_eq!(
-        basket::api::handle(&missing, request)
-            .await
-            .status()
-            .as_u16(),
-        503
-    );
+    let (status, _, _) = call(
+        |request| basket::api::handle(&missing, request),
+        fixture("api-health.json"),
+    )
+    .await;
+    assert_eq!(status, 503);
 }

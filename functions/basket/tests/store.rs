@@ -23,11 +23,11 @@ fn on_sale(product: &str, amount: i64, version: u64) -> ProjectedProduct {
 }
 
 async fn project(shop: &Shop, product: &ProjectedProduct) -> Result<(), CommitError> {
-    let mut transaction = Transaction::new(&shop.table);
+    let mut transaction = Transaction::new(&shop.table.name);
     shop.store()
         .stage_projection(&mut transaction, product)
         .unwrap();
-    transaction.commit(&shop.dynamodb).await
+    transaction.commit(&shop.table.dynamodb).await
 }
 
 fn checkout(order_id: &str) -> (Checkout, Envelope<CheckoutRequested>) {
@@ -107,7 +107,7 @@ async fn a_second_checkout_with_the_same_key_is_refused_and_writes_nothing() {
         Err(StoreError::AlreadyCheckedOut)
     ));
     assert_eq!(
-        shop.item_count().await,
+        shop.table.item_count().await,
         3,
         "one checkout, its order, its event"
     );
@@ -175,9 +175,10 @@ async fn a_basket_full_of_products_is_priced_from_one_read_of_the_projection() {
 async fn a_stored_product_on_sale_without_a_price_is_reported_not_guessed() {
     use aws_sdk_dynamodb::types::AttributeValue::{Bool, N, S};
     let shop = Shop::new().await;
-    shop.dynamodb
+    shop.table
+        .dynamodb
         .put_item()
-        .table_name(&shop.table)
+        .table_name(&shop.table.name)
         .item("pk", S(format!("PRODUCT#{BOOK}")))
         .item("sk", S("PROJECTION".into()))
         .item("productId", S(BOOK.into()))

@@ -5,17 +5,17 @@
 use chrono::Utc;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use shop_events::Envelope;
+use shop_events::{Envelope, is_ulid, new_ulid};
 use shop_platform::Problem;
 use shop_platform::http::{
-    correlation_id, empty_response, json_body, json_response, path_param, query_param,
-    require_admin, respond, route_key,
+    answer, empty_response, health, json_body, json_response, path_param, query_param,
+    require_admin,
 };
 use shop_platform::pagination::{Page, encode_cursor, page_request};
-use tracing::Instrument;
+use shop_platform::store::TableError;
 
-use crate::domain::{Product, ProductInput, is_product_id, new_product_id};
-use crate::store::{ProductStore, StoreError};
+use crate::domain::{Product, ProductInput};
+use crate::store::ProductStore;
 
 /// A product is a few kilobytes at most; anything far larger is not one.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -24,41 +24,21 @@ pub struct App {
     pub store: ProductStore,
 }
 
-impl shop_platform::entrypoint::HttpApi for App {
-    async fn handle(&self, request: Request) -> Response<Body> {
-        handle(self, request).await
-    }
-}
-
 /// Answers one request. Never fails: every error is a problem+json response.
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
-    let correlation_id = correlation_id(&request);
-    let route = route_key(&request);
-    let span = tracing::info_span!("request", correlation_id = %correlation_id, route = %route);
-    async {
-        let response = respond(dispatch(app, &request, &route, &correlation_id).await);
-        tracing::info!(status = response.status().as_u16(), "answered");
-        response
-    }
-    .instrument(span)
+    answer(
+        request,
+        async |request, route, correlation_id| match route {
+            "GET /products" => list(app, request).await,
+            "GET /products/{productId}" => get(app, request).await,
+            "POST /products" => create(app, request, correlation_id).await,
+            "PUT /products/{productId}" => replace(app, request, correlation_id).await,
+            "DELETE /products/{productId}" => delete(app, request, correlation_id).await,
+            "GET /health/catalog" => health("catalog", app.store.table()).await,
+            _ => Err(Problem::no_route(route)),
+        },
+    )
     .await
-}
-
-async fn dispatch(
-    app: &App,
-    request: &Request,
-    route: &str,
-    correlation_id: &str,
-) -> Result<Response<Body>, Problem> {
-    match route {
-        "GET /products" => list(app, request).await,
-        "GET /products/{productId}" => get(app, request).await,
-        "POST /products" => create(app, request, correlation_id).await,
-        "PUT /products/{productId}" => replace(app, request, correlation_id).await,
-        "DELETE /products/{productId}" => delete(app, request, correlation_id).await,
-        "GET /health/catalog" => health(app).await,
-        _ => Err(Problem::not_found(format!("no route {route}"))),
-    }
 }
 
 async fn list(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
@@ -72,7 +52,11 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
             "the cursor belongs to another listing",
         ));
     }
-    let (items, last_key) = app.store.list(category, page).await.map_err(internal)?;
+    let (items, last_key) = app
+        .store
+        .list(category, page)
+        .await
+        .map_err(Problem::internal)?;
     let next_cursor = last_key.as_ref().and_then(encode_cursor);
     Ok(json_response(StatusCode::OK, &Page { items, next_cursor }))
 }
@@ -89,12 +73,12 @@ async fn create(
 ) -> Result<Response<Body>, Problem> {
     require_admin(request)?;
     let input: ProductInput = json_body(request, MAX_BODY_BYTES)?;
-    let (product, created) = Product::create(new_product_id(), input, Utc::now());
+    let (product, created) = Product::create(new_ulid(), input, Utc::now());
     let event = Envelope::new(created, correlation_id);
     app.store
         .create(product.clone(), &event)
         .await
-        .map_err(internal)?;
+        .map_err(Problem::internal)?;
     tracing::info!(product_id = %product.id, event_id = %event.metadata.event_id, "product created");
     let mut response = json_response(StatusCode::CREATED, &product);
     if let Ok(location) = HeaderValue::from_str(&format!("/products/{}", product.id)) {
@@ -138,27 +122,14 @@ async fn delete(
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-async fn health(app: &App) -> Result<Response<Body>, Problem> {
-    if app.store.is_reachable().await {
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({"status": "ok", "capability": "catalog"}),
-        ))
-    } else {
-        Err(Problem::service_unavailable(
-            "the catalog table is not reachable",
-        ))
-    }
-}
-
 async fn load(app: &App, id: &str) -> Result<Product, Problem> {
-    if !is_product_id(id) {
+    if !is_ulid(id) {
         return Err(not_found(id));
     }
     app.store
         .get(id)
         .await
-        .map_err(internal)?
+        .map_err(Problem::internal)?
         .ok_or_else(|| not_found(id))
 }
 
@@ -166,16 +137,11 @@ fn not_found(id: &str) -> Problem {
     Problem::not_found(format!("no product {id}"))
 }
 
-fn write_error(error: StoreError) -> Problem {
+fn write_error(error: TableError) -> Problem {
     match error {
-        StoreError::Conflict => {
+        TableError::Conflict => {
             Problem::conflict("the product changed while this request ran; read it again and retry")
         }
-        StoreError::NotFound => Problem::not_found("no such product"),
-        other => internal(other),
+        other => Problem::internal(other),
     }
-}
-
-fn internal(error: StoreError) -> Problem {
-    Problem::internal(&error)
 }

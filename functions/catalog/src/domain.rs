@@ -1,11 +1,12 @@
 //! Products and their rules. No I/O and no AWS type here: the rest of the capability
 //! calls these functions and persists what they return.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
-use shop_events::Money;
 use shop_events::catalog::{ProductCreated, ProductDeleted, ProductSnapshot, ProductUpdated};
+use shop_events::{Money, timestamp};
+use shop_platform::validate::not_blank;
 
 pub const MAX_PRICE: i64 = 1_000_000_000;
 pub const CURRENCY: &str = "USD";
@@ -14,6 +15,7 @@ pub const CURRENCY: &str = "USD";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
+    /// A ULID in its canonical form; nothing else can name a product.
     pub id: String,
     pub name: String,
     pub description: String,
@@ -54,14 +56,6 @@ pub struct PriceInput {
     pub currency: String,
 }
 
-fn not_blank(value: &str, _: &()) -> garde::Result {
-    if value.trim().is_empty() {
-        Err(garde::Error::new("must not be blank"))
-    } else {
-        Ok(())
-    }
-}
-
 fn usd(value: &str, _: &()) -> garde::Result {
     if value == CURRENCY {
         Ok(())
@@ -82,10 +76,6 @@ fn http_url(value: &str, _: &()) -> garde::Result {
         }
         _ => Err(garde::Error::new("must be an http(s) URL")),
     }
-}
-
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 impl Product {
@@ -145,17 +135,6 @@ impl Product {
             version: self.version,
         }
     }
-}
-
-/// Product ids are ULIDs in their canonical form (26 upper-case Crockford base-32
-/// characters, at most 128 bits); anything else cannot name a product.
-pub fn is_product_id(id: &str) -> bool {
-    const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    id.len() == 26 && id.as_bytes()[0] <= b'7' && id.bytes().all(|b| CROCKFORD.contains(&b))
-}
-
-pub fn new_product_id() -> String {
-    ulid::Ulid::generate().to_string()
 }
 
 #[cfg(test)]
@@ -272,17 +251,5 @@ mod tests {
         let (product, _) = Product::create("01J".into(), input(), at(1_000));
         let (product, _) = product.replace(input(), at(2_000));
         assert_eq!(product.delete().version, 3);
-    }
-
-    #[test]
-    fn only_ulids_are_product_ids() {
-        assert!(is_product_id(&new_product_id()));
-        assert!(!is_product_id("not-an-id"));
-        assert!(!is_product_id(&"Z".repeat(26)));
-        assert!(!is_product_id(""));
-        assert!(
-            !is_product_id(&new_product_id().to_lowercase()),
-            "one spelling per id"
-        );
     }
 }

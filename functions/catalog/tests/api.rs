@@ -1,51 +1,31 @@
 //! The catalog API Lambda's handler against moto, driven by the sample events in
 //! `events/catalog/` (the same files `sam local invoke -e` and `shop-local invoke` take).
 
-use aws_sdk_dynamodb::types::Select;
 use catalog::api::{App, handle};
 use catalog::store::ProductStore;
-use lambda_http::{Body, Response};
 use serde_json::{Value, json};
-use shop_platform::relay::{EventBridgePublisher, Relay, RetryPolicy};
-use shop_testing::{
-    bus_with_queue, create_table, drain_queue, sdk_config, stream_batch, unique, workspace_root,
+use shop_testing::api::{
+    Answer, BadRequest, anonymous, assert_rejected_without_writes, call, for_path_param, pages,
+    with_body, with_claims, with_query,
 };
+use shop_testing::{Table, unique};
 
 struct Catalog {
-    config: shop_testing::Config,
-    dynamodb: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
     app: App,
 }
 
 impl Catalog {
     async fn new() -> Self {
-        let config = sdk_config().await;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-        let table = unique("products");
-        create_table(&dynamodb, &table, &["gsi1", "gsi2"], true).await;
+        let table = Table::new("products", &["gsi1", "gsi2"]).await;
         let app = App {
-            store: ProductStore::new(dynamodb.clone(), &table),
+            store: ProductStore::new(table.dynamodb.clone(), &table.name),
         };
-        Self {
-            config,
-            dynamodb,
-            table,
-            app,
-        }
+        Self { table, app }
     }
 
-    async fn call(&self, event: Value) -> (u16, Value, Response<Body>) {
-        let request = lambda_http::request::from_str(&event.to_string())
-            .expect("a valid API Gateway v2 event");
-        let response = handle(&self.app, request).await;
-        let body = match response.body() {
-            Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::String(text.clone())),
-            Body::Empty => Value::Null,
-            Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
-            _ => Value::Null,
-        };
-        (response.status().as_u16(), body, response)
+    async fn call(&self, event: Value) -> Answer {
+        call(|request| handle(&self.app, request), event).await
     }
 
     async fn create(&self, name: &str, category: &str) -> Value {
@@ -59,79 +39,14 @@ impl Catalog {
         assert_eq!(status, 201, "{product}");
         product
     }
-
-    async fn item_count(&self) -> i32 {
-        self.dynamodb
-            .scan()
-            .table_name(&self.table)
-            .select(Select::Count)
-            .send()
-            .await
-            .unwrap()
-            .count
-    }
-
-    /// Runs the relay over everything in the table's stream; returns what reached the bus.
-    async fn published(&self) -> Vec<Value> {
-        let (bus, queue) = bus_with_queue(&self.config).await;
-        let relay = Relay::new(
-            EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&self.config), &bus),
-            RetryPolicy::default(),
-        );
-        let batch = serde_json::from_value(stream_batch(&self.config, &self.table).await).unwrap();
-        assert!(relay.handle(batch).await.batch_item_failures.is_empty());
-        drain_queue(&self.config, &queue).await
-    }
 }
 
 fn fixture(name: &str) -> Value {
-    let path = workspace_root().join("events/catalog").join(name);
-    serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
+    shop_testing::fixture("catalog", name)
 }
 
-fn for_product(mut event: Value, id: &str) -> Value {
-    event["pathParameters"]["productId"] = json!(id);
-    event["rawPath"] = json!(format!("/products/{id}"));
-    event["requestContext"]["http"]["path"] = event["rawPath"].clone();
-    event
-}
-
-fn with_body(mut event: Value, body: &str) -> Value {
-    event["body"] = json!(body);
-    event
-}
-
-fn with_claims(mut event: Value, claims: Value) -> Value {
-    event["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
-    event
-}
-
-fn anonymous(mut event: Value) -> Value {
-    event["requestContext"]
-        .as_object_mut()
-        .unwrap()
-        .remove("authorizer");
-    event["headers"]
-        .as_object_mut()
-        .unwrap()
-        .remove("authorization");
-    event
-}
-
-fn with_query(mut event: Value, query: Value) -> Value {
-    let raw = query
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
-        .collect::<Vec<_>>()
-        .join("&");
-    event["queryStringParameters"] = query;
-    event["rawQueryString"] = json!(raw);
-    event
+fn for_product(event: Value, id: &str) -> Value {
+    for_path_param(event, "productId", id)
 }
 
 #[tokio::test]
@@ -156,7 +71,7 @@ async fn a_created_product_is_stored_and_its_product_created_reaches_the_bus() {
     assert_eq!(status, 200);
     assert_eq!(stored, product);
 
-    let events = catalog.published().await;
+    let events = catalog.table.published().await;
     assert_eq!(events.len(), 1);
     let event = &events[0];
     assert_eq!(event["source"], "shop.catalog");
@@ -212,7 +127,7 @@ async fn replace_and_delete_move_the_version_and_publish_in_order() {
         .await;
     assert_eq!(status, 404, "deleting twice");
 
-    let events = catalog.published().await;
+    let events = catalog.table.published().await;
     let mut seen: Vec<(String, u64)> = events
         .iter()
         .map(|e| {
@@ -242,24 +157,19 @@ async fn listing_filters_by_category_and_pages_with_a_cursor() {
     catalog.create("Teapot", "kitchen").await;
 
     // The sample event asks for books, two at a time, anonymously.
+    let first = fixture("api-list-products.json");
+    assert!(first["requestContext"].get("authorizer").is_none());
+    let next = |cursor: &str| {
+        with_query(
+            fixture("api-list-products.json"),
+            json!({"category": "books", "limit": "2", "cursor": cursor}),
+        )
+    };
     let mut names = Vec::new();
-    let mut event = fixture("api-list-products.json");
-    assert!(event["requestContext"].get("authorizer").is_none());
-    loop {
-        let (status, page, _) = catalog.call(event.clone()).await;
-        assert_eq!(status, 200, "{page}");
+    for page in pages(async |e| catalog.call(e).await, first, next).await {
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2);
         names.extend(items.iter().map(|p| p["name"].as_str().unwrap().to_owned()));
-        match page.get("nextCursor").and_then(Value::as_str) {
-            Some(cursor) => {
-                event = with_query(
-                    event,
-                    json!({"category": "books", "limit": "2", "cursor": cursor}),
-                )
-            }
-            None => break,
-        }
     }
     assert_eq!(
         names,
@@ -288,7 +198,6 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
     let catalog = Catalog::new().await;
     let existing = catalog.create("Kettle", "kitchen").await;
     let id = existing["id"].as_str().unwrap();
-    let before = catalog.item_count().await;
 
     let create = fixture("api-create-product.json");
     let valid: Value = serde_json::from_str(create["body"].as_str().unwrap()).unwrap();
@@ -300,7 +209,7 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
     let mut blank_category = valid.clone();
     blank_category["category"] = json!("");
     let blank_category = blank_category.to_string();
-    let cases: Vec<(&str, Value, u16, Option<&str>)> = vec![
+    let cases: Vec<BadRequest> = vec![
         (
             "malformed JSON",
             with_body(create.clone(), "{\"name\": "),
@@ -409,34 +318,7 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
             Some("category"),
         ),
     ];
-    for (case, event, status, field) in cases {
-        let (got, problem, response) = catalog.call(event).await;
-        assert_eq!(got, status, "{case}: {problem}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json",
-            "{case}"
-        );
-        assert_eq!(problem["status"], status, "{case}");
-        assert!(
-            problem["title"].is_string() && problem["detail"].is_string(),
-            "{case}: {problem}"
-        );
-        if let Some(field) = field {
-            let fields: Vec<&str> = problem["errors"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["field"].as_str().unwrap())
-                .collect();
-            assert!(fields.contains(&field), "{case}: {problem}");
-        }
-    }
-    assert_eq!(
-        catalog.item_count().await,
-        before,
-        "no bad request wrote anything"
-    );
+    assert_rejected_without_writes(&catalog.table, async |e| catalog.call(e).await, cases).await;
     let (_, unchanged, _) = catalog
         .call(for_product(fixture("api-get-product.json"), id))
         .await;
@@ -495,8 +377,12 @@ async fn health_answers_200_when_the_table_is_reachable_and_503_when_not() {
     assert_eq!((status, body["status"].clone()), (200, json!("ok")));
 
     let missing = App {
-        store: ProductStore::new(catalog.dynamodb.clone(), unique("no-such-table")),
+        store: ProductStore::new(catalog.table.dynamodb.clone(), unique("no-such-table")),
     };
-    let request = lambda_http::request::from_str(&fixture("api-health.json").to_string()).unwrap();
-    assert_eq!(handle(&missing, request).await.status().as_u16(), 503);
+    let (status, _, _) = call(
+        |request| handle(&missing, request),
+        fixture("api-health.json"),
+    )
+    .await;
+    assert_eq!(status, 503);
 }

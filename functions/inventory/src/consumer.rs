@@ -37,31 +37,17 @@ impl EventHandler for Handler {
             OrderSubmitted::DETAIL_TYPE => self.order_submitted(event, transaction).await,
             OrderCancelled::DETAIL_TYPE => self.order_cancelled(event, transaction).await,
             ShipmentDispatched::DETAIL_TYPE => self.shipment_dispatched(event, transaction).await,
-            other => Err(ConsumeError::Malformed(format!(
-                "inventory does not consume {other}"
-            ))),
+            _ => Err(event.not_consumed_by("inventory")),
         }
     }
 }
 
-/// The event's data, if it comes from the capability that publishes it: the queue's
-/// subscription matches sources and detail-types separately, so a detail-type from the
-/// wrong source could otherwise pass.
-fn data<T: DomainEvent>(event: &IncomingEvent) -> Result<T, ConsumeError> {
-    if event.source != T::SOURCE {
-        return Err(ConsumeError::Malformed(format!(
-            "{} comes from {}, not from {}",
-            T::DETAIL_TYPE,
-            T::SOURCE,
-            event.source
-        )));
-    }
-    event.data()
-}
-
 impl From<StoreError> for ConsumeError {
     fn from(error: StoreError) -> Self {
-        ConsumeError::Transient(error.to_string())
+        match error {
+            StoreError::Table(error) => error.into(),
+            refused => ConsumeError::Transient(refused.to_string()),
+        }
     }
 }
 
@@ -73,7 +59,7 @@ impl Handler {
         event: &IncomingEvent,
         transaction: &mut Transaction,
     ) -> Result<(), ConsumeError> {
-        let ProductCreated(product) = data(event)?;
+        let ProductCreated(product) = event.data()?;
         transaction.write(self.store.register_product(&product.product_id)?);
         Ok(())
     }
@@ -85,7 +71,7 @@ impl Handler {
         event: &IncomingEvent,
         transaction: &mut Transaction,
     ) -> Result<(), ConsumeError> {
-        let deleted: ProductDeleted = data(event)?;
+        let deleted: ProductDeleted = event.data()?;
         transaction.write(self.store.discontinue_product(&deleted.product_id)?);
         Ok(())
     }
@@ -96,7 +82,7 @@ impl Handler {
         event: &IncomingEvent,
         transaction: &mut Transaction,
     ) -> Result<(), ConsumeError> {
-        let submitted: OrderSubmitted = data(event)?;
+        let submitted: OrderSubmitted = event.data()?;
         let order_id = submitted.order_id.as_str();
         let lines = requested_lines(&submitted.lines)
             .map_err(|error| ConsumeError::Malformed(format!("order {order_id}: {error}")))?;
@@ -130,7 +116,7 @@ impl Handler {
         event: &IncomingEvent,
         transaction: &mut Transaction,
     ) -> Result<(), ConsumeError> {
-        let cancelled: OrderCancelled = data(event)?;
+        let cancelled: OrderCancelled = event.data()?;
         let order_id = cancelled.order_id.as_str();
         let Some(reservation) = self.store.reservation(order_id).await? else {
             let record = Reservation::cancelled_before_reservation(order_id, Utc::now());
@@ -160,7 +146,7 @@ impl Handler {
         event: &IncomingEvent,
         transaction: &mut Transaction,
     ) -> Result<(), ConsumeError> {
-        let dispatched: ShipmentDispatched = data(event)?;
+        let dispatched: ShipmentDispatched = event.data()?;
         let order_id = dispatched.order_id.as_str();
         let Some(reservation) = self.store.reservation(order_id).await? else {
             tracing::warn!(

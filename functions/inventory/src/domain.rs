@@ -10,11 +10,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use shop_events::inventory::{StockReleased, StockReservationFailed, StockReserved};
-use shop_events::{LineQuantity, OrderLine};
+use shop_events::{LineQuantity, OrderLine, timestamp};
 
 /// The most units an admin may make available at once.
 pub const MAX_AVAILABLE: i64 = 1_000_000;
@@ -320,10 +320,6 @@ fn merge<'a>(
         .collect())
 }
 
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 fn moves(lines: &[LineQuantity], movement: Movement) -> Vec<StockMove> {
     lines
         .iter()
@@ -477,13 +473,6 @@ impl Reservation {
             event: (),
         })
     }
-}
-
-/// Product ids are the catalog's ULIDs in canonical form (26 upper-case Crockford base-32
-/// characters, at most 128 bits); anything else cannot name a product.
-pub fn is_product_id(id: &str) -> bool {
-    const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    id.len() == 26 && id.as_bytes()[0] <= b'7' && id.bytes().all(|b| CROCKFORD.contains(&b))
 }
 
 #[cfg(test)]
@@ -833,14 +822,5 @@ mod tests {
             serde_json::to_value(levels).unwrap(),
             serde_json::json!({"productId": "p", "available": 1, "reserved": 2, "shipped": 3})
         );
-    }
-
-    #[test]
-    fn only_ulids_are_product_ids() {
-        assert!(is_product_id("01JDKQ8M3ZP7G5V4X2N6R9T1CB"));
-        assert!(!is_product_id("01jdkq8m3zp7g5v4x2n6r9t1cb"));
-        assert!(!is_product_id(&"Z".repeat(26)));
-        assert!(!is_product_id("../../etc"));
-        assert!(!is_product_id(""));
     }
 }

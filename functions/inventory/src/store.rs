@@ -12,41 +12,23 @@
 //! conditionally on the version read, or on not existing yet.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
+use shop_platform::store::{Condition, Item, Read, Table, TableError, decode, dynamo_error, key};
 
 use crate::domain::{Reservation, Stock, StockMove};
 
-type Item = HashMap<String, AttributeValue>;
-
-/// BatchGetItem's limit on keys per request.
-const MAX_KEYS_PER_BATCH: usize = 100;
-/// How often keys DynamoDB left unprocessed (throttling) are asked for again.
-const UNPROCESSED_RETRIES: u32 = 5;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A deleted product is never restocked: its stock can only run down.
     #[error("the product was deleted from the catalog")]
     Discontinued,
-    #[error("dynamodb: {0}")]
-    Dynamo(String),
-    #[error("stored item is not what inventory wrote: {0}")]
-    Corrupt(String),
-}
-
-fn dynamo_error<E: std::error::Error + 'static>(error: E) -> StoreError {
-    StoreError::Dynamo(DisplayErrorContext(error).to_string())
-}
-
-fn corrupt(error: serde_dynamo::Error) -> StoreError {
-    StoreError::Corrupt(error.to_string())
+    #[error(transparent)]
+    Table(#[from] TableError),
 }
 
 const STOCK_SORT_KEY: &str = "STOCK";
@@ -58,13 +40,6 @@ fn stock_partition(product_id: &str) -> String {
 
 fn reservation_partition(order_id: &str) -> String {
     format!("RESERVATION#{order_id}")
-}
-
-fn key(partition: String, sort: &str) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(partition)),
-        ("sk".to_owned(), AttributeValue::S(sort.to_owned())),
-    ])
 }
 
 fn stock_key(product_id: &str) -> Item {
@@ -87,6 +62,9 @@ fn number(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+// A stock item is only ever written by the update expressions below, never from a
+// `Stock`, so it reads back straight into a `Stock`, its keys ignored.
+//
 // The three ways a stock item comes to exist, each one update expression so that it is
 // atomic against the reservations updating the same item. `if_not_exists` gives a new item
 // its initial values and leaves an existing item's alone.
@@ -121,30 +99,23 @@ const RESTOCKABLE: &str = "attribute_not_exists(pk) OR deleted = :false";
 
 #[derive(Clone)]
 pub struct InventoryStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl InventoryStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
+    }
+
+    pub fn table(&self) -> &Table {
+        &self.table
     }
 
     /// A product's stock, as of now (strongly consistent).
     pub async fn stock(&self, product_id: &str) -> Result<Option<Stock>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(stock_key(product_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        output.item.map(stock_from_item).transpose()
+        Ok(self.table.get(stock_key(product_id), Read::Latest).await?)
     }
 
     /// The stock of several products, as of now (strongly consistent), by product id;
@@ -153,49 +124,13 @@ impl InventoryStore {
         &self,
         product_ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<HashMap<String, Stock>, StoreError> {
-        let keys: Vec<Item> = product_ids.into_iter().map(stock_key).collect();
+        let keys = product_ids.into_iter().map(stock_key).collect();
         let mut found = HashMap::new();
-        for chunk in keys.chunks(MAX_KEYS_PER_BATCH) {
-            for item in self.batch_get(chunk.to_vec()).await? {
-                let stock = stock_from_item(item)?;
-                found.insert(stock.product_id.clone(), stock);
-            }
+        for item in self.table.batch_get(keys, Read::Latest).await? {
+            let stock: Stock = decode(item)?;
+            found.insert(stock.product_id.clone(), stock);
         }
         Ok(found)
-    }
-
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let mut pending = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(true)
-            .build()
-            .map_err(dynamo_error)?;
-        let mut items = Vec::new();
-        for attempt in 0..=UNPROCESSED_RETRIES {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-            }
-            let mut output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, pending)
-                .send()
-                .await
-                .map_err(dynamo_error)?;
-            if let Some(mut responses) = output.responses.take() {
-                items.extend(responses.remove(&self.table).unwrap_or_default());
-            }
-            match output
-                .unprocessed_keys
-                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
-            {
-                Some(rest) if !rest.keys().is_empty() => pending = rest,
-                _ => return Ok(items),
-            }
-        }
-        Err(StoreError::Dynamo(format!(
-            "keys still unprocessed after {UNPROCESSED_RETRIES} retries"
-        )))
     }
 
     /// Sets how many units are free to sell, creating the product's stock if needed, and
@@ -206,9 +141,10 @@ impl InventoryStore {
         available: u64,
     ) -> Result<Stock, StoreError> {
         let result = self
-            .client
+            .table
+            .client()
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(stock_key(product_id)))
             .update_expression(RESTOCK)
             .condition_expression(RESTOCKABLE)
@@ -221,7 +157,7 @@ impl InventoryStore {
             .send()
             .await;
         match result {
-            Ok(output) => stock_from_item(output.attributes.unwrap_or_default()),
+            Ok(output) => Ok(decode(output.attributes.unwrap_or_default())?),
             Err(SdkError::ServiceError(service))
                 if matches!(
                     service.err(),
@@ -230,39 +166,17 @@ impl InventoryStore {
             {
                 Err(StoreError::Discontinued)
             }
-            Err(other) => Err(dynamo_error(other)),
+            Err(other) => Err(dynamo_error(other).into()),
         }
     }
 
     /// An order's reservation, as of now (strongly consistent).
     pub async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(reservation_key(order_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        output
-            .item
-            .map(|item| {
-                serde_dynamo::from_item::<_, ReservationItem>(item)
-                    .map(|stored| stored.reservation)
-                    .map_err(corrupt)
-            })
-            .transpose()
-    }
-
-    /// Whether the table answers; for the health route.
-    pub async fn is_reachable(&self) -> bool {
-        self.client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .is_ok()
+        let stored: Option<ReservationItem> = self
+            .table
+            .get(reservation_key(order_id), Read::Latest)
+            .await?;
+        Ok(stored.map(|stored| stored.reservation))
     }
 
     /// The write that makes sure a product created in the catalog has a stock item.
@@ -289,7 +203,7 @@ impl InventoryStore {
         // DynamoDB rejects values an expression does not use.
         values.retain(|name, _| expression.contains(name.as_str()));
         let update = Update::builder()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(stock_key(product_id)))
             .update_expression(expression)
             .set_expression_attribute_values(Some(values))
@@ -305,7 +219,7 @@ impl InventoryStore {
         let movement = change.movement;
         let mut condition = "#source >= :quantity".to_owned();
         let mut update = Update::builder()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(stock_key(&change.product_id)))
             .update_expression(
                 "SET #source = #source - :quantity, #target = #target + :quantity, version = version + :one",
@@ -331,7 +245,7 @@ impl InventoryStore {
         &self,
         reservation: &Reservation,
     ) -> Result<TransactWriteItem, StoreError> {
-        self.put_reservation(reservation, "attribute_not_exists(pk)", None)
+        self.put_reservation(reservation, Condition::Absent)
     }
 
     /// The write that records a reservation's transition; it fails if the reservation
@@ -341,36 +255,19 @@ impl InventoryStore {
         reservation: &Reservation,
         read_version: u64,
     ) -> Result<TransactWriteItem, StoreError> {
-        self.put_reservation(reservation, "version = :read", Some(read_version))
+        self.put_reservation(reservation, Condition::AtVersion(read_version))
     }
 
     fn put_reservation(
         &self,
         reservation: &Reservation,
-        condition: &str,
-        read_version: Option<u64>,
+        condition: Condition,
     ) -> Result<TransactWriteItem, StoreError> {
-        let item = serde_dynamo::to_item(ReservationItem {
+        let item = ReservationItem {
             pk: reservation_partition(&reservation.order_id),
             sk: RESERVATION_SORT_KEY.to_owned(),
             reservation: reservation.clone(),
-        })
-        .map_err(corrupt)?;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_values(
-                read_version.map(|version| HashMap::from([(":read".to_owned(), number(version))])),
-            )
-            .build()
-            .map_err(dynamo_error)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        };
+        Ok(self.table.put(&item, condition)?)
     }
-}
-
-/// Stock items are only ever written by update expressions, never from a [`Stock`]; the
-/// keys are ignored when one is read back.
-fn stock_from_item(item: Item) -> Result<Stock, StoreError> {
-    serde_dynamo::from_item(item).map_err(corrupt)
 }

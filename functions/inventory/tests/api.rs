@@ -6,22 +6,11 @@ mod common;
 use common::*;
 use inventory::api::{App, handle};
 use inventory::store::InventoryStore;
-use serde_json::{Value, json};
+use serde_json::json;
+use shop_testing::api::{BadRequest, anonymous, assert_rejected_without_writes, call, with_body};
 use shop_testing::unique;
 
 const SAMPLE_PRODUCT: &str = "01JDKQ8M3ZP7G5V4X2N6R9T1CB";
-
-fn anonymous(mut event: Value) -> Value {
-    event["requestContext"]
-        .as_object_mut()
-        .unwrap()
-        .remove("authorizer");
-    event["headers"]
-        .as_object_mut()
-        .unwrap()
-        .remove("authorization");
-    event
-}
 
 #[tokio::test]
 async fn an_admin_sets_stock_and_reads_it_back() {
@@ -42,7 +31,7 @@ async fn an_admin_sets_stock_and_reads_it_back() {
     let stock = inventory.stock(SAMPLE_PRODUCT).await.unwrap();
     assert_eq!(stock.version, 2);
     assert!(
-        inventory.published().await.is_empty(),
+        inventory.table.outbox().await.is_empty(),
         "setting stock is no event"
     );
 }
@@ -97,7 +86,7 @@ async fn a_deleted_product_cannot_be_restocked() {
     inventory.set_stock(&stocked, 3).await;
     inventory.apply(&product_deleted(&stocked)).await;
     inventory.apply(&product_deleted(&never_stocked)).await;
-    let before = inventory.item_count().await;
+    let before = inventory.table.item_count().await;
 
     for product in [&stocked, &never_stocked] {
         let (status, problem, _) = inventory
@@ -106,7 +95,7 @@ async fn a_deleted_product_cannot_be_restocked() {
         assert_eq!(status, 409, "{problem}");
         assert!(problem["detail"].as_str().unwrap().contains("deleted"));
     }
-    assert_eq!(inventory.item_count().await, before);
+    assert_eq!(inventory.table.item_count().await, before);
     assert_eq!(inventory.levels(&stocked).await, (3, 0, 0));
     // Its stock can still be looked at.
     let (status, levels, _) = inventory
@@ -120,11 +109,10 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
     let inventory = Inventory::new().await;
     let product = new_id();
     inventory.set_stock(&product, 6).await;
-    let before = inventory.item_count().await;
 
     let put = for_product(fixture("api-set-stock.json"), &product);
     let body = |text: &str| with_body(put.clone(), text);
-    let cases: Vec<(&str, Value, u16, Option<&str>)> = vec![
+    let cases: Vec<BadRequest> = vec![
         ("malformed JSON", body("{\"available\": "), 400, None),
         ("trailing garbage", body("{\"available\": 1} x"), 400, None),
         ("no body", body(""), 400, None),
@@ -191,34 +179,8 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
             None,
         ),
     ];
-    for (case, event, status, field) in cases {
-        let (got, problem, response) = inventory.call(event).await;
-        assert_eq!(got, status, "{case}: {problem}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json",
-            "{case}"
-        );
-        assert_eq!(problem["status"], status, "{case}");
-        assert!(
-            problem["title"].is_string() && problem["detail"].is_string(),
-            "{case}: {problem}"
-        );
-        if let Some(field) = field {
-            let fields: Vec<&str> = problem["errors"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["field"].as_str().unwrap())
-                .collect();
-            assert!(fields.contains(&field), "{case}: {problem}");
-        }
-    }
-    assert_eq!(
-        inventory.item_count().await,
-        before,
-        "no bad request wrote anything"
-    );
+    assert_rejected_without_writes(&inventory.table, async |e| inventory.call(e).await, cases)
+        .await;
     assert_eq!(inventory.levels(&product).await, (6, 0, 0));
     assert_eq!(inventory.stock(&product).await.unwrap().version, 1);
 }
@@ -236,8 +198,12 @@ async fn health_answers_200_when_the_table_is_reachable_and_503_when_not() {
     );
 
     let missing = App {
-        store: InventoryStore::new(inventory.dynamodb.clone(), unique("no-such-table")),
+        store: InventoryStore::new(inventory.table.dynamodb.clone(), unique("no-such-table")),
     };
-    let request = lambda_http::request::from_str(&fixture("api-health.json").to_string()).unwrap();
-    assert_eq!(handle(&missing, request).await.status().as_u16(), 503);
+    let (status, _, _) = call(
+        |request| handle(&missing, request),
+        fixture("api-health.json"),
+    )
+    .await;
+    assert_eq!(status, 503);
 }

@@ -7,16 +7,15 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::SqsMessage;
 use common::*;
 use inventory::consumer::Handler;
 use inventory::domain::ReservationStatus;
 use inventory::store::InventoryStore;
 use serde_json::{Value, json};
 use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent, Outcome, SqsConsumer};
-use shop_platform::relay::{EventBridgePublisher, Relay, RetryPolicy};
 use shop_platform::transaction::Transaction;
-use shop_testing::{bus_with_queue, drain_queue, stream_batch};
+use shop_testing::sqs;
 use tokio::task::JoinSet;
 
 const SAMPLE_PRODUCT: &str = "01JDKQ8M3ZP7G5V4X2N6R9T1CB";
@@ -67,15 +66,7 @@ async fn the_sample_events_take_an_order_from_reservation_to_shipment_through_th
     inventory.assert_conserved().await;
 
     // The one event of the story reaches the bus, carrying the order's correlation id.
-    let (bus, queue) = bus_with_queue(&inventory.config).await;
-    let relay = Relay::new(
-        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&inventory.config), &bus),
-        RetryPolicy::default(),
-    );
-    let batch =
-        serde_json::from_value(stream_batch(&inventory.config, &inventory.table).await).unwrap();
-    assert!(relay.handle(batch).await.batch_item_failures.is_empty());
-    let delivered = drain_queue(&inventory.config, &queue).await;
+    let delivered = inventory.table.published().await;
     assert_eq!(delivered.len(), 1, "{delivered:?}");
     let event = &delivered[0];
     assert_eq!(event["source"], "shop.inventory");
@@ -98,10 +89,10 @@ async fn product_created_makes_an_empty_stock_once_and_never_overwrites_one() {
     let created = product_created(&fresh);
     inventory.apply(&created).await;
     assert_eq!(
-        inventory.deliver(&again(&created)).await,
+        inventory.deliver(&sqs::redelivered(&created)).await,
         Outcome::Duplicate
     );
-    inventory.apply(&republished(&created)).await;
+    inventory.apply(&sqs::republished(&created)).await;
     let stock = inventory.stock(&fresh).await.unwrap();
     assert_eq!((stock.available, stock.reserved, stock.shipped), (0, 0, 0));
     assert!(!stock.deleted);
@@ -117,7 +108,7 @@ async fn product_created_makes_an_empty_stock_once_and_never_overwrites_one() {
     inventory.apply(&product_created(&deleted_early)).await;
     assert!(inventory.stock(&deleted_early).await.unwrap().deleted);
 
-    assert!(inventory.published().await.is_empty());
+    assert!(inventory.table.outbox().await.is_empty());
     inventory.assert_conserved().await;
 }
 
@@ -130,10 +121,10 @@ async fn product_deleted_marks_the_stock_or_leaves_a_tombstone_and_is_idempotent
     let deleted = product_deleted(&stocked);
     inventory.apply(&deleted).await;
     assert_eq!(
-        inventory.deliver(&again(&deleted)).await,
+        inventory.deliver(&sqs::redelivered(&deleted)).await,
         Outcome::Duplicate
     );
-    inventory.apply(&republished(&deleted)).await;
+    inventory.apply(&sqs::republished(&deleted)).await;
     let stock = inventory.stock(&stocked).await.unwrap();
     assert!(stock.deleted);
     assert_eq!((stock.available, stock.reserved, stock.shipped), (4, 0, 0));
@@ -148,7 +139,7 @@ async fn product_deleted_marks_the_stock_or_leaves_a_tombstone_and_is_idempotent
         .apply(&order_submitted(&order, &[(&stocked, 1)]))
         .await;
     assert_eq!(
-        inventory.published_of("StockReservationFailed").await,
+        inventory.outbox_of("StockReservationFailed").await,
         [json!({"orderId": order, "shortProductIds": [stocked]})]
     );
     assert_eq!(inventory.levels(&stocked).await, (4, 0, 0));
@@ -209,7 +200,7 @@ async fn an_order_reserves_every_line_or_none() {
     ];
     expected_lines.sort_by_key(|line| line["productId"].as_str().unwrap().to_owned());
     assert_eq!(
-        inventory.published_of("StockReserved").await,
+        inventory.outbox_of("StockReserved").await,
         [json!({"orderId": whole, "lines": expected_lines})]
     );
 
@@ -240,7 +231,7 @@ async fn an_order_reserves_every_line_or_none() {
     assert_eq!(inventory.levels(&b).await, (0, 1, 0));
     let mut three = vec![b.clone(), never_stocked.clone(), deleted.clone()];
     three.sort();
-    let failures = inventory.published_of("StockReservationFailed").await;
+    let failures = inventory.outbox_of("StockReservationFailed").await;
     assert_eq!(failures.len(), 2);
     assert!(failures.contains(&json!({"orderId": short_of_b, "shortProductIds": [b]})));
     assert!(failures.contains(&json!({"orderId": three_short, "shortProductIds": three})));
@@ -266,31 +257,28 @@ async fn a_repeated_order_submitted_reserves_once() {
     inventory.apply(&submitted).await;
     assert_eq!(inventory.deliver(&submitted).await, Outcome::Duplicate);
     assert_eq!(
-        inventory.deliver(&again(&submitted)).await,
+        inventory.deliver(&sqs::redelivered(&submitted)).await,
         Outcome::Duplicate
     );
     // Even published twice with two event ids, an order is decided once.
-    inventory.apply(&republished(&submitted)).await;
+    inventory.apply(&sqs::republished(&submitted)).await;
 
     assert_eq!(inventory.levels(&product).await, (3, 2, 0));
-    assert_eq!(inventory.published_of("StockReserved").await.len(), 1);
-    assert_eq!(inventory.published().await.len(), 1);
+    assert_eq!(inventory.outbox_of("StockReserved").await.len(), 1);
+    assert_eq!(inventory.table.outbox().await.len(), 1);
 
     // A failed order stays failed, even if stock arrives before the repeat.
     let failed = new_id();
     let too_much = order_submitted(&failed, &[(&product, 4)]);
     inventory.apply(&too_much).await;
     inventory.set_stock(&product, 50).await;
-    inventory.apply(&republished(&too_much)).await;
+    inventory.apply(&sqs::republished(&too_much)).await;
     assert_eq!(inventory.levels(&product).await, (50, 2, 0));
     assert_eq!(
         inventory.status(&failed).await,
         Some(ReservationStatus::Failed)
     );
-    assert_eq!(
-        inventory.published_of("StockReservationFailed").await.len(),
-        1
-    );
+    assert_eq!(inventory.outbox_of("StockReservationFailed").await.len(), 1);
     inventory.assert_conserved().await;
 }
 
@@ -317,7 +305,7 @@ async fn a_cancellation_that_overtakes_its_submission_leaves_the_stock_as_in_ord
     inventory
         .apply(&order_submitted(&reordered, &[(&product, 2)]))
         .await;
-    inventory.apply(&republished(&cancelled)).await;
+    inventory.apply(&sqs::republished(&cancelled)).await;
 
     assert_eq!(after_in_order, (5, 0, 0));
     assert_eq!(inventory.levels(&product).await, after_in_order);
@@ -326,7 +314,8 @@ async fn a_cancellation_that_overtakes_its_submission_leaves_the_stock_as_in_ord
         Some(ReservationStatus::CancelledBeforeReservation)
     );
     let about_reordered: Vec<Value> = inventory
-        .published()
+        .table
+        .outbox()
         .await
         .into_iter()
         .filter(|e| e["detail"]["data"]["orderId"] == reordered.as_str())
@@ -352,17 +341,17 @@ async fn a_repeated_order_cancelled_releases_once() {
     let cancelled = order_cancelled(&order);
     inventory.apply(&cancelled).await;
     assert_eq!(
-        inventory.deliver(&again(&cancelled)).await,
+        inventory.deliver(&sqs::redelivered(&cancelled)).await,
         Outcome::Duplicate
     );
-    inventory.apply(&republished(&cancelled)).await;
+    inventory.apply(&sqs::republished(&cancelled)).await;
 
     assert_eq!(inventory.levels(&product).await, (5, 0, 0));
     assert_eq!(
         inventory.status(&order).await,
         Some(ReservationStatus::Released)
     );
-    let released = inventory.published_of("StockReleased").await;
+    let released = inventory.outbox_of("StockReleased").await;
     assert_eq!(
         released,
         [json!({"orderId": order, "lines": [{"productId": product, "quantity": 3}]})]
@@ -385,7 +374,7 @@ async fn cancelling_a_failed_order_changes_nothing() {
         Some(ReservationStatus::Failed)
     );
     assert_eq!(inventory.levels(&product).await, (1, 0, 0));
-    assert!(inventory.published_of("StockReleased").await.is_empty());
+    assert!(inventory.outbox_of("StockReleased").await.is_empty());
     inventory.assert_conserved().await;
 }
 
@@ -402,10 +391,10 @@ async fn a_repeated_dispatch_ships_once_and_a_later_cancellation_releases_nothin
     let dispatched = shipment_dispatched(&order, &[(&product, 2)]);
     inventory.apply(&dispatched).await;
     assert_eq!(
-        inventory.deliver(&again(&dispatched)).await,
+        inventory.deliver(&sqs::redelivered(&dispatched)).await,
         Outcome::Duplicate
     );
-    inventory.apply(&republished(&dispatched)).await;
+    inventory.apply(&sqs::republished(&dispatched)).await;
     inventory.apply(&order_cancelled(&order)).await;
 
     assert_eq!(inventory.levels(&product).await, (3, 0, 2));
@@ -413,7 +402,7 @@ async fn a_repeated_dispatch_ships_once_and_a_later_cancellation_releases_nothin
         inventory.status(&order).await,
         Some(ReservationStatus::Shipped)
     );
-    assert!(inventory.published_of("StockReleased").await.is_empty());
+    assert!(inventory.outbox_of("StockReleased").await.is_empty());
     inventory.assert_conserved().await;
 }
 
@@ -468,24 +457,17 @@ struct LosesTheRaceTo {
 }
 
 impl LosesTheRaceTo {
-    fn consumer(inventory: &Inventory, rival_event: SqsMessage) -> SqsConsumer<Self> {
+    fn consumer(inventory: &Inventory, rival_event: Value) -> SqsConsumer<Self> {
+        let table = &inventory.table;
         let handler = || Handler {
-            store: InventoryStore::new(inventory.dynamodb.clone(), &inventory.table),
+            store: InventoryStore::new(table.dynamodb.clone(), &table.name),
         };
-        let rival = SqsConsumer::new(
-            inventory.dynamodb.clone(),
-            &inventory.table,
-            "inventory",
-            handler(),
-        );
-        SqsConsumer::new(
-            inventory.dynamodb.clone(),
-            &inventory.table,
+        table.consumer(
             "inventory",
             LosesTheRaceTo {
                 handler: handler(),
-                rival,
-                rival_event: Mutex::new(Some(rival_event)),
+                rival: table.consumer("inventory", handler()),
+                rival_event: Mutex::new(Some(sqs::message(&rival_event))),
             },
         )
     }
@@ -517,9 +499,7 @@ async fn an_order_that_loses_the_last_units_between_read_and_commit_fails_on_the
     let (loser, winner) = (new_id(), new_id());
     let consumer = LosesTheRaceTo::consumer(&inventory, order_submitted(&winner, &[(&product, 1)]));
 
-    let outcome = consumer
-        .handle_message(&order_submitted(&loser, &[(&product, 1)]))
-        .await;
+    let outcome = sqs::deliver(&consumer, &order_submitted(&loser, &[(&product, 1)])).await;
 
     assert_eq!(outcome, Outcome::Applied);
     assert_eq!(inventory.levels(&product).await, (0, 1, 0));
@@ -532,10 +512,10 @@ async fn an_order_that_loses_the_last_units_between_read_and_commit_fails_on_the
         Some(ReservationStatus::Failed)
     );
     assert_eq!(
-        inventory.published_of("StockReservationFailed").await,
+        inventory.outbox_of("StockReservationFailed").await,
         [json!({"orderId": loser, "shortProductIds": [product]})]
     );
-    assert_eq!(inventory.published_of("StockReserved").await.len(), 1);
+    assert_eq!(inventory.outbox_of("StockReserved").await.len(), 1);
     inventory.assert_conserved().await;
 }
 
@@ -547,9 +527,7 @@ async fn a_cancellation_that_lands_between_read_and_commit_of_its_submission_win
     let order = new_id();
     let consumer = LosesTheRaceTo::consumer(&inventory, order_cancelled(&order));
 
-    let outcome = consumer
-        .handle_message(&order_submitted(&order, &[(&product, 2)]))
-        .await;
+    let outcome = sqs::deliver(&consumer, &order_submitted(&order, &[(&product, 2)])).await;
 
     assert_eq!(outcome, Outcome::Applied);
     assert_eq!(inventory.levels(&product).await, (3, 0, 0));
@@ -557,7 +535,7 @@ async fn a_cancellation_that_lands_between_read_and_commit_of_its_submission_win
         inventory.status(&order).await,
         Some(ReservationStatus::CancelledBeforeReservation)
     );
-    assert!(inventory.published().await.is_empty());
+    assert!(inventory.table.outbox().await.is_empty());
     inventory.assert_conserved().await;
 }
 
@@ -588,8 +566,8 @@ async fn twenty_concurrent_orders_for_five_units_reserve_exactly_five() {
     let count = |status| statuses.iter().filter(|s| **s == Some(status)).count();
     assert_eq!(count(ReservationStatus::Reserved), 5);
     assert_eq!(count(ReservationStatus::Failed), 15);
-    assert_eq!(inventory.published_of("StockReserved").await.len(), 5);
-    let failures = inventory.published_of("StockReservationFailed").await;
+    assert_eq!(inventory.outbox_of("StockReserved").await.len(), 5);
+    let failures = inventory.outbox_of("StockReservationFailed").await;
     assert_eq!(failures.len(), 15);
     assert!(
         failures
@@ -658,49 +636,29 @@ async fn events_inventory_cannot_use_fail_alone_and_change_nothing() {
     let inventory = Inventory::new().await;
     let product = new_id();
     inventory.set_stock(&product, 5).await;
-    let before = inventory.item_count().await;
+    let before = inventory.table.item_count().await;
 
-    let mut wrong_source: Value = serde_json::from_str(
-        order_submitted(&new_id(), &[(&product, 1)])
-            .body
-            .as_deref()
-            .unwrap(),
-    )
-    .unwrap();
-    wrong_source["source"] = json!("shop.catalog");
-    let mut not_consumed: Value =
-        serde_json::from_str(product_created(&product).body.as_deref().unwrap()).unwrap();
-    not_consumed["detail-type"] = json!("ProductUpdated");
-    let mut wrong_schema: Value =
-        serde_json::from_str(order_cancelled(&new_id()).body.as_deref().unwrap()).unwrap();
-    wrong_schema["detail"]["data"]["reason"] = json!("bored");
-    let with_body = |id: &str, body: String| {
-        let mut message = sample_message("consumer-order-submitted.json");
-        message.message_id = Some(id.to_owned());
-        message.body = Some(body);
-        message
-    };
+    let wrong_source = sqs::with_envelope(order_submitted(&new_id(), &[(&product, 1)]), |e| {
+        e["source"] = json!("shop.catalog")
+    });
+    let not_consumed = sqs::with_envelope(product_created(&product), |e| {
+        e["detail-type"] = json!("ProductUpdated")
+    });
+    let wrong_schema = sqs::with_envelope(order_cancelled(&new_id()), |e| {
+        e["detail"]["data"]["reason"] = json!("bored")
+    });
     let good = order_submitted(&new_id(), &[(&product, 1)]);
 
-    let mut batch = SqsEvent::default();
-    batch.records = vec![
-        with_body("garbage", "}{ not an event".into()),
-        with_body("wrong-source", wrong_source.to_string()),
-        with_body("not-consumed", not_consumed.to_string()),
-        with_body("wrong-schema", wrong_schema.to_string()),
-        with_body("no-lines", order_submitted(&new_id(), &[]).body.unwrap()),
-        with_body(
-            "zero-units",
-            order_submitted(&new_id(), &[(&product, 0)]).body.unwrap(),
-        ),
-        with_body("good", good.body.clone().unwrap()),
+    let records = vec![
+        sqs::not_an_event(&good, "garbage"),
+        sqs::record(&wrong_source, "wrong-source"),
+        sqs::record(&not_consumed, "not-consumed"),
+        sqs::record(&wrong_schema, "wrong-schema"),
+        sqs::record(&order_submitted(&new_id(), &[]), "no-lines"),
+        sqs::record(&order_submitted(&new_id(), &[(&product, 0)]), "zero-units"),
+        sqs::record(&good, "good"),
     ];
-    let response = inventory.consumer.handle_batch(batch).await;
-    let failed: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed = sqs::deliver_batch(&inventory.consumer, json!({ "Records": records })).await;
     assert_eq!(
         failed,
         [
@@ -713,7 +671,7 @@ async fn events_inventory_cannot_use_fail_alone_and_change_nothing() {
         ]
     );
     // The good order: its reservation, its event and its marker.
-    assert_eq!(inventory.item_count().await, before + 3);
+    assert_eq!(inventory.table.item_count().await, before + 3);
     assert_eq!(inventory.levels(&product).await, (4, 1, 0));
     inventory.assert_conserved().await;
 }

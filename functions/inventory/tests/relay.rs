@@ -1,28 +1,18 @@
-//! The inventory relay Lambda's handler, driven by its sample event; and the check that
-//! every sample event is exercised.
+//! The inventory relay Lambda's handler, driven by its sample event; and the checks that
+//! every sample event is exercised and invokable.
 
 use aws_lambda_events::dynamodb::Event as StreamEvent;
-use shop_platform::relay::{EventBridgePublisher, Relay, RetryPolicy};
-use shop_testing::{bus_with_queue, drain_queue, sdk_config, workspace_root};
+use shop_testing::outbox::publish;
+use shop_testing::{fixture, samples, sdk_config};
 
 #[tokio::test]
 async fn the_sample_stream_batch_publishes_its_outbox_event_and_skips_the_reservation() {
-    let config = sdk_config().await;
-    let (bus, queue) = bus_with_queue(&config).await;
-    let text =
-        std::fs::read_to_string(workspace_root().join("events/inventory/relay-stream-batch.json"))
-            .unwrap();
-    let batch: StreamEvent = serde_json::from_str(&text).unwrap();
+    let batch: StreamEvent =
+        serde_json::from_value(fixture("inventory", "relay-stream-batch.json")).unwrap();
     assert_eq!(batch.records.len(), 2);
-    let relay = Relay::new(
-        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
-        RetryPolicy::default(),
-    );
 
-    let response = relay.handle(batch).await;
+    let delivered = publish(&sdk_config().await, batch).await;
 
-    assert!(response.batch_item_failures.is_empty());
-    let delivered = drain_queue(&config, &queue).await;
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0]["detail-type"], "StockReserved");
     assert_eq!(delivered[0]["source"], "shop.inventory");
@@ -37,30 +27,6 @@ async fn the_sample_stream_batch_publishes_its_outbox_event_and_skips_the_reserv
 }
 
 #[test]
-fn every_sample_event_of_inventory_is_exercised_by_a_test() {
-    let tests_dir = workspace_root().join("functions/inventory/tests");
-    let tests: String = walk(&tests_dir)
-        .into_iter()
-        .map(|path| std::fs::read_to_string(path).unwrap())
-        .collect();
-    for entry in std::fs::read_dir(workspace_root().join("events/inventory")).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(
-            tests.contains(&name),
-            "events/inventory/{name} is used by no test"
-        );
-    }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
+fn every_sample_event_of_inventory_is_exercised_and_names_a_function() {
+    samples::assert_all_used_and_invokable("inventory");
 }

@@ -21,9 +21,9 @@ fn stock_move(product_id: &str, movement: Movement, quantity: u64) -> StockMove 
 
 impl Inventory {
     async fn commit_move(&self, change: StockMove) -> Result<(), CommitError> {
-        let mut transaction = Transaction::new(&self.table);
+        let mut transaction = Transaction::new(&self.table.name);
         transaction.write(self.store.move_stock(&change).unwrap());
-        transaction.commit(&self.dynamodb).await
+        transaction.commit(&self.table.dynamodb).await
     }
 }
 
@@ -127,9 +127,9 @@ async fn a_reservation_is_recorded_once_and_moves_on_only_from_the_version_read(
     let first = reserved(&order, &product);
 
     let create = |reservation: &Reservation| {
-        let mut transaction = Transaction::new(&inventory.table);
+        let mut transaction = Transaction::new(&inventory.table.name);
         transaction.write(inventory.store.create_reservation(reservation).unwrap());
-        transaction.commit(&inventory.dynamodb)
+        transaction.commit(&inventory.table.dynamodb)
     };
     create(&first).await.unwrap();
     let again = create(&Reservation::cancelled_before_reservation(
@@ -143,14 +143,14 @@ async fn a_reservation_is_recorded_once_and_moves_on_only_from_the_version_read(
     let released = first.release(chrono::Utc::now()).unwrap().reservation;
     let shipped = first.ship(chrono::Utc::now()).unwrap().reservation;
     let update = |reservation: &Reservation| {
-        let mut transaction = Transaction::new(&inventory.table);
+        let mut transaction = Transaction::new(&inventory.table.name);
         transaction.write(
             inventory
                 .store
                 .update_reservation(reservation, first.version)
                 .unwrap(),
         );
-        transaction.commit(&inventory.dynamodb)
+        transaction.commit(&inventory.table.dynamodb)
     };
     update(&released).await.unwrap();
     let stale = update(&shipped).await;

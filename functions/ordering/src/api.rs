@@ -12,14 +12,12 @@ use serde::Serialize;
 use shop_events::ordering::CancellationReason;
 use shop_events::{Address, Envelope, Money, OrderLine};
 use shop_platform::Problem;
-use shop_platform::http::{
-    Identity, correlation_id, json_response, path_param, require_user, respond, route_key,
-};
+use shop_platform::http::{Identity, answer, health, json_response, path_param, require_user};
 use shop_platform::pagination::{Page, encode_cursor, page_request};
-use tracing::Instrument;
+use shop_platform::store::TableError;
 
 use crate::domain::{CancelOutcome, Order, OrderStatus, StatusChange, is_order_id};
-use crate::store::{OrderStore, StoreError};
+use crate::store::OrderStore;
 
 /// A cancellation that loses a race with a consumer (stock confirmed, payment taken) reads
 /// the order again and decides anew; this many times before answering 409.
@@ -27,12 +25,6 @@ const CANCEL_ATTEMPTS: usize = 3;
 
 pub struct App {
     pub store: OrderStore,
-}
-
-impl shop_platform::entrypoint::HttpApi for App {
-    async fn handle(&self, request: Request) -> Response<Body> {
-        handle(self, request).await
-    }
 }
 
 /// An order as the API shows it (DESIGN §6). Built from the stored order field by field,
@@ -73,31 +65,17 @@ impl<'a> From<&'a Order> for OrderView<'a> {
 
 /// Answers one request. Never fails: every error is a problem+json response.
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
-    let correlation_id = correlation_id(&request);
-    let route = route_key(&request);
-    let span = tracing::info_span!("request", correlation_id = %correlation_id, route = %route);
-    async {
-        let response = respond(dispatch(app, &request, &route, &correlation_id).await);
-        tracing::info!(status = response.status().as_u16(), "answered");
-        response
-    }
-    .instrument(span)
+    answer(
+        request,
+        async |request, route, correlation_id| match route {
+            "GET /orders" => list(app, request).await,
+            "GET /orders/{orderId}" => get(app, request).await,
+            "POST /orders/{orderId}/cancel" => cancel(app, request, correlation_id).await,
+            "GET /health/ordering" => health("ordering", app.store.table()).await,
+            _ => Err(Problem::no_route(route)),
+        },
+    )
     .await
-}
-
-async fn dispatch(
-    app: &App,
-    request: &Request,
-    route: &str,
-    correlation_id: &str,
-) -> Result<Response<Body>, Problem> {
-    match route {
-        "GET /orders" => list(app, request).await,
-        "GET /orders/{orderId}" => get(app, request).await,
-        "POST /orders/{orderId}/cancel" => cancel(app, request, correlation_id).await,
-        "GET /health/ordering" => health(app).await,
-        _ => Err(Problem::not_found(format!("no route {route}"))),
-    }
 }
 
 /// The caller's orders, newest first.
@@ -116,7 +94,7 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
         .store
         .list_for_user(&caller.user_id, page)
         .await
-        .map_err(internal)?;
+        .map_err(Problem::internal)?;
     let page = Page {
         items: orders.iter().map(OrderView::from).collect(),
         next_cursor: last_key.as_ref().and_then(encode_cursor),
@@ -168,28 +146,15 @@ async fn cancel(
                     &OrderView::from(&order),
                 ));
             }
-            Err(StoreError::Conflict) => {
+            Err(TableError::Conflict) => {
                 tracing::info!(order_id = %order.id, "order changed while cancelling; reading it again");
             }
-            Err(other) => return Err(internal(other)),
+            Err(other) => return Err(Problem::internal(other)),
         }
     }
     Err(Problem::conflict(
         "the order kept changing while this request ran; read it again and retry",
     ))
-}
-
-async fn health(app: &App) -> Result<Response<Body>, Problem> {
-    if app.store.is_reachable().await {
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({"status": "ok", "capability": "ordering"}),
-        ))
-    } else {
-        Err(Problem::service_unavailable(
-            "the ordering table is not reachable",
-        ))
-    }
 }
 
 /// The order the path names, if `may_see` lets the caller see it; otherwise the same 404
@@ -205,7 +170,7 @@ async fn load_visible(
     if !is_order_id(&id) {
         return Err(not_found());
     }
-    let order = app.store.get(&id).await.map_err(internal)?;
+    let order = app.store.get(&id).await.map_err(Problem::internal)?;
     match order {
         Some(order) if may_see(&order) => Ok(order),
         Some(_) => {
@@ -214,8 +179,4 @@ async fn load_visible(
         }
         None => Err(not_found()),
     }
-}
-
-fn internal(error: StoreError) -> Problem {
-    Problem::internal(&error)
 }

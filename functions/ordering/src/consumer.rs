@@ -17,7 +17,7 @@ use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent};
 use shop_platform::transaction::Transaction;
 
 use crate::domain::{NotAllowed, Order, is_order_id};
-use crate::store::{OrderStore, StoreError};
+use crate::store::OrderStore;
 
 /// The name the harness gives this consumer's processed-event markers.
 pub const CONSUMER_NAME: &str = "ordering";
@@ -35,26 +35,24 @@ impl EventHandler for Handler {
         let now = Utc::now();
         match event.detail_type.as_str() {
             CheckoutRequested::DETAIL_TYPE => {
-                self.checkout_requested(data(event)?, event, now, transaction)
+                self.checkout_requested(event.data()?, event, now, transaction)
                     .await
             }
             StockReserved::DETAIL_TYPE => {
-                let reserved: StockReserved = data(event)?;
+                let reserved: StockReserved = event.data()?;
                 self.transition(&reserved.order_id, event, now, transaction, |order| {
                     order.confirm_stock(now)
                 })
                 .await
             }
             StockReservationFailed::DETAIL_TYPE => {
-                let failed: StockReservationFailed = data(event)?;
+                let failed: StockReservationFailed = event.data()?;
                 self.transition(&failed.order_id, event, now, transaction, |order| {
                     order.reject_for_stock(now)
                 })
                 .await
             }
-            other => Err(ConsumeError::Malformed(format!(
-                "ordering does not consume {other}"
-            ))),
+            _ => Err(event.not_consumed_by(CONSUMER_NAME)),
         }
     }
 }
@@ -71,22 +69,14 @@ impl Handler {
         let (order, submitted) =
             Order::submit(checkout, now).map_err(|e| ConsumeError::Malformed(e.to_string()))?;
         let order_id = order.id.as_str();
-        if self
-            .store
-            .get(order_id)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.get(order_id).await?.is_some() {
             tracing::info!(order_id, "the order already exists; nothing to do");
             return Ok(());
         }
         let outgoing = Envelope::at(submitted, event.correlation_id(), now);
         // Conditional on the order not existing: should another delivery create it between
         // our read and this commit, the harness retries and the read above sees it.
-        self.store
-            .stage_create(transaction, &order, &outgoing)
-            .map_err(store_error)?;
+        self.store.stage_create(transaction, &order, &outgoing)?;
         tracing::info!(order_id, user_id = %order.user_id, event_id = %outgoing.metadata.event_id, "order submitted");
         Ok(())
     }
@@ -105,7 +95,7 @@ impl Handler {
                 "{order_id:?} is not an order id"
             )));
         }
-        let Some(mut order) = self.store.get(order_id).await.map_err(store_error)? else {
+        let Some(mut order) = self.store.get(order_id).await? else {
             return Err(ConsumeError::Transient(format!(
                 "order {order_id} does not exist (yet); {} will be redelivered",
                 event.detail_type
@@ -116,8 +106,7 @@ impl Handler {
             Ok(raised) => {
                 let outgoing = Envelope::at(raised, event.correlation_id(), now);
                 self.store
-                    .stage_change(transaction, &order, read_version, &outgoing)
-                    .map_err(store_error)?;
+                    .stage_change(transaction, &order, read_version, &outgoing)?;
                 tracing::info!(order_id, status = %order.status, event_id = %outgoing.metadata.event_id, "order moved on");
             }
             Err(refused) => {
@@ -125,26 +114,5 @@ impl Handler {
             }
         }
         Ok(())
-    }
-}
-
-/// The event's data, if it comes from the capability that owns its type: the bus rule
-/// filters on source already, and this keeps a misrouted or forged event out all the same.
-fn data<T: DomainEvent>(event: &IncomingEvent) -> Result<T, ConsumeError> {
-    if event.source != T::SOURCE {
-        return Err(ConsumeError::Malformed(format!(
-            "{} must come from {}, not {}",
-            T::DETAIL_TYPE,
-            T::SOURCE,
-            event.source
-        )));
-    }
-    event.data()
-}
-
-fn store_error(error: StoreError) -> ConsumeError {
-    match error {
-        StoreError::Conflict => ConsumeError::Conflict,
-        other => ConsumeError::Transient(other.to_string()),
     }
 }

@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shop_events::basket::CheckoutRequested;
 use shop_events::ordering::{
@@ -26,7 +26,7 @@ use shop_events::ordering::{
     OrderStockConfirmed, OrderSubmitted,
 };
 use shop_events::payment::PaymentFailureReason;
-use shop_events::{Address, Money, OrderLine};
+use shop_events::{Address, Money, OrderLine, timestamp};
 
 /// Where an order is in its life. Stored and answered in snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -412,10 +412,6 @@ pub fn is_order_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

@@ -8,46 +8,19 @@
 //! win. The payment token is stored with the order (payment needs it once the stock is
 //! confirmed) and is never part of an answer: see `api::OrderView`.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use shop_events::ordering::OrderSubmitted;
 use shop_events::{DomainEvent, Envelope};
 use shop_platform::pagination::{Key, PageRequest};
-use shop_platform::transaction::{CommitError, Transaction};
+use shop_platform::store::{Condition, Item, Read, Table, TableError, key};
+use shop_platform::transaction::Transaction;
 
 use crate::domain::Order;
 
 const BY_USER_INDEX: &str = "gsi1";
 const ORDER_SORT_KEY: &str = "ORDER";
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("the order changed since it was read")]
-    Conflict,
-    #[error("dynamodb: {0}")]
-    Dynamo(String),
-    #[error("stored item is not an order: {0}")]
-    Corrupt(String),
-}
-
-impl From<CommitError> for StoreError {
-    fn from(error: CommitError) -> Self {
-        match error {
-            CommitError::ConditionFailed { .. } | CommitError::TransactionConflict => {
-                StoreError::Conflict
-            }
-            other => StoreError::Dynamo(other.to_string()),
-        }
-    }
-}
-
-fn dynamo_error<E: std::error::Error + 'static>(error: E) -> StoreError {
-    StoreError::Dynamo(DisplayErrorContext(error).to_string())
-}
 
 /// An order as stored: the order plus its keys.
 #[derive(Serialize, Deserialize)]
@@ -82,47 +55,31 @@ impl OrderItem {
     }
 }
 
-fn key_of(id: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(order_key(id))),
-        (
-            "sk".to_owned(),
-            AttributeValue::S(ORDER_SORT_KEY.to_owned()),
-        ),
-    ])
+fn key_of(id: &str) -> Item {
+    key(order_key(id), ORDER_SORT_KEY)
 }
 
 #[derive(Clone)]
 pub struct OrderStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl OrderStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
     }
 
-    pub fn table(&self) -> &str {
+    pub fn table(&self) -> &Table {
         &self.table
     }
 
     /// The order as last written. Strongly consistent: a consumer that just missed the
     /// order's creation would otherwise give its event back to the queue for nothing.
-    pub async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        output.item.map(from_item).transpose()
+    pub async fn get(&self, id: &str) -> Result<Option<Order>, TableError> {
+        let stored: Option<OrderItem> = self.table.get(key_of(id), Read::Latest).await?;
+        Ok(stored.map(|stored| stored.order))
     }
 
     /// Adds the creation of `order` and its OrderSubmitted to `transaction`. The write
@@ -132,8 +89,8 @@ impl OrderStore {
         transaction: &mut Transaction,
         order: &Order,
         event: &Envelope<OrderSubmitted>,
-    ) -> Result<(), StoreError> {
-        transaction.write(self.put(order, "attribute_not_exists(pk)", None)?);
+    ) -> Result<(), TableError> {
+        transaction.write(self.put(order, Condition::Absent)?);
         transaction.publish(event)?;
         Ok(())
     }
@@ -146,8 +103,8 @@ impl OrderStore {
         order: &Order,
         read_version: u64,
         event: &Envelope<T>,
-    ) -> Result<(), StoreError> {
-        transaction.write(self.put(order, "version = :read", Some(read_version))?);
+    ) -> Result<(), TableError> {
+        transaction.write(self.put(order, Condition::AtVersion(read_version))?);
         transaction.publish(event)?;
         Ok(())
     }
@@ -158,10 +115,9 @@ impl OrderStore {
         order: &Order,
         read_version: u64,
         event: &Envelope<T>,
-    ) -> Result<(), StoreError> {
-        let mut transaction = Transaction::new(&self.table);
-        self.stage_change(&mut transaction, order, read_version, event)?;
-        Ok(transaction.commit(&self.client).await?)
+    ) -> Result<(), TableError> {
+        let put = self.put(order, Condition::AtVersion(read_version))?;
+        self.table.commit_with_event(put, event).await
     }
 
     /// One page of a user's orders, newest first.
@@ -169,27 +125,22 @@ impl OrderStore {
         &self,
         user_id: &str,
         page: PageRequest,
-    ) -> Result<(Vec<Order>, Option<Key>), StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_USER_INDEX)
-            .key_condition_expression("gsi1pk = :user")
-            .expression_attribute_values(":user", AttributeValue::S(user_partition(user_id)))
-            .scan_index_forward(false)
-            .limit(page.limit)
-            .set_exclusive_start_key(page.after)
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        let orders = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
-        Ok((orders, output.last_evaluated_key))
+    ) -> Result<(Vec<Order>, Option<Key>), TableError> {
+        let (items, last_key) = self
+            .table
+            .query_page::<OrderItem>(page, |query| {
+                query
+                    .index_name(BY_USER_INDEX)
+                    .key_condition_expression("gsi1pk = :user")
+                    .expression_attribute_values(
+                        ":user",
+                        AttributeValue::S(user_partition(user_id)),
+                    )
+                    .scan_index_forward(false)
+            })
+            .await?;
+        let orders = items.into_iter().map(|stored| stored.order).collect();
+        Ok((orders, last_key))
     }
 
     /// The key attributes a cursor of [`Self::list_for_user`] holds.
@@ -201,39 +152,7 @@ impl OrderStore {
         matches!(cursor.get("gsi1pk"), Some(AttributeValue::S(value)) if *value == user_partition(user_id))
     }
 
-    /// Whether the table answers; for the health route.
-    pub async fn is_reachable(&self) -> bool {
-        self.client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .is_ok()
+    fn put(&self, order: &Order, condition: Condition) -> Result<TransactWriteItem, TableError> {
+        self.table.put(&OrderItem::new(order.clone()), condition)
     }
-
-    fn put(
-        &self,
-        order: &Order,
-        condition: &str,
-        read_version: Option<u64>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let item = serde_dynamo::to_item(OrderItem::new(order.clone()))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_values(read_version.map(|version| {
-                HashMap::from([(":read".to_owned(), AttributeValue::N(version.to_string()))])
-            }))
-            .build()
-            .map_err(dynamo_error)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-}
-
-fn from_item(item: HashMap<String, AttributeValue>) -> Result<Order, StoreError> {
-    serde_dynamo::from_item::<_, OrderItem>(item)
-        .map(|stored| stored.order)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }

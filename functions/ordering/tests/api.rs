@@ -9,6 +9,10 @@ use ordering::domain::{Order, OrderStatus};
 use ordering::store::OrderStore;
 use serde_json::{Value, json};
 use shop_events::payment::PaymentFailureReason;
+use shop_testing::api::{
+    BadRequest, anonymous, assert_rejected_without_writes, call, pages, with_claims, with_query,
+};
+use shop_testing::sqs;
 use support::*;
 
 /// An order of `user_id` created at `seconds`, brought to `status` through the domain.
@@ -77,7 +81,8 @@ async fn the_owner_reads_the_order_in_the_public_shape_without_the_payment_token
     assert_eq!(status, 200, "{body}");
     assert_eq!(response.headers()["content-type"], "application/json");
     let stored = ordering.order(ORDER_ID).await.unwrap();
-    let sent = bus_event(&fixture("consumer-checkout-requested.json"))["detail"]["data"].clone();
+    let sent =
+        sqs::envelope(&fixture("consumer-checkout-requested.json"))["detail"]["data"].clone();
     assert_eq!(
         body,
         json!({
@@ -108,7 +113,10 @@ async fn another_users_order_is_not_found_but_an_admin_reads_it() {
     let before = ordering.order(ORDER_ID).await.unwrap();
 
     let (status, problem, response) = ordering
-        .call(as_user(fixture("api-get-order.json"), stranger_claims()))
+        .call(with_claims(
+            fixture("api-get-order.json"),
+            stranger_claims(),
+        ))
         .await;
     assert_eq!(status, 404, "{problem}");
     assert_eq!(
@@ -127,17 +135,23 @@ async fn another_users_order_is_not_found_but_an_admin_reads_it() {
     );
 
     let (status, _, _) = ordering
-        .call(as_user(fixture("api-cancel-order.json"), stranger_claims()))
+        .call(with_claims(
+            fixture("api-cancel-order.json"),
+            stranger_claims(),
+        ))
         .await;
     assert_eq!(status, 404);
     // Admins read orders; cancelling is the owner's alone.
     let (status, order, _) = ordering
-        .call(as_user(fixture("api-get-order.json"), admin_claims()))
+        .call(with_claims(fixture("api-get-order.json"), admin_claims()))
         .await;
     assert_eq!(status, 200, "{order}");
     assert_eq!(order["userId"], SHOPPER);
     let (status, _, _) = ordering
-        .call(as_user(fixture("api-cancel-order.json"), admin_claims()))
+        .call(with_claims(
+            fixture("api-cancel-order.json"),
+            admin_claims(),
+        ))
         .await;
     assert_eq!(status, 404);
 
@@ -178,13 +192,16 @@ async fn the_list_holds_the_callers_orders_newest_first_page_by_page() {
     }
 
     // The sample asks for two at a time.
+    let next = |cursor: &str| {
+        with_query(
+            fixture("api-list-orders.json"),
+            json!({"limit": "2", "cursor": cursor}),
+        )
+    };
+    let first = fixture("api-list-orders.json");
+    let pages = pages(async |e| ordering.call(e).await, first, next).await;
     let mut seen = Vec::new();
-    let mut pages = 0;
-    let mut event = fixture("api-list-orders.json");
-    loop {
-        let (status, page, _) = ordering.call(event.clone()).await;
-        assert_eq!(status, 200, "{page}");
-        pages += 1;
+    for page in &pages {
         assert!(page["items"].as_array().unwrap().len() <= 2);
         assert!(
             page["items"]
@@ -193,22 +210,13 @@ async fn the_list_holds_the_callers_orders_newest_first_page_by_page() {
                 .iter()
                 .all(|o| o.get("paymentToken").is_none())
         );
-        seen.extend(ids(&page));
-        match page.get("nextCursor").and_then(Value::as_str) {
-            Some(cursor) => {
-                event = with_query(
-                    fixture("api-list-orders.json"),
-                    json!({"limit": "2", "cursor": cursor}),
-                )
-            }
-            None => break,
-        }
+        seen.extend(ids(page));
     }
     assert_eq!(
         seen,
         ["ORDER-E", "ORDER-D", "ORDER-C", "ORDER-B", "ORDER-A"]
     );
-    assert_eq!(pages, 3);
+    assert_eq!(pages.len(), 3);
 
     let (_, all, _) = ordering
         .call(with_query(
@@ -223,12 +231,15 @@ async fn the_list_holds_the_callers_orders_newest_first_page_by_page() {
     );
 
     let (_, strangers_page, _) = ordering
-        .call(as_user(fixture("api-list-orders.json"), stranger_claims()))
+        .call(with_claims(
+            fixture("api-list-orders.json"),
+            stranger_claims(),
+        ))
         .await;
     assert_eq!(ids(&strangers_page), [theirs[1], theirs[0]]);
 
     let (_, nobody, _) = ordering
-        .call(as_user(
+        .call(with_claims(
             fixture("api-list-orders.json"),
             json!({"sub": "new-user"}),
         ))
@@ -339,16 +350,15 @@ async fn bad_requests_get_the_right_problem_and_write_nothing() {
         .await;
     let (_, strangers_page, _) = ordering
         .call(with_query(
-            as_user(fixture("api-list-orders.json"), stranger_claims()),
+            with_claims(fixture("api-list-orders.json"), stranger_claims()),
             json!({"limit": "1"}),
         ))
         .await;
     let their_cursor = strangers_page["nextCursor"].as_str().unwrap().to_owned();
     let existing = ordering.order(ORDER_ID).await.unwrap();
-    let before = ordering.item_count().await;
 
     let list = fixture("api-list-orders.json");
-    let cases: Vec<(&str, Value, u16, Option<&str>)> = vec![
+    let cases: Vec<BadRequest> = vec![
         ("list without token", anonymous(list.clone()), 401, None),
         (
             "read without token",
@@ -420,33 +430,12 @@ async fn bad_requests_get_the_right_problem_and_write_nothing() {
             None,
         ),
     ];
-    for (case, event, status, field) in cases {
-        let (got, problem, response) = ordering.call(event).await;
-        assert_eq!(got, status, "{case}: {problem}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json",
-            "{case}"
-        );
-        assert_eq!(problem["status"], status, "{case}");
-        assert!(
-            problem["title"].is_string() && problem["detail"].is_string(),
-            "{case}: {problem}"
-        );
-        if let Some(field) = field {
-            let fields: Vec<&str> = problem["errors"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["field"].as_str().unwrap())
-                .collect();
-            assert_eq!(fields, [field], "{case}: {problem}");
-        }
-    }
-    assert_eq!(
-        ordering.item_count().await,
-        before,
-        "no bad request wrote anything"
+    let named =
+        assert_rejected_without_writes(&ordering.table, async |e| ordering.call(e).await, cases)
+            .await;
+    assert!(
+        named.iter().all(|fields| fields.len() <= 1),
+        "a problem names only the field at fault: {named:?}"
     );
     assert_eq!(ordering.order(ORDER_ID).await.unwrap(), existing);
     assert_eq!(
@@ -471,16 +460,14 @@ async fn health_answers_200_when_the_table_is_reachable_and_503_when_not() {
 
     let missing = App {
         store: OrderStore::new(
-            ordering.dynamodb.clone(),
+            ordering.table.dynamodb.clone(),
             shop_testing::unique("no-such-table"),
         ),
     };
-    let request = lambda_http::request::from_str(&fixture("api-health.json").to_string()).unwrap();
-    assert_eq!(
-        ordering::api::handle(&missing, request)
-            .await
-            .status()
-            .as_u16(),
-        503
-    );
+    let (status, _, _) = call(
+        |request| ordering::api::handle(&missing, request),
+        fixture("api-health.json"),
+    )
+    .await;
+    assert_eq!(status, 503);
 }

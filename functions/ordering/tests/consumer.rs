@@ -9,6 +9,7 @@ use ordering::domain::OrderStatus;
 use serde_json::{Value, json};
 use shop_events::ordering::CancellationReason;
 use shop_platform::consumer::Outcome;
+use shop_testing::sqs;
 use support::*;
 
 fn checkout_requested() -> Value {
@@ -33,7 +34,7 @@ async fn a_checkout_becomes_a_submitted_order_and_announces_it_with_the_checkout
     assert!(ordering.deliver(checkout_requested()).await.is_empty());
 
     let order = ordering.order(ORDER_ID).await.expect("the order exists");
-    let sent = bus_event(&checkout_requested())["detail"]["data"].clone();
+    let sent = sqs::envelope(&checkout_requested())["detail"]["data"].clone();
     assert_eq!(order.status, OrderStatus::Submitted);
     assert_eq!(order.user_id, SHOPPER);
     assert_eq!(serde_json::to_value(&order.lines).unwrap(), sent["lines"]);
@@ -76,19 +77,15 @@ async fn checkout_requested_twice_makes_one_order_and_one_order_submitted() {
     assert_eq!(ordering.deliver_one(&once).await, Outcome::Applied);
     let after_once = ordering.order(ORDER_ID).await.unwrap();
 
-    // SQS redelivers the message; EventBridge republishes it as a new message.
+    // SQS redelivers the message; an EventBridge retry brings it in a new one.
     assert_eq!(ordering.deliver_one(&once).await, Outcome::Duplicate);
     assert_eq!(
-        ordering
-            .deliver_one(&redelivered_as(once.clone(), "another-message"))
-            .await,
+        ordering.deliver_one(&sqs::redelivered(&once)).await,
         Outcome::Duplicate
     );
     // Basket recorded the same checkout twice: a new event id, the same order.
     assert_eq!(
-        ordering
-            .deliver_one(&recorded_again(once, "01JDMB4WZZZZZZZZZZZZZZZZZZ"))
-            .await,
+        ordering.deliver_one(&sqs::republished(&once)).await,
         Outcome::Applied
     );
 
@@ -100,7 +97,7 @@ async fn checkout_requested_twice_makes_one_order_and_one_order_submitted() {
 async fn the_same_checkout_arriving_twice_at_once_makes_one_order() {
     let ordering = Ordering::new().await;
     let first = checkout_requested();
-    let second = recorded_again(first.clone(), "01JDMB4WZZZZZZZZZZZZZZZZZZ");
+    let second = sqs::republished(&first);
     let (a, b) = tokio::join!(ordering.deliver(first), ordering.deliver(second));
     assert!(a.is_empty() && b.is_empty(), "{a:?} {b:?}");
     assert_eq!(ordering.raised().await, ["OrderSubmitted"]);
@@ -147,9 +144,7 @@ async fn stock_reserved_twice_confirms_once() {
     assert_eq!(ordering.deliver_one(&reserved).await, Outcome::Duplicate);
     // Recorded twice by inventory: the order's status no longer allows it.
     assert_eq!(
-        ordering
-            .deliver_one(&recorded_again(reserved, "01JDMB4WYYYYYYYYYYYYYYYYYY"))
-            .await,
+        ordering.deliver_one(&sqs::republished(&reserved)).await,
         Outcome::Applied
     );
 
@@ -211,9 +206,7 @@ async fn stock_reservation_failed_cancels_the_order_for_out_of_stock() {
     // Twice, and recorded twice: nothing more.
     assert_eq!(ordering.deliver_one(&failed).await, Outcome::Duplicate);
     assert_eq!(
-        ordering
-            .deliver_one(&recorded_again(failed, "01JDMB4WXXXXXXXXXXXXXXXXXX"))
-            .await,
+        ordering.deliver_one(&sqs::republished(&failed)).await,
         Outcome::Applied
     );
     assert_eq!(ordering.order(ORDER_ID).await.unwrap(), order);
@@ -271,10 +264,10 @@ async fn a_stock_answer_before_its_order_exists_is_given_back_and_applies_once_i
     // Ahead of its order (queues do not keep order between each other): handed back to
     // the queue, nothing written, not even the processed marker.
     assert_eq!(ordering.deliver(reserved.clone()).await, [message_id]);
-    assert_eq!(ordering.item_count().await, 0);
+    assert_eq!(ordering.table.item_count().await, 0);
     let failed = stock_reservation_failed();
     assert_eq!(ordering.deliver(failed).await.len(), 1);
-    assert_eq!(ordering.item_count().await, 0);
+    assert_eq!(ordering.table.item_count().await, 0);
 
     ordering.deliver(checkout_requested()).await;
     // SQS redelivers after the visibility timeout.
@@ -333,22 +326,19 @@ async fn a_customer_cancel_racing_the_stock_confirmation_loses_neither_change() 
 async fn bad_messages_fail_alone_and_write_nothing() {
     let ordering = Ordering::new().await;
     let good = checkout_requested();
-    let bad = |id: &str, batch: Value| redelivered_as(batch, id)["Records"][0].clone();
-    let mut garbage = good["Records"][0].clone();
-    garbage["messageId"] = json!("garbage");
-    garbage["body"] = json!("}{ not an event");
+    let bad = |id: &str, batch: Value| sqs::record(&batch, id);
 
     let records = vec![
-        garbage,
+        sqs::not_an_event(&good, "garbage"),
         bad(
             "wrong-schema",
-            with_event(good.clone(), |e| {
+            sqs::with_envelope(good.clone(), |e| {
                 e["detail"]["data"]["lines"][0]["quantity"] = json!("one")
             }),
         ),
         bad(
             "wrong-total",
-            with_event(good.clone(), |e| {
+            sqs::with_envelope(good.clone(), |e| {
                 e["detail"]["data"]["total"]["amount"] = json!(1)
             }),
         ),
@@ -358,11 +348,11 @@ async fn bad_messages_fail_alone_and_write_nothing() {
         ),
         bad(
             "forged-source",
-            with_event(good.clone(), |e| e["source"] = json!("shop.catalog")),
+            sqs::with_envelope(good.clone(), |e| e["source"] = json!("shop.catalog")),
         ),
         bad(
             "not-ours",
-            with_event(good.clone(), |e| {
+            sqs::with_envelope(good.clone(), |e| {
                 e["detail-type"] = json!("ProductCreated");
                 e["source"] = json!("shop.catalog");
             }),
@@ -384,6 +374,6 @@ async fn bad_messages_fail_alone_and_write_nothing() {
         ]
     );
     // The good message alone: its order, its event, its marker.
-    assert_eq!(ordering.item_count().await, 3);
+    assert_eq!(ordering.table.item_count().await, 3);
     assert_eq!(ordering.raised().await, ["OrderSubmitted"]);
 }

@@ -18,9 +18,79 @@ fn project_topology(options: &LoadOptions) -> Topology {
     load(&root, options).unwrap_or_else(|error| panic!("{error}"))
 }
 
+/// The part of the project's topology that one capability (or the root, `""`) declares.
+fn declared_by(topology: &Topology, owner: &str) -> Topology {
+    let mine = |logical_id: &str| match owner {
+        "" => !logical_id.contains('/'),
+        owner => logical_id.starts_with(&format!("{owner}/")),
+    };
+    let functions: Vec<_> = topology
+        .functions
+        .iter()
+        .filter(|f| mine(&f.logical_id))
+        .cloned()
+        .collect();
+    Topology {
+        tables: topology
+            .tables
+            .iter()
+            .filter(|t| mine(&t.logical_id))
+            .cloned()
+            .collect(),
+        queues: topology
+            .queues
+            .iter()
+            .filter(|q| mine(&q.logical_id))
+            .cloned()
+            .collect(),
+        buses: topology
+            .buses
+            .iter()
+            .filter(|b| mine(&b.logical_id))
+            .cloned()
+            .collect(),
+        rules: topology
+            .rules
+            .iter()
+            .filter(|r| mine(&r.logical_id))
+            .cloned()
+            .collect(),
+        routes: topology
+            .routes
+            .iter()
+            .filter(|r| functions.iter().any(|f| f.name == r.function))
+            .cloned()
+            .collect(),
+        stream_mappings: topology
+            .stream_mappings
+            .iter()
+            .filter(|m| mine(&m.logical_id))
+            .cloned()
+            .collect(),
+        queue_mappings: topology
+            .queue_mappings
+            .iter()
+            .filter(|m| mine(&m.logical_id))
+            .cloned()
+            .collect(),
+        not_emulated: topology
+            .not_emulated
+            .iter()
+            .filter(|e| mine(e.split(' ').next().unwrap_or("")))
+            .cloned()
+            .collect(),
+        functions,
+    }
+}
+
 #[test]
 fn the_project_templates_give_the_catalog_topology() {
-    let topology = project_topology(&options());
+    let whole = project_topology(&options());
+    let mut topology = declared_by(&whole, "catalog");
+    topology.buses = whole.buses.clone();
+    topology
+        .not_emulated
+        .extend(declared_by(&whole, "").not_emulated);
 
     assert_eq!(topology.tables.len(), 1);
     let table = &topology.tables[0];
@@ -208,10 +278,96 @@ fn the_project_templates_honour_the_stage_parameter() {
     prod.parameters.insert("Stage".into(), "prod".into());
     let topology = project_topology(&prod);
     assert_eq!(topology.buses[0].name, "shop-prod");
-    assert_eq!(
-        topology.functions[1].environment["EVENT_BUS_NAME"],
-        "shop-prod"
+    let relays: Vec<_> = topology
+        .functions
+        .iter()
+        .filter(|f| f.binary.ends_with("-relay"))
+        .collect();
+    assert_eq!(relays.len(), 4);
+    assert!(
+        relays
+            .iter()
+            .all(|f| f.environment["EVENT_BUS_NAME"] == "shop-prod")
     );
+}
+
+/// Each consuming capability subscribes to exactly the events DESIGN §2 says it consumes
+/// (those whose producers exist so far), through its own queue with a DLQ, and its
+/// consumer reports batch item failures.
+#[test]
+fn each_capability_subscribes_its_own_queue_to_exactly_its_events() {
+    let whole = project_topology(&options());
+    let expected: [(&str, &[&str]); 3] = [
+        (
+            "inventory",
+            &[
+                "OrderCancelled",
+                "OrderSubmitted",
+                "ProductCreated",
+                "ProductDeleted",
+                "ShipmentDispatched",
+            ],
+        ),
+        (
+            "basket",
+            &[
+                "OrderSubmitted",
+                "ProductCreated",
+                "ProductDeleted",
+                "ProductUpdated",
+            ],
+        ),
+        (
+            "ordering",
+            &[
+                "CheckoutRequested",
+                "StockReservationFailed",
+                "StockReserved",
+            ],
+        ),
+    ];
+    for (capability, events) in expected {
+        let mine = declared_by(&whole, capability);
+        assert_eq!(mine.rules.len(), 1, "{capability}: one subscription");
+        let rule = &mine.rules[0];
+        assert_eq!(rule.bus_name, "shop-dev");
+        let mut detail_types: Vec<&str> = rule.pattern["detail-type"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        detail_types.sort();
+        assert_eq!(detail_types, events, "{capability}");
+        let queue = mine
+            .queues
+            .iter()
+            .find(|q| rule.targets.iter().any(|t| t.arn == q.arn))
+            .expect("the rule feeds its own queue");
+        let redrive = queue.redrive.as_ref().expect("a DLQ");
+        assert_eq!(redrive.max_receive_count, 5);
+        assert!(
+            mine.queues.iter().any(|q| q.arn == redrive.dead_letter_arn),
+            "{capability}: its own DLQ"
+        );
+        assert_eq!(mine.queue_mappings.len(), 1);
+        let mapping = &mine.queue_mappings[0];
+        assert_eq!(
+            (
+                mapping.queue_arn.as_str(),
+                mapping.report_batch_item_failures
+            ),
+            (queue.arn.as_str(), true)
+        );
+        assert!(mine.functions.iter().any(|f| f.name == mapping.function && f.binary == format!("{capability}-consumer")));
+        assert_eq!(mine.tables.len(), 1, "{capability} owns one table");
+        assert_eq!(mine.stream_mappings.len(), 1, "{capability}'s outbox relay");
+        assert!(
+            mine.routes
+                .iter()
+                .any(|r| r.route_key == format!("GET /health/{capability}"))
+        );
+    }
 }
 
 // --- The fixture: a nested capability with queues, a DLQ, rules and an SQS consumer ------

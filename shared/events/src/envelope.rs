@@ -1,8 +1,8 @@
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::DomainEvent;
+use crate::{DomainEvent, new_event_id, timestamp};
 
 /// What every event carries besides its data. `event_id` is fixed when the event is
 /// recorded in the outbox, so it survives publish retries (EventBridge's own `id` does
@@ -36,7 +36,7 @@ impl<T: DomainEvent> Envelope<T> {
         Self {
             metadata: EventMetadata {
                 event_id: new_event_id(),
-                occurred_at: occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                occurred_at: timestamp(occurred_at),
                 correlation_id: correlation_id.into(),
                 schema_version: T::SCHEMA_VERSION,
             },
@@ -51,9 +51,4 @@ impl<T: DomainEvent> Envelope<T> {
     pub fn source(&self) -> &'static str {
         T::SOURCE
     }
-}
-
-/// Event ids are ULIDs: unique, URL-safe, and sortable by creation time.
-pub fn new_event_id() -> String {
-    ulid::Ulid::generate().to_string()
 }

@@ -8,6 +8,7 @@
 
 mod envelope;
 mod model;
+mod spelling;
 
 pub mod basket;
 pub mod catalog;
@@ -17,8 +18,9 @@ pub mod payment;
 pub mod schema;
 pub mod shipping;
 
-pub use envelope::{Envelope, EventMetadata, new_event_id};
+pub use envelope::{Envelope, EventMetadata};
 pub use model::{Address, LineQuantity, Money, OrderLine};
+pub use spelling::{is_ulid, new_event_id, new_ulid, timestamp};
 
 use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};

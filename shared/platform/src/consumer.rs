@@ -17,6 +17,7 @@ use serde_json::Value;
 use shop_events::{DomainEvent, Envelope, EventMetadata};
 use tracing::Instrument;
 
+use crate::store::TableError;
 use crate::transaction::{CommitError, Transaction};
 
 /// How long a processed marker is kept: longer than SQS can hold a message (14 days),
@@ -77,6 +78,12 @@ impl IncomingEvent {
     pub fn correlation_id(&self) -> &str {
         &self.metadata.correlation_id
     }
+
+    /// The refusal of an event whose detail-type `consumer` has no handler for; its queue's
+    /// rules should never have let it in.
+    pub fn not_consumed_by(&self, consumer: &str) -> ConsumeError {
+        ConsumeError::Malformed(format!("{consumer} does not consume {}", self.detail_type))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,10 +102,16 @@ pub enum ConsumeError {
 
 impl From<CommitError> for ConsumeError {
     fn from(error: CommitError) -> Self {
+        TableError::from(error).into()
+    }
+}
+
+/// A table's conflict is retried at once, like the harness's own; anything else the
+/// queue retries later.
+impl From<TableError> for ConsumeError {
+    fn from(error: TableError) -> Self {
         match error {
-            CommitError::ConditionFailed { .. } | CommitError::TransactionConflict => {
-                ConsumeError::Conflict
-            }
+            TableError::Conflict => ConsumeError::Conflict,
             other => ConsumeError::Transient(other.to_string()),
         }
     }

@@ -31,17 +31,18 @@ pub async fn init() -> Result<Init, Error> {
     })
 }
 
-/// A capability's HTTP API: answers every request, errors included (problem+json).
-pub trait HttpApi: Sync + 'static {
-    fn handle(&self, request: Request) -> impl Future<Output = Response<Body>> + Send;
-}
-
-/// Serves an HTTP API function until the runtime stops it.
-pub async fn serve_http<A: HttpApi>(api: A) -> Result<(), Error> {
+/// Serves an HTTP API function until the runtime stops it: `handle` answers every request
+/// to `api`, errors included (problem+json).
+pub async fn serve_http<A, F, Fut>(api: A, handle: F) -> Result<(), Error>
+where
+    A: Sync + 'static,
+    F: Fn(&'static A, Request) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Response<Body>> + Send,
+{
     // The process lives as long as the handler: a 'static borrow spares every request an Arc.
     let api: &'static A = Box::leak(Box::new(api));
     lambda_http::run(lambda_http::service_fn(move |request| async move {
-        Ok::<_, Error>(api.handle(request).await)
+        Ok::<_, Error>(handle(api, request).await)
     }))
     .await
 }
@@ -55,6 +56,39 @@ pub async fn serve_sqs<H: EventHandler + Send + 'static>(
         move |event: LambdaEvent<SqsEvent>| async move {
             Ok::<SqsBatchResponse, Error>(consumer.handle_batch(event.payload).await)
         },
+    ))
+    .await
+}
+
+/// The whole `main` of an API function: `api` builds the capability's API on the
+/// DynamoDB client and its table's name, and `handle` answers each request to it.
+pub async fn run_api<A, F, Fut>(
+    api: impl FnOnce(aws_sdk_dynamodb::Client, String) -> A,
+    handle: F,
+) -> Result<(), Error>
+where
+    A: Sync + 'static,
+    F: Fn(&'static A, Request) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Response<Body>> + Send,
+{
+    let init = init().await?;
+    serve_http(api(init.dynamodb, init.table), handle).await
+}
+
+/// The whole `main` of a consumer function: `handler` is built on the DynamoDB client and
+/// the capability's table, where the harness also keeps the processed markers of
+/// `consumer_name`, so that an effect and its marker commit together.
+pub async fn run_consumer<H: EventHandler + Send + 'static>(
+    consumer_name: &str,
+    handler: impl FnOnce(aws_sdk_dynamodb::Client, &str) -> H,
+) -> Result<(), Error> {
+    let init = init().await?;
+    let handler = handler(init.dynamodb.clone(), &init.table);
+    serve_sqs(SqsConsumer::new(
+        init.dynamodb,
+        init.table,
+        consumer_name,
+        handler,
     ))
     .await
 }

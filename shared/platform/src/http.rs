@@ -8,7 +8,9 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
+use crate::store::Table;
 use crate::{FieldError, Problem};
 
 /// The caller, from the claims API Gateway's JWT authorizer verified.
@@ -249,6 +251,41 @@ pub fn empty_response(status: StatusCode) -> Response<Body> {
 /// answer, not a failed invocation.
 pub fn respond(outcome: Result<Response<Body>, Problem>) -> Response<Body> {
     outcome.unwrap_or_else(Problem::into_response)
+}
+
+/// Answers one request of a capability's API. `dispatch` gets the request, the route key
+/// API Gateway matched and the correlation id, and serves the route. Every log line of the
+/// request, down to the one that reports its status, carries the correlation id and the
+/// route; the answer is a response whatever happens, errors as problem+json.
+pub async fn answer<F>(request: Request, dispatch: F) -> Response<Body>
+where
+    F: AsyncFnOnce(&Request, &str, &str) -> Result<Response<Body>, Problem>,
+{
+    let correlation_id = correlation_id(&request);
+    let route = route_key(&request);
+    let span = tracing::info_span!("request", correlation_id = %correlation_id, route = %route);
+    async {
+        let response = respond(dispatch(&request, &route, &correlation_id).await);
+        tracing::info!(status = response.status().as_u16(), "answered");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// `GET /health/<capability>`: 200 while the capability's table answers, else 503, so
+/// that a probe tells a function that cannot reach its data from one that is down.
+pub async fn health(capability: &str, table: &Table) -> Result<Response<Body>, Problem> {
+    if table.is_reachable().await {
+        Ok(json_response(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok", "capability": capability}),
+        ))
+    } else {
+        Err(Problem::service_unavailable(format!(
+            "the {capability} table is not reachable"
+        )))
+    }
 }
 
 #[cfg(test)]

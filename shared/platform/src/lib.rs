@@ -1,6 +1,7 @@
 //! Lambda and AWS plumbing, written once for every capability: client construction,
 //! tracing, problem+json errors, request parsing and validation, cursor pagination, the
-//! transactional outbox, the outbox relay, and the SQS consumer harness.
+//! capability's table, the transactional outbox, the outbox relay, and the SQS consumer
+//! harness.
 
 pub mod aws;
 pub mod consumer;
@@ -10,7 +11,9 @@ pub mod outbox;
 pub mod pagination;
 pub mod problem;
 pub mod relay;
+pub mod store;
 pub mod telemetry;
 pub mod transaction;
+pub mod validate;
 
 pub use problem::{FieldError, Problem};

@@ -72,6 +72,12 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, "Not Found", detail)
     }
 
+    /// A route this function does not serve: API Gateway sent it a route key it does not
+    /// know, so the answer is as if the route did not exist.
+    pub fn no_route(route: &str) -> Self {
+        Self::not_found(format!("no route {route}"))
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -110,7 +116,7 @@ impl Problem {
 
     /// A 500 whose body says nothing of the cause; the cause goes to the log, with the
     /// request and correlation ids of the current span.
-    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

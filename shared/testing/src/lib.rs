@@ -4,6 +4,11 @@
 //! missing, starts it on a free loopback port (shop-local's emulator module, the same
 //! code `shop-local up` uses) and shares it with the other tests of the binary; each test
 //! isolates itself by naming its own resources with [`unique`].
+//!
+//! What the capabilities' handler tests share sits in modules: [`Table`] (a capability's
+//! table, what it holds), [`api`] (calling an HTTP handler with a sample request),
+//! [`sqs`] (consumer batches, redelivered and republished), [`outbox`] (what a capability
+//! recorded, and what the relay makes of it) and [`samples`] (the files of `events/`).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -18,7 +23,15 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 use shop_local::emulator::Moto;
 
+pub mod api;
+pub mod outbox;
+pub mod samples;
+pub mod sqs;
+mod table;
+
 pub use aws_config::SdkConfig as Config;
+pub use samples::fixture;
+pub use table::{Item, Table};
 
 pub const REGION: &str = "us-east-1";
 

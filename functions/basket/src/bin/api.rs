@@ -1,13 +1,15 @@
 //! The basket's HTTP API Lambda.
 
-use basket::api::App;
+use basket::api::{App, handle};
 use basket::store::BasketStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let init = shop_platform::entrypoint::init().await?;
-    shop_platform::entrypoint::serve_http(App {
-        store: BasketStore::new(init.dynamodb, init.table),
-    })
+    shop_platform::entrypoint::run_api(
+        |dynamodb, table| App {
+            store: BasketStore::new(dynamodb, table),
+        },
+        handle,
+    )
     .await
 }

@@ -2,17 +2,11 @@
 
 use basket::consumer::Handler;
 use basket::store::BasketStore;
-use shop_platform::consumer::SqsConsumer;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let init = shop_platform::entrypoint::init().await?;
-    let store = BasketStore::new(init.dynamodb.clone(), &init.table);
-    shop_platform::entrypoint::serve_sqs(SqsConsumer::new(
-        init.dynamodb,
-        init.table,
-        "basket",
-        Handler { store },
-    ))
+    shop_platform::entrypoint::run_consumer("basket", |dynamodb, table| Handler {
+        store: BasketStore::new(dynamodb, table),
+    })
     .await
 }

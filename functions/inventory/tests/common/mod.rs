@@ -8,8 +8,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use inventory::api::{App, handle};
 use inventory::consumer::Handler;
 use inventory::domain::{Reservation, ReservationStatus, Stock};
@@ -17,14 +15,11 @@ use inventory::store::InventoryStore;
 use serde_json::{Value, json};
 use shop_events::new_event_id;
 use shop_platform::consumer::{Outcome, SqsConsumer};
-use shop_testing::{create_table, sdk_config, unique, workspace_root};
+use shop_testing::api::{Answer, call, for_path_param, with_body};
+use shop_testing::{Table, sqs};
 
 pub fn fixture(name: &str) -> Value {
-    let path = workspace_root().join("events/inventory").join(name);
-    serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
+    shop_testing::fixture("inventory", name)
 }
 
 /// A fresh id in the catalog's and ordering's format.
@@ -33,9 +28,7 @@ pub fn new_id() -> String {
 }
 
 pub struct Inventory {
-    pub config: shop_testing::Config,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub table: String,
+    pub table: Table,
     pub store: InventoryStore,
     pub app: App,
     pub consumer: SqsConsumer<Handler>,
@@ -45,50 +38,33 @@ pub struct Inventory {
 
 impl Inventory {
     pub async fn new() -> Self {
-        let config = sdk_config().await;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-        let table = unique("inventory");
-        create_table(&dynamodb, &table, &[], true).await;
-        let store = InventoryStore::new(dynamodb.clone(), &table);
+        let table = Table::new("inventory", &[]).await;
+        let store = InventoryStore::new(table.dynamodb.clone(), &table.name);
         Self {
             app: App {
                 store: store.clone(),
             },
-            consumer: SqsConsumer::new(
-                dynamodb.clone(),
-                &table,
+            consumer: table.consumer(
                 "inventory",
                 Handler {
                     store: store.clone(),
                 },
             ),
-            config,
-            dynamodb,
             table,
             store,
             totals: Mutex::default(),
         }
     }
 
-    /// Calls the API function with an API Gateway event; answers status and JSON body.
-    pub async fn call(
-        &self,
-        event: Value,
-    ) -> (u16, Value, lambda_http::Response<lambda_http::Body>) {
-        let request = lambda_http::request::from_str(&event.to_string())
-            .expect("a valid API Gateway v2 event");
-        let response = handle(&self.app, request).await;
-        let body = match response.body() {
-            lambda_http::Body::Text(text) => {
-                serde_json::from_str(text).unwrap_or(Value::String(text.clone()))
-            }
-            _ => Value::Null,
-        };
-        let status = response.status().as_u16();
-        if status == 200 && body.get("shipped").is_some() {
-            self.remember_total(&body);
+    /// Calls the API function with an API Gateway event. Stock levels it answers are the
+    /// totals [`Self::assert_conserved`] holds the consumer to.
+    pub async fn call(&self, event: Value) -> Answer {
+        let answer = call(|request| handle(&self.app, request), event).await;
+        let (status, body, _) = &answer;
+        if *status == 200 && body.get("shipped").is_some() {
+            self.remember_total(body);
         }
-        (status, body, response)
+        answer
     }
 
     fn remember_total(&self, levels: &Value) {
@@ -113,13 +89,14 @@ impl Inventory {
         body
     }
 
-    pub async fn deliver(&self, message: &SqsMessage) -> Outcome {
-        self.consumer.handle_message(message).await
+    /// Delivers the first message of an SQS batch to the consumer.
+    pub async fn deliver(&self, batch: &Value) -> Outcome {
+        sqs::deliver(&self.consumer, batch).await
     }
 
     /// Delivers and expects the event to be applied (not a duplicate, not a failure).
-    pub async fn apply(&self, message: &SqsMessage) {
-        assert_eq!(self.deliver(message).await, Outcome::Applied);
+    pub async fn apply(&self, batch: &Value) {
+        assert_eq!(self.deliver(batch).await, Outcome::Applied);
     }
 
     pub async fn stock(&self, product_id: &str) -> Option<Stock> {
@@ -143,68 +120,10 @@ impl Inventory {
         self.reservation(order_id).await.map(|r| r.status)
     }
 
-    async fn scan(&self) -> Vec<HashMap<String, AttributeValue>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .dynamodb
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .unwrap();
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return items,
-            }
-        }
-    }
-
-    pub async fn item_count(&self) -> i32 {
-        self.dynamodb
-            .scan()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .select(Select::Count)
-            .send()
-            .await
-            .unwrap()
-            .count
-    }
-
-    /// Every event recorded in the outbox, as `{"detail-type", "source", "detail"}`,
-    /// oldest first.
-    pub async fn published(&self) -> Vec<Value> {
-        let mut events: Vec<Value> = self
-            .scan()
-            .await
-            .into_iter()
-            .filter(|item| matches!(item.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with("OUTBOX#")))
-            .map(|item| {
-                let text = |name: &str| item[name].as_s().unwrap().clone();
-                json!({
-                    "detail-type": text("detailType"),
-                    "source": text("source"),
-                    "detail": serde_json::from_str::<Value>(&text("detail")).unwrap(),
-                })
-            })
-            .collect();
-        events.sort_by_key(|event| {
-            event["detail"]["metadata"]["eventId"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        });
-        events
-    }
-
-    /// The data of every published event of one type.
-    pub async fn published_of(&self, detail_type: &str) -> Vec<Value> {
-        self.published()
+    /// The data of every event of one type in the outbox.
+    pub async fn outbox_of(&self, detail_type: &str) -> Vec<Value> {
+        self.table
+            .outbox()
             .await
             .into_iter()
             .filter(|event| event["detail-type"] == detail_type)
@@ -216,10 +135,7 @@ impl Inventory {
     /// last admin PUT made it (0 if none), whatever the consumer did since.
     pub async fn assert_conserved(&self) {
         let totals = self.totals.lock().unwrap().clone();
-        for item in self.scan().await {
-            if !matches!(item.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with("STOCK#")) {
-                continue;
-            }
+        for item in self.table.items("STOCK#").await {
             let stock: Stock = serde_dynamo::from_item(item).unwrap();
             let expected = totals.get(&stock.product_id).copied().unwrap_or(0);
             assert_eq!(
@@ -231,70 +147,39 @@ impl Inventory {
     }
 }
 
-pub fn for_product(mut event: Value, id: &str) -> Value {
-    event["pathParameters"]["productId"] = json!(id);
-    event["rawPath"] = json!(format!("/inventory/{id}"));
-    event["requestContext"]["http"]["path"] = event["rawPath"].clone();
-    event
+pub fn for_product(event: Value, id: &str) -> Value {
+    for_path_param(event, "productId", id)
 }
 
-pub fn with_body(mut event: Value, body: &str) -> Value {
-    event["body"] = json!(body);
-    event
+/// A sample consumer event, as its queue delivers it: a batch of one message.
+pub fn sample_message(name: &str) -> Value {
+    let batch = fixture(name);
+    assert_eq!(batch["Records"].as_array().unwrap().len(), 1, "{name}");
+    batch
 }
 
-/// The SQS message of a sample consumer event, as its queue delivers it.
-pub fn sample_message(name: &str) -> SqsMessage {
-    let mut batch: SqsEvent = serde_json::from_value(fixture(name)).unwrap();
-    assert_eq!(batch.records.len(), 1, "{name}");
-    batch.records.remove(0)
+/// A sample consumer event with other data, published anew: another event of the same
+/// type, as the bus would deliver it.
+pub fn message(name: &str, data: Value) -> Value {
+    let batch = sqs::with_envelope(sample_message(name), |event| event["detail"]["data"] = data);
+    sqs::republished(&batch)
 }
 
-/// A sample consumer event with other data and a new event id: another event of the
-/// same type, as the bus would deliver it.
-pub fn message(name: &str, data: Value) -> SqsMessage {
-    let mut message = sample_message(name);
-    let mut body: Value = serde_json::from_str(message.body.as_deref().unwrap()).unwrap();
-    body["detail"]["data"] = data;
-    body["detail"]["metadata"]["eventId"] = json!(new_id());
-    body["id"] = json!(new_id());
-    message.message_id = Some(new_id());
-    message.body = Some(body.to_string());
-    message
-}
-
-/// The same event again in a new message, as an EventBridge retry or an SQS redelivery
-/// brings it: same event id.
-pub fn again(message: &SqsMessage) -> SqsMessage {
-    let mut again = message.clone();
-    again.message_id = Some(new_id());
-    again
-}
-
-/// The same event with a new event id: a second publication of the same fact.
-pub fn republished(message: &SqsMessage) -> SqsMessage {
-    let mut body: Value = serde_json::from_str(message.body.as_deref().unwrap()).unwrap();
-    body["detail"]["metadata"]["eventId"] = json!(new_id());
-    let mut republished = message.clone();
-    republished.message_id = Some(new_id());
-    republished.body = Some(body.to_string());
-    republished
-}
-
-pub fn product_created(product_id: &str) -> SqsMessage {
-    let mut data = fixture_data("consumer-product-created.json");
+pub fn product_created(product_id: &str) -> Value {
+    let mut data =
+        sqs::envelope(&sample_message("consumer-product-created.json"))["detail"]["data"].clone();
     data["productId"] = json!(product_id);
     message("consumer-product-created.json", data)
 }
 
-pub fn product_deleted(product_id: &str) -> SqsMessage {
+pub fn product_deleted(product_id: &str) -> Value {
     message(
         "consumer-product-deleted.json",
         json!({"productId": product_id, "version": 2}),
     )
 }
 
-pub fn order_submitted(order_id: &str, lines: &[(&str, u32)]) -> SqsMessage {
+pub fn order_submitted(order_id: &str, lines: &[(&str, u32)]) -> Value {
     let lines: Vec<Value> = lines
         .iter()
         .map(|(product_id, quantity)| {
@@ -312,14 +197,14 @@ pub fn order_submitted(order_id: &str, lines: &[(&str, u32)]) -> SqsMessage {
     )
 }
 
-pub fn order_cancelled(order_id: &str) -> SqsMessage {
+pub fn order_cancelled(order_id: &str) -> Value {
     message(
         "consumer-order-cancelled.json",
         json!({"orderId": order_id, "userId": "user-1", "reason": "customer_request"}),
     )
 }
 
-pub fn shipment_dispatched(order_id: &str, lines: &[(&str, u32)]) -> SqsMessage {
+pub fn shipment_dispatched(order_id: &str, lines: &[(&str, u32)]) -> Value {
     let lines: Vec<Value> = lines
         .iter()
         .map(|(product_id, quantity)| json!({"productId": product_id, "quantity": quantity}))
@@ -328,9 +213,4 @@ pub fn shipment_dispatched(order_id: &str, lines: &[(&str, u32)]) -> SqsMessage 
         "consumer-shipment-dispatched.json",
         json!({"orderId": order_id, "lines": lines}),
     )
-}
-
-fn fixture_data(name: &str) -> Value {
-    let body: Value = serde_json::from_str(sample_message(name).body.as_deref().unwrap()).unwrap();
-    body["detail"]["data"].clone()
 }

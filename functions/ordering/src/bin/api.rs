@@ -1,13 +1,15 @@
 //! Ordering's HTTP API Lambda.
 
-use ordering::api::App;
+use ordering::api::{App, handle};
 use ordering::store::OrderStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let init = shop_platform::entrypoint::init().await?;
-    shop_platform::entrypoint::serve_http(App {
-        store: OrderStore::new(init.dynamodb, init.table),
-    })
+    shop_platform::entrypoint::run_api(
+        |dynamodb, table| App {
+            store: OrderStore::new(dynamodb, table),
+        },
+        handle,
+    )
     .await
 }

@@ -2,17 +2,11 @@
 
 use ordering::consumer::{CONSUMER_NAME, Handler};
 use ordering::store::OrderStore;
-use shop_platform::consumer::SqsConsumer;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let init = shop_platform::entrypoint::init().await?;
-    let store = OrderStore::new(init.dynamodb.clone(), &init.table);
-    shop_platform::entrypoint::serve_sqs(SqsConsumer::new(
-        init.dynamodb,
-        init.table,
-        CONSUMER_NAME,
-        Handler { store },
-    ))
+    shop_platform::entrypoint::run_consumer(CONSUMER_NAME, |dynamodb, table| Handler {
+        store: OrderStore::new(dynamodb, table),
+    })
     .await
 }

@@ -1,0 +1,364 @@
+//! A capability's own table, read and written the way every capability does it: items
+//! mapped with serde_dynamo, every write guarded by a condition, a change and the event it
+//! raises committed together, and one error type for what can go wrong. What stays in a
+//! capability's store is its own: its keys, its item shapes, its update expressions.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shop_events::{DomainEvent, Envelope};
+
+use crate::pagination::{Key, PageRequest};
+use crate::transaction::{CommitError, Transaction};
+
+/// An item as DynamoDB holds it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// BatchGetItem's limit on keys per request.
+const MAX_KEYS_PER_BATCH: usize = 100;
+/// Keys DynamoDB left unprocessed (throttling) are asked for again this many times, with
+/// a growing pause, before the read fails.
+const UNPROCESSED_RETRIES: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// A write's condition did not hold, or a concurrent transaction wrote the same
+    /// items: what was read is no longer what is stored. Nothing was written.
+    #[error("the item changed since it was read")]
+    Conflict,
+    #[error("dynamodb: {0}")]
+    Dynamo(String),
+    /// An item that does not read back as what the capability writes.
+    #[error("stored item does not read back: {0}")]
+    Corrupt(String),
+}
+
+impl From<CommitError> for TableError {
+    fn from(error: CommitError) -> Self {
+        match error {
+            CommitError::ConditionFailed { .. } | CommitError::TransactionConflict => {
+                TableError::Conflict
+            }
+            other => TableError::Dynamo(other.to_string()),
+        }
+    }
+}
+
+impl From<serde_dynamo::Error> for TableError {
+    fn from(error: serde_dynamo::Error) -> Self {
+        TableError::Corrupt(error.to_string())
+    }
+}
+
+/// An SDK error with its whole chain of causes: the top-level message alone ("service
+/// error") says nothing.
+pub fn dynamo_error<E: std::error::Error + 'static>(error: E) -> TableError {
+    TableError::Dynamo(DisplayErrorContext(error).to_string())
+}
+
+/// The key of an item: every table of the shop has a `pk` and an `sk`.
+pub fn key(partition: String, sort: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(partition)),
+        ("sk".to_owned(), AttributeValue::S(sort.to_owned())),
+    ])
+}
+
+/// Decodes an item as `T`; an item that does not fit is [`TableError::Corrupt`].
+pub fn decode<T: DeserializeOwned>(item: Item) -> Result<T, TableError> {
+    Ok(serde_dynamo::from_item(item)?)
+}
+
+/// What must hold of the stored item for a write to happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// No item has this key yet: whoever writes it first keeps it.
+    Absent,
+    /// The stored item is still at the version that was read.
+    AtVersion(u64),
+    /// The stored item, if any, is older than this version: the newest version wins,
+    /// whatever order the writes come in.
+    AbsentOrOlderThan(u64),
+}
+
+impl Condition {
+    /// The condition of writing back what was read at `read_version`, where 0 stands for
+    /// an item that was never stored.
+    pub fn unchanged_since(read_version: u64) -> Self {
+        match read_version {
+            0 => Condition::Absent,
+            version => Condition::AtVersion(version),
+        }
+    }
+
+    fn expression(self) -> &'static str {
+        match self {
+            Condition::Absent => "attribute_not_exists(pk)",
+            Condition::AtVersion(_) => "version = :read",
+            Condition::AbsentOrOlderThan(_) => "attribute_not_exists(pk) OR version < :version",
+        }
+    }
+
+    /// DynamoDB rejects values an expression does not use, so only the ones it does.
+    fn values(self) -> Option<Item> {
+        let (name, version) = match self {
+            Condition::Absent => return None,
+            Condition::AtVersion(version) => (":read", version),
+            Condition::AbsentOrOlderThan(version) => (":version", version),
+        };
+        Some(HashMap::from([(
+            name.to_owned(),
+            AttributeValue::N(version.to_string()),
+        )]))
+    }
+}
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// Strongly consistent: for reads a conditional write or a decision follows.
+    Latest,
+    /// Eventually consistent, at half the cost: for reads that only show what is there.
+    Eventual,
+}
+
+impl Read {
+    fn is_consistent(self) -> bool {
+        self == Read::Latest
+    }
+}
+
+/// One capability's table and the client that reaches it.
+#[derive(Debug, Clone)]
+pub struct Table {
+    client: Client,
+    name: String,
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Whether the table answers; what the health route reports.
+    pub async fn is_reachable(&self) -> bool {
+        self.client
+            .describe_table()
+            .table_name(&self.name)
+            .send()
+            .await
+            .is_ok()
+    }
+
+    /// The item at `key`, decoded, if there is one.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        key: Item,
+        read: Read,
+    ) -> Result<Option<T>, TableError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .consistent_read(read.is_consistent())
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        output.item.map(decode).transpose()
+    }
+
+    /// The items at `keys` that exist, in no particular order. BatchGetItem takes at most
+    /// 100 keys and no key twice, and leaves keys unprocessed when throttled: this asks
+    /// in batches, once per key, and again for what was left.
+    pub async fn batch_get(&self, keys: Vec<Item>, read: Read) -> Result<Vec<Item>, TableError> {
+        let mut unique: Vec<Item> = Vec::new();
+        for key in keys {
+            if !unique.contains(&key) {
+                unique.push(key);
+            }
+        }
+        let mut items = Vec::new();
+        for chunk in unique.chunks(MAX_KEYS_PER_BATCH) {
+            items.extend(self.batch_get_chunk(chunk.to_vec(), read).await?);
+        }
+        Ok(items)
+    }
+
+    async fn batch_get_chunk(&self, keys: Vec<Item>, read: Read) -> Result<Vec<Item>, TableError> {
+        let mut pending = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(read.is_consistent())
+            .build()
+            .map_err(dynamo_error)?;
+        let mut items = Vec::new();
+        for attempt in 0..=UNPROCESSED_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+            }
+            let mut output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.name, pending)
+                .send()
+                .await
+                .map_err(dynamo_error)?;
+            if let Some(mut responses) = output.responses.take() {
+                items.extend(responses.remove(&self.name).unwrap_or_default());
+            }
+            match output
+                .unprocessed_keys
+                .and_then(|mut unprocessed| unprocessed.remove(&self.name))
+            {
+                Some(rest) if !rest.keys().is_empty() => pending = rest,
+                _ => return Ok(items),
+            }
+        }
+        Err(TableError::Dynamo(format!(
+            "keys still unprocessed after {UNPROCESSED_RETRIES} retries"
+        )))
+    }
+
+    /// One page of a query, decoded. `query` says what to ask (index, key condition,
+    /// direction); the page says how much and from where.
+    pub async fn query_page<T: DeserializeOwned>(
+        &self,
+        page: PageRequest,
+        query: impl FnOnce(QueryFluentBuilder) -> QueryFluentBuilder,
+    ) -> Result<(Vec<T>, Option<Key>), TableError> {
+        let output = query(self.client.query().table_name(&self.name))
+            .limit(page.limit)
+            .set_exclusive_start_key(page.after)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        let items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(decode)
+            .collect::<Result<_, _>>()?;
+        Ok((items, output.last_evaluated_key))
+    }
+
+    /// The transaction entry that writes `item` if `condition` holds.
+    pub fn put<T: Serialize>(
+        &self,
+        item: &T,
+        condition: Condition,
+    ) -> Result<TransactWriteItem, TableError> {
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(serde_dynamo::to_item(item)?))
+            .condition_expression(condition.expression())
+            .set_expression_attribute_values(condition.values())
+            .build()
+            .map_err(dynamo_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The transaction entry that deletes the item at `key` if `condition` holds.
+    pub fn delete(&self, key: Item, condition: Condition) -> Result<TransactWriteItem, TableError> {
+        let delete = Delete::builder()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .condition_expression(condition.expression())
+            .set_expression_attribute_values(condition.values())
+            .build()
+            .map_err(dynamo_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Writes `item` at once, on its own, if `condition` holds; else
+    /// [`TableError::Conflict`]. For a change that raises no event.
+    pub async fn put_now<T: Serialize>(
+        &self,
+        item: &T,
+        condition: Condition,
+    ) -> Result<(), TableError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(serde_dynamo::to_item(item)?))
+            .condition_expression(condition.expression())
+            .set_expression_attribute_values(condition.values())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(TableError::Conflict)
+            }
+            Err(error) => Err(dynamo_error(error)),
+        }
+    }
+
+    /// A transaction on this table.
+    pub fn transaction(&self) -> Transaction {
+        Transaction::new(&self.name)
+    }
+
+    /// Commits `change` and records `event` in the outbox, all or nothing: the event is
+    /// published if and only if the change is made.
+    pub async fn commit_with_event<T: DomainEvent>(
+        &self,
+        change: TransactWriteItem,
+        event: &Envelope<T>,
+    ) -> Result<(), TableError> {
+        let mut transaction = self.transaction();
+        transaction.write(change);
+        transaction.publish(event)?;
+        Ok(transaction.commit(&self.client).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_back_of_what_was_never_stored_requires_that_it_still_is_not() {
+        assert_eq!(Condition::unchanged_since(0), Condition::Absent);
+        assert_eq!(Condition::unchanged_since(3), Condition::AtVersion(3));
+    }
+
+    #[test]
+    fn a_condition_names_exactly_the_values_its_expression_uses() {
+        for condition in [
+            Condition::Absent,
+            Condition::AtVersion(2),
+            Condition::AbsentOrOlderThan(2),
+        ] {
+            let expression = condition.expression();
+            let names: Vec<String> = condition.values().unwrap_or_default().into_keys().collect();
+            assert_eq!(
+                names.len(),
+                expression.matches(':').count(),
+                "{condition:?}"
+            );
+            assert!(names.iter().all(|name| expression.contains(name.as_str())));
+        }
+    }
+}
