@@ -35,6 +35,8 @@ from typing import Any, Iterable
 
 from cfnlint.decode import decode
 
+import template_check_cli
+
 BATCH_EVENT_TYPES = {"SQS", "DynamoDB", "Kinesis"}
 REQUIRED_RESPONSE_TYPES = ["ReportBatchItemFailures"]
 DEAD_END_SUFFIXES = ("DLQ", "FailureQueue")
@@ -270,17 +272,7 @@ def self_test() -> int:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--self-test"]:
-        return self_test()
-    if not argv or any(a.startswith("-") for a in argv):
-        print(__doc__, file=sys.stderr)
-        return 2
-    failed = False
-    for path in argv:
-        for finding in check_file(path):
-            print(f"{path}: {finding}")
-            failed = True
-    return 1 if failed else 0
+    return template_check_cli.run(argv, __doc__, check_file, self_test)
 
 
 if __name__ == "__main__":

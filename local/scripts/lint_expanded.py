@@ -32,6 +32,8 @@ from cfnlint.decode import decode
 from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.translator.transform import transform
 
+import template_check_cli
+
 REGION = "us-east-1"
 # The translator warns about its (unused) metrics on exit; that is noise here.
 logging.getLogger("samtranslator").setLevel(logging.ERROR)
@@ -144,17 +146,7 @@ def self_test() -> int:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--self-test"]:
-        return self_test()
-    if not argv or any(a.startswith("-") for a in argv):
-        print(__doc__, file=sys.stderr)
-        return 2
-    failed = False
-    for path in argv:
-        for finding in lint(path):
-            print(f"{path}: {finding}")
-            failed = True
-    return 1 if failed else 0
+    return template_check_cli.run(argv, __doc__, lint, self_test)
 
 
 if __name__ == "__main__":
