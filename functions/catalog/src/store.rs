@@ -135,7 +135,7 @@ impl ProductStore {
         };
         let (items, last_key) = self
             .table
-            .query_page::<ProductItem>(page, |query| {
+            .query_page::<ProductItem>(page, Self::cursor_attributes(category), |query| {
                 query
                     .index_name(index)
                     .key_condition_expression("#partition = :partition")

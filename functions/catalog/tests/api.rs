@@ -5,8 +5,8 @@ use catalog::api::{App, handle};
 use catalog::store::ProductStore;
 use serde_json::{Value, json};
 use shop_testing::api::{
-    Answer, BadRequest, anonymous, assert_rejected_without_writes, call, for_path_param, pages,
-    with_body, with_claims, with_query,
+    Answer, BadRequest, anonymous, assert_rejected_without_writes, call, for_path_param,
+    page_shape, pages, with_body, with_claims, with_query,
 };
 use shop_testing::{Table, unique};
 
@@ -191,6 +191,75 @@ async fn listing_filters_by_category_and_pages_with_a_cursor() {
         ))
         .await;
     assert_eq!(empty, json!({"items": []}));
+}
+
+/// Every page of a listing (`category`, if any), `limit` at a time, following each cursor.
+async fn listing(catalog: &Catalog, category: Option<&str>, limit: usize) -> Vec<Value> {
+    let query = |cursor: Option<&str>| {
+        let mut query = json!({"limit": limit.to_string()});
+        if let Some(category) = category {
+            query["category"] = json!(category);
+        }
+        if let Some(cursor) = cursor {
+            query["cursor"] = json!(cursor);
+        }
+        with_query(fixture("api-list-products.json"), query)
+    };
+    pages(
+        async |e| catalog.call(e).await,
+        query(None),
+        |cursor| query(Some(cursor)),
+    )
+    .await
+}
+
+fn names(pages: &[Value]) -> Vec<Vec<&str>> {
+    pages
+        .iter()
+        .map(|page| {
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_page_carries_a_cursor_only_when_more_products_follow() {
+    let catalog = Catalog::new().await;
+    for name in ["Dune", "Anathem", "Cryptonomicon", "Emma", "Beowulf"] {
+        catalog.create(name, "books").await;
+    }
+    catalog.create("Teapot", "kitchen").await;
+
+    // Exactly `limit` products: one page, and no cursor to an empty one after it.
+    let books = listing(&catalog, Some("books"), 5).await;
+    assert_eq!(page_shape(&books), [(5, false)]);
+    let everything = listing(&catalog, None, 6).await;
+    assert_eq!(page_shape(&everything), [(6, false)]);
+
+    // One more than `limit`: the cursor's page holds that one alone, with no cursor.
+    let books = listing(&catalog, Some("books"), 4).await;
+    assert_eq!(page_shape(&books), [(4, true), (1, false)]);
+    assert_eq!(names(&books)[1], ["Emma"]);
+    let everything = listing(&catalog, None, 5).await;
+    assert_eq!(page_shape(&everything), [(5, true), (1, false)]);
+    assert_eq!(names(&everything)[1], ["Teapot"]);
+
+    // Five, two at a time.
+    let books = listing(&catalog, Some("books"), 2).await;
+    assert_eq!(page_shape(&books), [(2, true), (2, true), (1, false)]);
+    assert_eq!(
+        names(&books),
+        [
+            vec!["Anathem", "Beowulf"],
+            vec!["Cryptonomicon", "Dune"],
+            vec!["Emma"]
+        ]
+    );
 }
 
 #[tokio::test]

@@ -363,8 +363,16 @@ impl Order {
     }
 }
 
-/// What a checkout must be to become an order: a reachable id, an owner, at least one
-/// line, and a total that is what its lines add up to, all in one currency.
+/// DESIGN §4: a line's quantity is 1..=99.
+pub const MAX_QUANTITY: u32 = 99;
+/// Basket never checks out more lines than this; inventory reserves an order in one
+/// transaction, which must stay within DynamoDB's 100 items.
+pub const MAX_LINES: usize = 50;
+
+/// What a checkout must be to become an order: a reachable id, an owner, one to
+/// [`MAX_LINES`] lines of distinct products in quantities of 1..=[`MAX_QUANTITY`], and a
+/// total that is what its lines add up to, all in one currency. Anything else would become
+/// an order no other capability could process, stuck short of `paid` or `cancelled`.
 fn validate(checkout: &CheckoutRequested) -> Result<(), InvalidCheckout> {
     let invalid = |why: String| Err(InvalidCheckout(why));
     let overflow = || InvalidCheckout("the total overflows".into());
@@ -377,13 +385,28 @@ fn validate(checkout: &CheckoutRequested) -> Result<(), InvalidCheckout> {
     if checkout.payment_token.trim().is_empty() {
         return invalid("no payment token".into());
     }
-    if checkout.lines.is_empty() {
-        return invalid("no lines".into());
+    if checkout.lines.is_empty() || checkout.lines.len() > MAX_LINES {
+        return invalid(format!(
+            "{} lines; an order has 1 to {MAX_LINES}",
+            checkout.lines.len()
+        ));
+    }
+    let mut products: Vec<&str> = checkout
+        .lines
+        .iter()
+        .map(|line| line.product_id.as_str())
+        .collect();
+    products.sort_unstable();
+    if products.windows(2).any(|pair| pair[0] == pair[1]) {
+        return invalid("a product appears on two lines".into());
     }
     let currency = &checkout.total.currency;
     let mut sum: i64 = 0;
     for line in &checkout.lines {
-        if line.product_id.is_empty() || line.quantity == 0 || line.unit_price.amount <= 0 {
+        if line.product_id.is_empty()
+            || !(1..=MAX_QUANTITY).contains(&line.quantity)
+            || line.unit_price.amount <= 0
+        {
             return invalid(format!("line {:?} is empty or unpriced", line.product_id));
         }
         if &line.unit_price.currency != currency {
@@ -731,6 +754,31 @@ mod tests {
             ("no token", Box::new(|c| c.payment_token = String::new())),
             ("no lines", Box::new(|c| c.lines.clear())),
             ("zero quantity", Box::new(|c| c.lines[0].quantity = 0)),
+            (
+                "quantity over 99",
+                Box::new(|c| {
+                    c.total.amount += c.lines[0].unit_price.amount * 99;
+                    c.lines[0].quantity += 99;
+                }),
+            ),
+            (
+                "one product on two lines",
+                Box::new(|c| {
+                    c.lines[1].product_id = c.lines[0].product_id.clone();
+                }),
+            ),
+            (
+                "too many lines",
+                Box::new(|c| {
+                    let line = c.lines[0].clone();
+                    while c.lines.len() <= MAX_LINES {
+                        c.total.amount += line.unit_price.amount * i64::from(line.quantity);
+                        let mut more = line.clone();
+                        more.product_id = format!("p{}", c.lines.len());
+                        c.lines.push(more);
+                    }
+                }),
+            ),
             ("free line", Box::new(|c| c.lines[0].unit_price.amount = 0)),
             (
                 "negative line",

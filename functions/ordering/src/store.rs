@@ -128,7 +128,7 @@ impl OrderStore {
     ) -> Result<(Vec<Order>, Option<Key>), TableError> {
         let (items, last_key) = self
             .table
-            .query_page::<OrderItem>(page, |query| {
+            .query_page::<OrderItem>(page, Self::CURSOR_ATTRIBUTES, |query| {
                 query
                     .index_name(BY_USER_INDEX)
                     .key_condition_expression("gsi1pk = :user")

@@ -10,7 +10,8 @@ use ordering::store::OrderStore;
 use serde_json::{Value, json};
 use shop_events::payment::PaymentFailureReason;
 use shop_testing::api::{
-    BadRequest, anonymous, assert_rejected_without_writes, call, pages, with_claims, with_query,
+    BadRequest, anonymous, assert_rejected_without_writes, call, page_shape, pages, with_claims,
+    with_query,
 };
 use shop_testing::sqs;
 use support::*;
@@ -245,6 +246,68 @@ async fn the_list_holds_the_callers_orders_newest_first_page_by_page() {
         ))
         .await;
     assert_eq!(nobody, json!({"items": []}));
+}
+
+#[tokio::test]
+async fn a_page_carries_a_cursor_only_when_more_orders_follow() {
+    let ordering = Ordering::new().await;
+    for (suffix, seconds) in [
+        ("A", 1_000),
+        ("B", 2_000),
+        ("C", 3_000),
+        ("D", 4_000),
+        ("E", 5_000),
+    ] {
+        ordering
+            .seed(&order(
+                &format!("ORDER-{suffix}"),
+                SHOPPER,
+                seconds,
+                OrderStatus::Submitted,
+            ))
+            .await;
+    }
+    // Another user's order sits in the same index, in a partition of its own.
+    ordering
+        .seed(&order("THEIRS", STRANGER, 9_000, OrderStatus::Submitted))
+        .await;
+    let listing = async |limit: &str| {
+        let query = |cursor: Option<&str>| {
+            let query = match cursor {
+                Some(cursor) => json!({"limit": limit, "cursor": cursor}),
+                None => json!({"limit": limit}),
+            };
+            with_query(fixture("api-list-orders.json"), query)
+        };
+        pages(
+            async |e| ordering.call(e).await,
+            query(None),
+            |cursor| query(Some(cursor)),
+        )
+        .await
+    };
+
+    // Exactly `limit` orders: one page, and no cursor to an empty one after it.
+    let exact = listing("5").await;
+    assert_eq!(page_shape(&exact), [(5, false)]);
+
+    // One more than `limit`: the cursor's page holds that one alone, with no cursor.
+    let one_over = listing("4").await;
+    assert_eq!(page_shape(&one_over), [(4, true), (1, false)]);
+    assert_eq!(ids(&one_over[1]), ["ORDER-A"]);
+
+    // Five, two at a time.
+    let by_two = listing("2").await;
+    assert_eq!(page_shape(&by_two), [(2, true), (2, true), (1, false)]);
+    let seen: Vec<Vec<String>> = by_two.iter().map(ids).collect();
+    assert_eq!(
+        seen,
+        [
+            vec!["ORDER-E", "ORDER-D"],
+            vec!["ORDER-C", "ORDER-B"],
+            vec!["ORDER-A"]
+        ]
+    );
 }
 
 #[tokio::test]

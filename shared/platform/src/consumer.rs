@@ -165,9 +165,12 @@ impl<H: EventHandler> SqsConsumer<H> {
             if let Outcome::Failed(_) = self.handle_message(&message).await {
                 match &message.message_id {
                     Some(id) => response.add_failure(id.clone()),
-                    None => tracing::error!(
-                        "failed message has no id; SQS will redeliver the whole batch"
-                    ),
+                    None => {
+                        // Lambda treats an identifier it does not know as a failure of the
+                        // whole batch: better every message again than this one lost.
+                        tracing::error!("failed message has no id; the whole batch comes back");
+                        response.add_failure(String::new());
+                    }
                 }
             }
         }

@@ -236,26 +236,32 @@ impl Table {
         )))
     }
 
-    /// One page of a query, decoded. `query` says what to ask (index, key condition,
-    /// direction); the page says how much and from where.
+    /// One page of a query, decoded, and the key to resume after when more items follow.
+    /// `query` says what to ask (index, key condition, direction); the page says how much
+    /// and from where; `cursor_attributes` are the keys a cursor of this query holds (the
+    /// table's and the index's), as its store declares them for
+    /// [`crate::pagination::page_request`].
+    ///
+    /// DynamoDB answers a `LastEvaluatedKey` whenever it reaches `Limit`, even when nothing
+    /// is left, so this asks for one item more than the page holds and answers a key only
+    /// when that item came back: a last page never carries a cursor to an empty one.
     pub async fn query_page<T: DeserializeOwned>(
         &self,
         page: PageRequest,
+        cursor_attributes: &[&str],
         query: impl FnOnce(QueryFluentBuilder) -> QueryFluentBuilder,
     ) -> Result<(Vec<T>, Option<Key>), TableError> {
-        let output = query(self.client.query().table_name(&self.name))
-            .limit(page.limit)
-            .set_exclusive_start_key(page.after)
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        let items = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(decode)
-            .collect::<Result<_, _>>()?;
-        Ok((items, output.last_evaluated_key))
+        let query = query(self.client.query().table_name(&self.name));
+        let (items, next) = fill_page(page, cursor_attributes, |limit, after| {
+            let request = query.clone().limit(limit).set_exclusive_start_key(after);
+            async move {
+                let output = request.send().await.map_err(dynamo_error)?;
+                Ok((output.items.unwrap_or_default(), output.last_evaluated_key))
+            }
+        })
+        .await?;
+        let items = items.into_iter().map(decode).collect::<Result<_, _>>()?;
+        Ok((items, next))
     }
 
     /// The transaction entry that writes `item` if `condition` holds.
@@ -334,9 +340,252 @@ impl Table {
     }
 }
 
+/// The page `page` asks for, read through `fetch` (one Query: its `Limit` and
+/// `ExclusiveStartKey`, answering the items and the `LastEvaluatedKey`), and the key to
+/// resume after its last item if and only if more items follow.
+///
+/// It asks for one item more than the page holds. A Query can stop short of its `Limit`
+/// (at 1 MB read) with a `LastEvaluatedKey`: then it asks again from there for what is
+/// missing, so the extra item alone says whether more follow.
+async fn fill_page<F>(
+    page: PageRequest,
+    cursor_attributes: &[&str],
+    mut fetch: impl FnMut(i32, Option<Key>) -> F,
+) -> Result<(Vec<Item>, Option<Key>), TableError>
+where
+    F: Future<Output = Result<(Vec<Item>, Option<Key>), TableError>>,
+{
+    let limit = usize::try_from(page.limit).unwrap_or(0).max(1);
+    let mut items: Vec<Item> = Vec::new();
+    let mut after = page.after;
+    loop {
+        let wanted = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
+        let (found, last_key) = fetch(wanted, after).await?;
+        items.extend(found);
+        match last_key {
+            Some(key) if items.len() <= limit => after = Some(key),
+            _ => break,
+        }
+    }
+    if items.len() <= limit {
+        return Ok((items, None));
+    }
+    items.truncate(limit);
+    let next = resume_key(&items[limit - 1], cursor_attributes)?;
+    Ok((items, Some(next)))
+}
+
+/// The key a query resumes after `item` from: the attributes a cursor of the query holds,
+/// as DynamoDB's own `LastEvaluatedKey` would hold them. Only string and number keys exist
+/// (and only those make a cursor); an item without one is [`TableError::Corrupt`].
+fn resume_key(item: &Item, cursor_attributes: &[&str]) -> Result<Key, TableError> {
+    cursor_attributes
+        .iter()
+        .map(|&name| match item.get(name) {
+            Some(value @ (AttributeValue::S(_) | AttributeValue::N(_))) => {
+                Ok((name.to_owned(), value.clone()))
+            }
+            _ => Err(TableError::Corrupt(format!(
+                "a listed item has no string or number key `{name}` to resume after"
+            ))),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CURSOR: &[&str] = &["pk", "sk", "gsi1pk", "gsi1sk"];
+
+    /// The `n`th item of a listing by `gsi1`, with an attribute that is not a key.
+    fn listed(n: usize) -> Item {
+        let s = |value: String| AttributeValue::S(value);
+        HashMap::from([
+            ("pk".to_owned(), s(format!("ORDER#{n}"))),
+            ("sk".to_owned(), s("ORDER".into())),
+            ("gsi1pk".to_owned(), s("USER#u".into())),
+            ("gsi1sk".to_owned(), s(format!("{n:04}"))),
+            ("total".to_owned(), AttributeValue::N(n.to_string())),
+        ])
+    }
+
+    fn number(item: &Item) -> String {
+        match &item["pk"] {
+            AttributeValue::S(pk) => pk.trim_start_matches("ORDER#").to_owned(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A Query over `items` (in the query's order) that answers as DynamoDB does: a
+    /// `LastEvaluatedKey` whenever it stops at its `Limit`, whether or not anything is
+    /// left, and whenever it stops at its size cap (1 MB there, `per_response` items here).
+    struct DynamoQuery {
+        items: Vec<Item>,
+        per_response: usize,
+        limits_asked: Vec<i32>,
+    }
+
+    impl DynamoQuery {
+        fn new(count: usize) -> Self {
+            Self {
+                items: (1..=count).map(listed).collect(),
+                per_response: usize::MAX,
+                limits_asked: Vec::new(),
+            }
+        }
+
+        fn answer(
+            &mut self,
+            limit: i32,
+            after: Option<Key>,
+        ) -> Result<(Vec<Item>, Option<Key>), TableError> {
+            assert!(limit >= 1, "DynamoDB rejects a Limit of {limit}");
+            self.limits_asked.push(limit);
+            let start = match after {
+                None => 0,
+                Some(after) => {
+                    1 + self
+                        .items
+                        .iter()
+                        .position(|item| {
+                            after
+                                .iter()
+                                .all(|(name, value)| item.get(name) == Some(value))
+                        })
+                        .expect("ExclusiveStartKey is the key of a listed item")
+                }
+            };
+            let most = usize::try_from(limit).unwrap().min(self.per_response);
+            let found: Vec<Item> = self.items[start..].iter().take(most).cloned().collect();
+            let last_key =
+                (found.len() == most).then(|| resume_key(found.last().unwrap(), CURSOR).unwrap());
+            Ok((found, last_key))
+        }
+
+        /// Every page of the listing, `limit` at a time, as (the items' numbers, whether it
+        /// carries a key to go on from), following each key as a caller follows a cursor.
+        async fn pages(&mut self, limit: i32) -> Vec<(Vec<String>, bool)> {
+            let mut pages = Vec::new();
+            let mut after = None;
+            loop {
+                let page = PageRequest { limit, after };
+                let (items, next) = fill_page(page, CURSOR, |limit, after| {
+                    std::future::ready(self.answer(limit, after))
+                })
+                .await
+                .unwrap();
+                pages.push((items.iter().map(number).collect(), next.is_some()));
+                if let Some(next) = &next {
+                    assert!(crate::pagination::encode_cursor(next).is_some());
+                }
+                match next {
+                    Some(next) => after = Some(next),
+                    None => return pages,
+                }
+            }
+        }
+    }
+
+    fn page(numbers: &[&str], more: bool) -> (Vec<String>, bool) {
+        (numbers.iter().map(|n| (*n).to_owned()).collect(), more)
+    }
+
+    #[tokio::test]
+    async fn a_page_of_exactly_the_limit_carries_no_key_though_dynamodb_answers_one() {
+        let mut query = DynamoQuery::new(3);
+        let (_, dynamodb_says) = query.answer(3, None).unwrap();
+        assert!(
+            dynamodb_says.is_some(),
+            "the defect: a LastEvaluatedKey with nothing left"
+        );
+
+        let mut query = DynamoQuery::new(3);
+        assert_eq!(query.pages(3).await, [page(&["1", "2", "3"], false)]);
+        assert_eq!(query.limits_asked, [4], "one more than the page holds");
+    }
+
+    #[tokio::test]
+    async fn one_item_past_the_limit_makes_a_key_to_a_page_of_that_item_alone() {
+        let mut query = DynamoQuery::new(4);
+        let (items, next) = fill_page(
+            PageRequest {
+                limit: 3,
+                after: None,
+            },
+            CURSOR,
+            |limit, after| std::future::ready(query.answer(limit, after)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(items.len(), 3);
+        let expected: Key = CURSOR
+            .iter()
+            .map(|name| ((*name).to_owned(), items[2][*name].clone()))
+            .collect();
+        assert_eq!(
+            next,
+            Some(expected),
+            "the key of the limit-th item, not of the extra one"
+        );
+
+        assert_eq!(
+            DynamoQuery::new(4).pages(3).await,
+            [page(&["1", "2", "3"], true), page(&["4"], false)]
+        );
+    }
+
+    #[tokio::test]
+    async fn five_items_two_at_a_time_are_pages_of_two_two_and_one() {
+        assert_eq!(
+            DynamoQuery::new(5).pages(2).await,
+            [
+                page(&["1", "2"], true),
+                page(&["3", "4"], true),
+                page(&["5"], false)
+            ]
+        );
+        assert_eq!(DynamoQuery::new(0).pages(2).await, [page(&[], false)]);
+    }
+
+    #[tokio::test]
+    async fn a_query_cut_short_by_size_is_asked_again_for_the_rest_of_the_page() {
+        let mut query = DynamoQuery::new(7);
+        query.per_response = 2;
+        assert_eq!(
+            query.pages(5).await,
+            [
+                page(&["1", "2", "3", "4", "5"], true),
+                page(&["6", "7"], false)
+            ]
+        );
+        assert_eq!(query.limits_asked, [6, 4, 2, 6, 4]);
+
+        let mut query = DynamoQuery::new(4);
+        query.per_response = 2;
+        assert_eq!(query.pages(4).await, [page(&["1", "2", "3", "4"], false)]);
+    }
+
+    #[test]
+    fn a_resume_key_holds_the_cursor_attributes_and_nothing_else() {
+        let item = listed(7);
+        let key = resume_key(&item, CURSOR).unwrap();
+        let mut names: Vec<&str> = key.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["gsi1pk", "gsi1sk", "pk", "sk"]);
+        assert_eq!(key["gsi1sk"], item["gsi1sk"]);
+
+        assert!(matches!(
+            resume_key(&item, &["pk", "sk", "gsi2pk", "gsi2sk"]),
+            Err(TableError::Corrupt(_))
+        ));
+        let mut odd = item;
+        odd.insert("sk".to_owned(), AttributeValue::Bool(true));
+        assert!(matches!(
+            resume_key(&odd, CURSOR),
+            Err(TableError::Corrupt(_))
+        ));
+    }
 
     #[test]
     fn a_write_back_of_what_was_never_stored_requires_that_it_still_is_not() {

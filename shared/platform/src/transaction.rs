@@ -87,6 +87,10 @@ impl Transaction {
         }
         let result = client
             .transact_write_items()
+            // The SDK resends a request whose answer was lost; with the token DynamoDB
+            // answers the resend with the first attempt's success instead of failing the
+            // conditions that attempt already satisfied.
+            .client_request_token(shop_events::new_ulid())
             .set_transact_items(Some(self.items))
             .send()
             .await;

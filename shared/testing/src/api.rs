@@ -116,6 +116,18 @@ pub async fn pages(
     }
 }
 
+/// What [`pages`] answered, page by page: how many items each holds and whether it carries
+/// a `nextCursor`. A list whose last page is full must not point to an empty one after it.
+pub fn page_shape(pages: &[Value]) -> Vec<(usize, bool)> {
+    pages
+        .iter()
+        .map(|page| {
+            let items = page["items"].as_array().map_or(0, Vec::len);
+            (items, page.get("nextCursor").is_some())
+        })
+        .collect()
+}
+
 /// The same request about another resource: API Gateway fills the path parameter and
 /// both paths from the route, so all three must agree for the handler to see a real request.
 pub fn for_path_param(mut event: Value, name: &str, value: &str) -> Value {
