@@ -1,9 +1,13 @@
 //! Faults on demand, for the reliability tests: kill a function process during an
 //! invocation with probability `kill`, deliver an SQS message twice with probability
-//! `duplicate`, delay deliveries by up to `max_delay`. Reproducible: one seeded generator
-//! decides everything, so the same seed and the same order of decisions give the same run.
+//! `duplicate`, delay deliveries by up to `max_delay`.
+//!
+//! Reproducible: every source of decisions (a function, a queue poller) draws from its
+//! own generator, seeded from the run's seed and the source's name ([`Faults::for_source`]).
+//! Concurrent sources therefore cannot reorder each other's draws: the same seed gives
+//! each source the same sequence of decisions, whatever the scheduling.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -40,18 +44,34 @@ pub struct FaultCounts {
 
 pub struct Faults {
     settings: FaultSettings,
-    state: Mutex<(fastrand::Rng, FaultCounts)>,
+    generator: Mutex<fastrand::Rng>,
+    /// Shared by a run's every source, for the run's totals.
+    counts: Arc<Mutex<FaultCounts>>,
 }
 
 impl Faults {
     pub fn new(settings: FaultSettings) -> Self {
         Self {
             settings,
-            state: Mutex::new((
-                fastrand::Rng::with_seed(settings.seed),
-                FaultCounts::default(),
-            )),
+            generator: Mutex::new(fastrand::Rng::with_seed(settings.seed)),
+            counts: Arc::default(),
         }
+    }
+
+    /// The decisions of one source (a function, a poller), independent of every other
+    /// source's, counted in this run's totals.
+    pub fn for_source(&self, source: &str) -> Arc<Faults> {
+        // FNV-1a: a stable hash, so a name maps to the same stream in every run.
+        let name_hash = source
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        Arc::new(Self {
+            settings: self.settings,
+            generator: Mutex::new(fastrand::Rng::with_seed(self.settings.seed ^ name_hash)),
+            counts: self.counts.clone(),
+        })
     }
 
     pub fn none() -> Self {
@@ -63,19 +83,26 @@ impl Faults {
     }
 
     pub fn counts(&self) -> FaultCounts {
-        self.state.lock().map(|state| state.1).unwrap_or_default()
+        self.counts.lock().map(|counts| *counts).unwrap_or_default()
     }
 
-    fn decide(&self, probability: f64, count: impl FnOnce(&mut FaultCounts)) -> bool {
+    fn count(&self, which: impl FnOnce(&mut FaultCounts)) {
+        if let Ok(mut counts) = self.counts.lock() {
+            which(&mut counts);
+        }
+    }
+
+    fn decide(&self, probability: f64, which: impl FnOnce(&mut FaultCounts)) -> bool {
         if probability <= 0.0 {
             return false;
         }
-        let Ok(mut state) = self.state.lock() else {
+        let Ok(mut generator) = self.generator.lock() else {
             return false;
         };
-        let hit = state.0.f64() < probability;
+        let hit = generator.f64() < probability;
+        drop(generator);
         if hit {
-            count(&mut state.1);
+            self.count(which);
         }
         hit
     }
@@ -95,11 +122,13 @@ impl Faults {
         if self.settings.max_delay.is_zero() {
             return Duration::ZERO;
         }
-        let Ok(mut state) = self.state.lock() else {
+        let Ok(mut generator) = self.generator.lock() else {
             return Duration::ZERO;
         };
-        state.1.delays += 1;
-        self.settings.max_delay.mul_f64(state.0.f64())
+        let delay = self.settings.max_delay.mul_f64(generator.f64());
+        drop(generator);
+        self.count(|counts| counts.delays += 1);
+        delay
     }
 }
 
@@ -130,6 +159,41 @@ mod tests {
         assert_eq!(run(), run());
         let kills = run().iter().filter(|d| d.0).count();
         assert!((30..=90).contains(&kills), "about 30% of 200: {kills}");
+    }
+
+    #[test]
+    fn sources_draw_independently_and_count_together() {
+        let settings = FaultSettings {
+            kill: 0.5,
+            seed: 9,
+            ..FaultSettings::default()
+        };
+        let draws = |faults: &Faults| (0..64).map(|_| faults.should_kill()).collect::<Vec<_>>();
+        let run = Faults::new(settings);
+        let (api, relay) = (
+            run.for_source("catalog-api"),
+            run.for_source("catalog-relay"),
+        );
+        // Interleaving the two sources differently changes neither's sequence.
+        let api_first = (draws(&api), draws(&relay));
+        let other = Faults::new(settings);
+        let (api_again, relay_again) = (
+            other.for_source("catalog-api"),
+            other.for_source("catalog-relay"),
+        );
+        let relay_first = draws(&relay_again);
+        assert_eq!(api_first, (draws(&api_again), relay_first));
+        assert_ne!(
+            api_first.0, api_first.1,
+            "distinct sources, distinct streams"
+        );
+        let kills = api_first
+            .0
+            .iter()
+            .chain(&api_first.1)
+            .filter(|k| **k)
+            .count() as u64;
+        assert_eq!(run.counts().kills, kills);
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl Issuer {
             "scope": "aws.cognito.signin.user.admin",
             "auth_time": now,
             "iat": now,
-            "exp": now + valid_for.as_secs() as i64,
+            "exp": i64::try_from(valid_for.as_secs()).ok().and_then(|secs| now.checked_add(secs)).unwrap_or(i64::MAX),
             "jti": ulid::Ulid::generate().to_string(),
         });
         if admin {

@@ -224,6 +224,10 @@ async fn tail(run_dir: &std::path::Path, raw: bool) -> Result<(), String> {
             let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) else {
                 continue;
             };
+            if let Some(dropped) = event.get("dropped") {
+                eprintln!("shop-local: {dropped} events went by while this reader was behind");
+                continue;
+            }
             if raw {
                 println!("{event}");
             } else {

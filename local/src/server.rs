@@ -26,6 +26,9 @@ use crate::topology::RouteAuth;
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// Lambda's limit on a synchronous invocation's event (6 MB).
+const MAX_INVOKE_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
 fn full(response: Response<Bytes>) -> Response<Body> {
     response.map(|bytes| Full::new(bytes).boxed())
 }
@@ -44,6 +47,8 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body
 pub async fn serve(listener: TcpListener, stack: Arc<Stack>) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
+            // Out of file descriptors, say: give the system a moment rather than spin.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
         let stack = stack.clone();
@@ -174,14 +179,20 @@ pub async fn invoke_route(
             facts.request_id,
         );
     };
-    let invocation = function.invoke(Bytes::from(event.to_string())).await;
+    let event = event.to_string();
+    if event.len() > MAX_INVOKE_PAYLOAD_BYTES {
+        // Lambda refuses an event over its synchronous payload limit before any code runs.
+        return gateway_answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request Entity Too Large",
+            facts.request_id,
+        );
+    }
+    let invocation = function.invoke(Bytes::from(event)).await;
     match invocation.outcome {
         Outcome::Success(payload) => function_answer(&payload, facts.request_id),
-        Outcome::TimedOut => gateway_answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service Unavailable",
-            facts.request_id,
-        ),
+        // Lambda reports its own timeout as a function error, which HTTP API answers as
+        // any other: a 500 (its 503 is for its own 30 s integration limit).
         _ => gateway_answer(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Internal Server Error",
@@ -272,7 +283,13 @@ fn event_feed(stack: &Stack) -> Response<Body> {
                         return;
                     }
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    // Say so: a reader that fell behind must not think it saw everything.
+                    let notice = format!("{}\n", serde_json::json!({ "dropped": missed }));
+                    if sender.send(Frame::data(Bytes::from(notice))).await.is_err() {
+                        return;
+                    }
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }

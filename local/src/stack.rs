@@ -149,11 +149,17 @@ pub fn find_repo_root() -> PathBuf {
 }
 
 fn stdout_logs() -> LogSink {
-    Arc::new(|who: &str, line: &str| println!("{who:>14} | {line}"))
+    // A closed stdout (`shop-local up | head`) must not panic the task that drains a
+    // function's output: that function would block on its next write.
+    Arc::new(|who: &str, line: &str| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "{who:>14} | {line}");
+    })
 }
 
 /// Runs the stack until SIGINT or SIGTERM.
 pub async fn up(options: UpOptions) -> Result<(), UpError> {
+    let mut stop = StopSignal::install()?;
     let started = Instant::now();
     let logs = stdout_logs();
     let say = |line: &str| logs("shop-local", line);
@@ -169,10 +175,12 @@ pub async fn up(options: UpOptions) -> Result<(), UpError> {
 
     say("starting moto (installs itself into .shop-local/venvs on first use)");
     let root = options.repo_root.clone();
-    let mut moto = tokio::task::spawn_blocking(move || Moto::start(&root))
-        .await
-        .map_err(fail("moto"))?
-        .map_err(fail("moto"))?;
+    let starting_moto = tokio::task::spawn_blocking(move || Moto::start(&root));
+    let mut moto = tokio::select! {
+        moto = starting_moto => moto.map_err(fail("moto"))?.map_err(fail("moto"))?,
+        // The emulator, if it still comes up, exits with this process (its stdin closes).
+        _ = stop.received() => return Ok(()),
+    };
     say(&format!(
         "moto is up at {} (pid {})",
         moto.endpoint,
@@ -181,11 +189,12 @@ pub async fn up(options: UpOptions) -> Result<(), UpError> {
 
     let outcome = run(
         &options,
-        &mut moto,
+        &moto,
         listener,
         api_url,
         started,
         logs.clone(),
+        &mut stop,
     )
     .await;
     moto.stop();
@@ -196,14 +205,13 @@ pub async fn up(options: UpOptions) -> Result<(), UpError> {
 /// What `token`, `invoke` and `tail` read to find the running stack.
 pub const RUN_FILE: &str = "run.json";
 
-async fn run(
+async fn start(
     options: &UpOptions,
-    moto: &mut Moto,
+    moto: &Moto,
     listener: TcpListener,
     api_url: String,
-    started: Instant,
     logs: LogSink,
-) -> Result<(), UpError> {
+) -> Result<(Arc<Stack>, Vec<JoinHandle<()>>), UpError> {
     let say = |line: &str| logs("shop-local", line);
     let load_options = LoadOptions {
         endpoint_url: moto.endpoint.clone(),
@@ -283,7 +291,7 @@ async fn run(
         };
         functions.insert(
             spec.name.clone(),
-            LambdaFunction::new(config, faults.clone(), logs.clone()),
+            LambdaFunction::new(config, faults.for_source(&spec.name), logs.clone()),
         );
     }
 
@@ -326,17 +334,42 @@ async fn run(
         logs: logs.clone(),
     });
     tasks.push(tokio::spawn(crate::server::serve(listener, stack.clone())));
+    if options.seed_demo_data {
+        seed(&stack).await;
+    }
+    Ok((stack, tasks))
+}
+
+/// What `up` does once moto runs: start everything (a stop signal during start-up ends
+/// it there, and dropping what was started kills its processes, `cargo build` included),
+/// then serve until the signal.
+async fn run(
+    options: &UpOptions,
+    moto: &Moto,
+    listener: TcpListener,
+    api_url: String,
+    started: Instant,
+    logs: LogSink,
+    stop: &mut StopSignal,
+) -> Result<(), UpError> {
+    let say = |line: &str| logs("shop-local", line);
+    let starting = start(options, moto, listener, api_url.clone(), logs.clone());
+    let (stack, tasks) = tokio::select! {
+        ready = starting => ready?,
+        _ = stop.received() => {
+            say("stopped while starting");
+            return Ok(());
+        }
+    };
+    // Written only now, so `token`, `invoke` and `tail` never find a stack that is not ready.
     let run_file =
         json!({"apiUrl": api_url, "motoEndpoint": moto.endpoint, "pid": std::process::id()});
     std::fs::write(options.run_dir.join(RUN_FILE), run_file.to_string())
         .map_err(fail("run file"))?;
 
-    if options.seed_demo_data {
-        seed(&stack).await;
-    }
     print_ready_screen(&stack, started);
 
-    wait_for_stop_signal().await;
+    stop.received().await;
     say("stopping");
     for task in &tasks {
         task.abort();
@@ -366,6 +399,8 @@ async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 async fn build_functions(options: &UpOptions, topology: &Topology) -> Result<(), UpError> {
     let mut command =
         tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // Stopped during the build, the runner drops this future: cargo must not outlive it.
+    command.kill_on_drop(true);
     command.current_dir(&options.repo_root).arg("build");
     if options.release {
         command.arg("--release");
@@ -589,20 +624,26 @@ fn print_summary(stack: &Stack) {
     }
 }
 
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+/// SIGINT and SIGTERM, listened for from the first moment of `up`: a stop during the
+/// build or the provisioning must stop what was started, not kill the runner outright.
+pub struct StopSignal {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    pub fn install() -> Result<Self, UpError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).map_err(fail("SIGINT handler"))?,
+            terminate: signal(SignalKind::terminate()).map_err(fail("SIGTERM handler"))?,
+        })
+    }
+
+    pub async fn received(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
 }
