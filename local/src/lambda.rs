@@ -8,6 +8,14 @@
 //! crashes, times out or is killed by a fault is removed, and the next invocation starts a
 //! replacement.
 //!
+//! The kill fault ([`Faults::should_kill`]) is drawn once per invocation, when
+//! [`LambdaFunction::invoke`] is called (so a function's sequence of decisions does not depend
+//! on scheduling), and lands after the handler has run: its answer arrives, is dropped, and
+//! the process is SIGKILLed, the invocation ending `Crashed`. Whatever the handler committed
+//! stays committed; the caller never learns it, as when a Lambda sandbox dies before
+//! returning the response. An invocation that ends otherwise before answering (a crash, a
+//! timeout, an init error) is not killed.
+//!
 //! The process's stdout and stderr go, line by line, to the [`LogSink`] with the function's
 //! display name, together with Lambda's own `INIT_START`/`START`/`END`/`REPORT` lines. Every
 //! line a process wrote before answering has reached the sink when [`LambdaFunction::invoke`]
@@ -69,7 +77,8 @@ pub struct Invocation {
     pub outcome: Outcome,
     /// The invoke phase: event handed to the process until its answer (or crash, or timeout);
     /// neither the wait for a free process nor the init is included. For an `InitError`, the
-    /// init phase's duration.
+    /// init phase's duration. Zero when the event never reached a process (refused, or its
+    /// process went before taking it): the stats then record no duration.
     pub duration: Duration,
     /// This invocation started the process that ran it.
     pub cold_start: bool,
@@ -90,8 +99,9 @@ pub enum Outcome {
         error_type: String,
         error_message: String,
     },
-    /// The process died during the invocation (or was killed by a fault, or by `shutdown`).
-    /// Also an invocation refused because the function is shut down.
+    /// The process died during the invocation (or was killed by `shutdown`, or by the kill
+    /// fault once its handler had answered: the answer is then dropped). Also an invocation
+    /// refused because the function is shut down.
     Crashed {
         reason: String,
     },
@@ -269,12 +279,15 @@ impl LambdaFunction {
     /// future is dropped (so a process is never left half-used).
     pub async fn invoke(&self, payload: Bytes) -> Invocation {
         let request_id = new_request_id();
+        // Drawn here, once per call, whatever happens next: the function's sequence of
+        // decisions then follows the order of the calls, not the races after them.
+        let kill = self.inner.faults.should_kill();
         let Ok(permit) = self.inner.permits.clone().acquire_owned().await else {
             return refused(request_id);
         };
         let inner = self.inner.clone();
         let id = request_id.clone();
-        match tokio::spawn(async move { inner.run(id, payload, permit).await }).await {
+        match tokio::spawn(async move { inner.run(id, payload, kill, permit).await }).await {
             Ok(invocation) => invocation,
             Err(error) => Invocation {
                 request_id,
@@ -383,6 +396,7 @@ impl Inner {
         self: Arc<Self>,
         request_id: String,
         payload: Bytes,
+        kill: bool,
         _permit: OwnedSemaphorePermit,
     ) -> Invocation {
         let mut attempt = 0;
@@ -415,7 +429,10 @@ impl Inner {
                     };
                 }
             };
-            match self.run_on(&process, &request_id, &payload, init).await {
+            match self
+                .run_on(&process, &request_id, &payload, init, kill)
+                .await
+            {
                 Run::Done { outcome, duration } => {
                     self.lock_stats().invocation(&outcome, Some(duration));
                     return Invocation {
@@ -429,7 +446,8 @@ impl Inner {
                     if attempt >= MAX_ATTEMPTS || self.pool.lock().shut_down =>
                 {
                     let outcome = Outcome::Crashed { reason };
-                    self.lock_stats().invocation(&outcome, Some(Duration::ZERO));
+                    // The invoke phase never began: no duration to record.
+                    self.lock_stats().invocation(&outcome, None);
                     return Invocation {
                         request_id,
                         outcome,
@@ -623,12 +641,14 @@ impl Inner {
     }
 
     /// Runs the invocation on `process` and leaves the process idle (if it is fit) or dead.
+    /// With `kill`, the process is SIGKILLed as its answer arrives and the answer dropped.
     async fn run_on(
         &self,
         process: &Arc<Process>,
         request_id: &str,
         payload: &Bytes,
         init: Option<Duration>,
+        kill: bool,
     ) -> Run {
         let (answer_tx, mut answer_rx) = oneshot::channel();
         let (delivered_tx, delivered_rx) = oneshot::channel();
@@ -661,6 +681,7 @@ impl Inner {
             Answered(Answer),
             Exited(String),
             TimedOut,
+            /// The handler answered, and the kill fault was drawn: the answer is dropped.
             Killed,
         }
         enum Handover {
@@ -690,13 +711,13 @@ impl Inner {
                 };
             }
             Handover::TimedOut => Phase::TimedOut,
-            Handover::Taken if self.faults.should_kill() => Phase::Killed,
             Handover::Taken => {
                 let mut answer_open = true;
                 loop {
                     tokio::select! {
                         biased;
                         answer = &mut answer_rx, if answer_open => match answer {
+                            Ok(_) if kill => break Phase::Killed,
                             Ok(answer) => break Phase::Answered(answer),
                             // The answer's connection broke: the exit or the deadline decides.
                             Err(_) => answer_open = false,
@@ -742,10 +763,12 @@ impl Inner {
                 (Outcome::TimedOut, rss)
             }
             Phase::Killed => {
-                let rss = process.peak_rss().await;
+                // Alive until now: what it wrote before answering is logged first.
+                let (rss, ()) = tokio::join!(process.peak_rss(), process.flush_logs());
                 let status = process.kill().await;
-                process.flush_logs().await;
-                let reason = format!("killed by fault injection ({status})");
+                self.faults.count_kill();
+                let reason =
+                    format!("killed by fault injection after its handler answered ({status})");
                 (Outcome::Crashed { reason }, rss)
             }
         };

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use shop_local::faults::{FaultSettings, Faults};
-use shop_local::lambda::{FunctionConfig, Invocation, LambdaFunction, LogSink, Outcome};
+use shop_local::lambda::{
+    DurationStats, FunctionConfig, Invocation, LambdaFunction, LogSink, Outcome,
+};
 
 /// `target/debug/examples/test-function`, next to this test's `target/debug/deps/`. Built
 /// here if a narrower `cargo test` did not build the examples.
@@ -422,28 +424,226 @@ async fn the_environment_is_lambdas_and_the_configured_one_only() {
     function.shutdown().await;
 }
 
+/// The pids of the processes started so far, from their `INIT_START` lines, oldest first.
+fn started_pids(logs: &Logs) -> Vec<u32> {
+    logs.lines()
+        .iter()
+        .filter_map(|line| {
+            let (_, pid) = line.strip_prefix("INIT_START ")?.rsplit_once("pid ")?;
+            pid.strip_suffix(')')?.parse().ok()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_kill_fault_crashes_the_invocation() {
-    let faults = Faults::new(FaultSettings {
+async fn the_kill_fault_lands_after_the_handler_has_answered() {
+    let faults = Arc::new(Faults::new(FaultSettings {
         kill: 1.0,
         ..FaultSettings::default()
-    });
+    }));
     let logs = Logs::default();
-    let faults = Arc::new(faults);
     let function = LambdaFunction::new(config("shop-fault"), faults.clone(), logs.sink());
-    let invocation = invoke(&function, json!({ "sleepMs": 2000 })).await;
+    let invocation = invoke(
+        &function,
+        json!({ "log": "effect committed", "sleepMs": 300 }),
+    )
+    .await;
     match &invocation.outcome {
         Outcome::Crashed { reason } => assert!(reason.contains("fault injection"), "{reason}"),
         other => panic!("expected a crash, got {other:?}"),
     }
+    // The handler ran to its end: its line, its 300 ms, its answer (dropped).
     assert!(
-        invocation.duration < Duration::from_secs(1),
-        "killed mid-invocation: {:?}",
+        invocation.duration >= Duration::from_millis(300),
+        "killed before the handler was done: {:?}",
         invocation.duration
     );
-    assert_eq!(faults.counts().kills, 1);
+    let stdout = logs
+        .position("stdout: effect committed")
+        .expect("the handler's line");
+    let end = logs
+        .position(&format!("END RequestId: {}", invocation.request_id))
+        .expect("END");
+    assert!(stdout < end, "{:#?}", logs.lines());
+    assert!(
+        logs.lines()[end + 1].contains("Status: error"),
+        "{:#?}",
+        logs.lines()
+    );
+    let pids = started_pids(&logs);
+    assert_eq!(pids.len(), 1, "{:#?}", logs.lines());
+    assert!(!alive(pids[0]), "killed and reaped before invoke returns");
     assert!(function.pids().is_empty());
-    assert_eq!(function.stats().crashes, 1);
+    assert_eq!(faults.counts().kills, 1);
+
+    // The next invocation starts a fresh process (killed in its turn: probability 1).
+    let next = invoke(&function, json!({ "log": "second" })).await;
+    assert!(next.cold_start);
+    assert!(
+        matches!(&next.outcome, Outcome::Crashed { reason } if reason.contains("fault injection")),
+        "{next:?}"
+    );
+    assert!(logs.position("stdout: second").is_some());
+    let pids = started_pids(&logs);
+    assert_eq!(pids.len(), 2, "{:#?}", logs.lines());
+    assert_ne!(pids[0], pids[1]);
+    assert!(!alive(pids[1]));
+    let stats = function.stats();
+    assert_eq!(
+        (stats.invocations, stats.cold_starts, stats.crashes),
+        (2, 2, 2)
+    );
+    assert_eq!(faults.counts().kills, 2);
+    function.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_never_reached_a_process_records_no_duration() {
+    let (function, logs) = start(FunctionConfig {
+        max_processes: 1,
+        ..config("shop-undelivered")
+    });
+    let first = invoke(&function, json!({})).await;
+    let pid = pid_of(&first);
+    // Frozen, then cut off from its Runtime API: it can neither take an event nor exit.
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(stopped.success());
+    function.close_runtime_apis();
+    let waiting = {
+        let function = function.clone();
+        tokio::spawn(async move { invoke(&function, json!({})).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while logs
+        .lines()
+        .iter()
+        .filter(|line| line.starts_with("START"))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "{:#?}", logs.lines());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The process goes, the event still untaken.
+    function.shutdown().await;
+    let undelivered = waiting.await.unwrap();
+    assert!(
+        matches!(undelivered.outcome, Outcome::Crashed { .. }),
+        "{undelivered:?}"
+    );
+    let stats = function.stats();
+    assert_eq!((stats.invocations, stats.crashes), (2, 1));
+    let first_ms = (first.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    if undelivered.duration.is_zero() {
+        // The event never left the runtime: only the first invocation had an invoke
+        // phase, so both percentiles are its duration (no 0 ms sample drags them down).
+        assert_eq!(
+            stats.duration_ms,
+            DurationStats {
+                p50: first_ms,
+                p99: first_ms
+            }
+        );
+    } else {
+        // The process had already asked for its next event when it was frozen, so the
+        // event was handed over: a real (killed) invoke phase, recorded as such.
+        assert!(
+            stats.duration_ms.p99 >= stats.duration_ms.p50 && stats.duration_ms.p50 > 0.0,
+            "{:?}",
+            stats.duration_ms
+        );
+    }
+}
+
+/// Set in the child process that [`a_failing_accept_does_not_spin`] runs itself in.
+const FD_EXHAUSTION_CHILD: &str = "SHOP_LOCAL_TEST_FD_EXHAUSTION_CHILD";
+
+/// The process's CPU time so far (user and system), in clock ticks.
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and
+    // 13th of them.
+    let (_, rest) = stat.rsplit_once(')').expect("stat's shape");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_accept_does_not_spin() {
+    if std::env::var_os(FD_EXHAUSTION_CHILD).is_none() {
+        // Running out of file descriptors hits the whole process: this test runs alone, in a
+        // child process of its own with a low limit.
+        let exe = std::env::current_exe().expect("current exe");
+        let output = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"ulimit -n 256 && exec "$0" "$@""#)
+            .arg(exe)
+            .args([
+                "--exact",
+                "a_failing_accept_does_not_spin",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(FD_EXHAUSTION_CHILD, "1")
+            .output()
+            .await
+            .expect("run the child");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{}\n{stdout}\n{stderr}",
+            output.status
+        );
+        return;
+    }
+
+    let (function, _logs) = start(config("shop-accept"));
+    let runtime_api =
+        body(&invoke(&function, json!({ "env": "AWS_LAMBDA_RUNTIME_API" })).await)["value"]
+            .as_str()
+            .expect("AWS_LAMBDA_RUNTIME_API")
+            .to_owned();
+    let before = cpu_ticks();
+    // Every free descriptor taken but one, which the client's end of a new connection takes:
+    // the Runtime API server's accept then has none (EMFILE), the connection stays queued.
+    let mut hoard = Vec::new();
+    let exhausted = loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(file) => hoard.push(file),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(exhausted.raw_os_error(), Some(24), "EMFILE: {exhausted}");
+    hoard.pop();
+    let client = std::net::TcpStream::connect(&runtime_api).expect("connect");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(hoard);
+    let spent = cpu_ticks() - before;
+    // A spinning accept loop burns a whole core: about 100 ticks (of 10 ms) in that second.
+    assert!(spent < 30, "{spent} ticks of CPU while accept was failing");
+
+    // With descriptors back, the queued connection is served.
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut client = client;
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client
+            .write_all(b"GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = client.read_to_string(&mut answer);
+        answer
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer:?}");
+    assert!(invoke(&function, json!({})).await.outcome.is_success());
     function.shutdown().await;
 }
 

@@ -9,7 +9,7 @@
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
@@ -28,6 +28,9 @@ pub(super) const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 const DRAIN_LIMIT: usize = 256 * 1024 * 1024;
 
 const PREFIX: &str = "/2018-06-01/runtime/";
+/// The pause after a failed `accept`, so that a persistent error (no file descriptor left)
+/// does not spin the server.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// One invocation, handed to the process by its next `GET /runtime/invocation/next`.
 pub(super) struct Event {
@@ -304,7 +307,12 @@ pub(super) fn serve(api: Arc<RuntimeApi>, listener: TcpListener) -> AbortHandle 
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
+                    let Ok((stream, _)) = accepted else {
+                        // Out of file descriptors, most likely: the pending connection stays
+                        // queued and the next accept would fail at once. Let it breathe.
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let api = api.clone();
                     connections.spawn(async move {
