@@ -14,7 +14,10 @@
 //!   record's SQS body or the `NewImage.id.S` of a stream record), then answers
 //!   `{"batchItemFailures": [...]}` naming each record whose text contains `fail`.
 //!   A record containing `error-once` fails the whole invocation the first time it is
-//!   seen (a `<RECORD_LOG>.seen-<text>` file remembers), `crash` aborts the process.
+//!   seen (a `<RECORD_LOG>.seen-<text>` file remembers), `error-always` every time,
+//!   `crash` aborts the process; one containing `bogus-id` is reported under an
+//!   identifier that names no record. Each batch is also appended, as one JSON line (the
+//!   records as received), to `<RECORD_LOG>.batches`.
 //!
 //! With `INIT_FAIL=1` in its environment it exits(1) before starting the runtime.
 
@@ -104,6 +107,12 @@ fn batch(records: &[Value]) -> Result<Value, Diagnostic> {
         for (text, _) in &texts {
             writeln!(file, "{text}").map_err(|e| failure(&e))?;
         }
+        let mut batches = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{log}.batches"))
+            .map_err(|e| failure(&e))?;
+        writeln!(batches, "{}", Value::from(records.to_vec())).map_err(|e| failure(&e))?;
     }
     let mut failed = Vec::new();
     for (text, id) in &texts {
@@ -122,8 +131,17 @@ fn batch(records: &[Value]) -> Result<Value, Diagnostic> {
                 });
             }
         }
+        if text.contains("error-always") {
+            return Err(Diagnostic {
+                error_type: "TestFailure".into(),
+                error_message: format!("{text} always fails"),
+            });
+        }
         if text.contains("fail") {
             failed.push(json!({ "itemIdentifier": id }));
+        }
+        if text.contains("bogus-id") {
+            failed.push(json!({ "itemIdentifier": format!("bogus-{id}") }));
         }
     }
     Ok(json!({ "batchItemFailures": failed }))

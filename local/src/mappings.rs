@@ -3,14 +3,19 @@
 //!
 //! - SQS: pollers receive up to `batch_size` messages (waiting up to the batching
 //!   window), invoke, and delete what succeeded. With `ReportBatchItemFailures` only
-//!   the reported messages stay; a failed invocation leaves the whole batch to come back
-//!   after the visibility timeout, and the queue's redrive policy moves a message to its
-//!   DLQ after maxReceiveCount receives (moto applies it).
-//! - Streams: one poller per shard, strictly in order. A failed invocation retries the
-//!   same batch; with `ReportBatchItemFailures` it resumes from the lowest failed
-//!   sequence number; after `MaximumRetryAttempts` the batch's description goes to the
-//!   on-failure destination and the shard moves on. Records that match none of the
-//!   filter patterns never reach the function.
+//!   the reported messages stay; a failed invocation, or a report naming an empty or
+//!   unknown message id, leaves the whole batch to come back after the visibility
+//!   timeout, and the queue's redrive policy moves a message to its DLQ after
+//!   maxReceiveCount receives (moto applies it). Records carry the messages' attributes
+//!   in Lambda's shape.
+//! - Streams: one poller per shard, strictly in order. A batch is delivered once it has
+//!   `batch_size` records or the batching window has passed since its first record was
+//!   read. A failed invocation retries the same batch (with `BisectBatchOnFunctionError`,
+//!   its halves, left first, a split not counting as a retry); with
+//!   `ReportBatchItemFailures` it resumes from the lowest failed sequence number; after
+//!   `MaximumRetryAttempts` the batch's description goes to the on-failure destination
+//!   and the shard moves on. Records that match none of the filter patterns never reach
+//!   the function.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,10 +25,13 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::faults::Faults;
 use crate::lambda::{Invocation, LambdaFunction, Outcome};
@@ -122,12 +130,12 @@ pub fn start_queue_mapping(
     let sqs = aws_sdk_sqs::Client::new(config);
     let spec = Arc::new(spec);
     let handles = (0..pollers.max(1))
-        .map(|_| {
+        .map(|poller| {
             let poller = QueuePoller {
                 sqs: sqs.clone(),
                 spec: spec.clone(),
                 function: function.clone(),
-                faults: faults.clone(),
+                faults: faults.for_source(&format!("{}#{poller}", spec.logical_id)),
                 stats: stats.clone(),
             };
             tokio::spawn(poller.run())
@@ -229,20 +237,23 @@ impl QueuePoller {
                 .invoke(Bytes::from(json!({ "Records": [record] }).to_string()))
                 .await;
         }
+        let in_batch = |id: &String| {
+            records
+                .iter()
+                .any(|(m, _)| m.message_id() == Some(id.as_str()))
+        };
         let failed: Vec<String> =
             match batch_result(&invocation, self.spec.report_batch_item_failures) {
                 BatchResult::Done => Vec::new(),
-                BatchResult::Partial(ids) => ids,
-                BatchResult::Failed(reason) => {
-                    count(&self.stats.failed_batches, 1);
-                    eprintln!(
-                        "shop-local: {} failed a batch of {} from {}: {reason}",
-                        self.spec.function,
-                        records.len(),
-                        self.spec.logical_id
-                    );
-                    return;
+                BatchResult::Partial(ids) if ids.iter().all(in_batch) => ids,
+                // Lambda treats an empty or unknown itemIdentifier as a failure of the
+                // whole batch: nothing is deleted, everything comes back.
+                BatchResult::Partial(ids) => {
+                    let reason =
+                        format!("batchItemFailures names no message of the batch: {ids:?}");
+                    return self.fail_batch(records.len(), &reason);
                 }
+                BatchResult::Failed(reason) => return self.fail_batch(records.len(), &reason),
             };
         if !failed.is_empty() {
             count(&self.stats.failed_batches, 1);
@@ -256,6 +267,15 @@ impl QueuePoller {
         .await;
     }
 
+    /// A failed batch stays in the queue, to come back after the visibility timeout.
+    fn fail_batch(&self, size: usize, reason: &str) {
+        count(&self.stats.failed_batches, 1);
+        eprintln!(
+            "shop-local: {} failed a batch of {size} from {}: {reason}",
+            self.spec.function, self.spec.logical_id
+        );
+    }
+
     fn record(&self, message: &aws_sdk_sqs::types::Message) -> Value {
         let attributes: serde_json::Map<String, Value> = message
             .attributes()
@@ -263,17 +283,21 @@ impl QueuePoller {
             .flatten()
             .map(|(name, value)| (name.as_str().to_owned(), json!(value)))
             .collect();
-        json!({
+        let mut record = json!({
             "messageId": message.message_id(),
             "receiptHandle": message.receipt_handle(),
             "body": message.body(),
             "attributes": attributes,
-            "messageAttributes": {},
+            "messageAttributes": message_attributes(message),
             "md5OfBody": message.md5_of_body(),
             "eventSource": "aws:sqs",
             "eventSourceARN": self.spec.queue_arn,
             "awsRegion": REGION,
-        })
+        });
+        if let Some(md5) = message.md5_of_message_attributes() {
+            record["md5OfMessageAttributes"] = json!(md5);
+        }
+        record
     }
 
     async fn delete<'a>(&self, messages: impl Iterator<Item = &'a aws_sdk_sqs::types::Message>) {
@@ -304,6 +328,40 @@ impl QueuePoller {
             }
         }
     }
+}
+
+/// A message's attributes as Lambda shows them: both list fields always present, binary
+/// values in base64.
+fn message_attributes(message: &aws_sdk_sqs::types::Message) -> Value {
+    let base64 = |blob: &aws_sdk_sqs::primitives::Blob| BASE64.encode(blob.as_ref());
+    let attributes: serde_json::Map<String, Value> = message
+        .message_attributes()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| {
+            let mut attribute = serde_json::Map::new();
+            if let Some(string) = value.string_value() {
+                attribute.insert("stringValue".into(), json!(string));
+            }
+            if let Some(binary) = value.binary_value() {
+                attribute.insert("binaryValue".into(), json!(base64(binary)));
+            }
+            attribute.insert("stringListValues".into(), json!(value.string_list_values()));
+            attribute.insert(
+                "binaryListValues".into(),
+                json!(
+                    value
+                        .binary_list_values()
+                        .iter()
+                        .map(base64)
+                        .collect::<Vec<_>>()
+                ),
+            );
+            attribute.insert("dataType".into(), json!(value.data_type()));
+            (name.clone(), Value::Object(attribute))
+        })
+        .collect();
+    Value::Object(attributes)
 }
 
 /// Filter patterns see an SQS message with its body parsed when it is JSON.
@@ -407,10 +465,18 @@ impl ShardPoller {
                 }
             }
         };
-        let mut pending: VecDeque<Value> = VecDeque::new();
+        let batch_size = (self.spec.batch_size as usize).max(1);
+        let window = Duration::from_secs(self.spec.batching_window_seconds.into());
+        // Records read from the shard, in order, each with when it was read.
+        let mut pending: VecDeque<(Instant, Value)> = VecDeque::new();
+        // The batch in delivery, as sizes of consecutive sub-ranges of the front of
+        // `pending`: the last is delivered next. One range, unless bisected.
+        let mut ranges: Vec<usize> = Vec::new();
+        // Retries of the range in delivery.
         let mut attempts: i64 = 0;
         loop {
-            if pending.len() < self.spec.batch_size as usize
+            let mut read = 0;
+            if pending.len() < batch_size
                 && let Some(current) = iterator.clone()
             {
                 match self
@@ -422,7 +488,9 @@ impl ShardPoller {
                 {
                     Ok(page) => {
                         iterator = page.next_shard_iterator;
+                        let now = Instant::now();
                         for record in page.records.unwrap_or_default() {
+                            read += 1;
                             let record = lambda_record(&record, &self.stream_arn);
                             if self.spec.filters.is_empty()
                                 || self
@@ -431,7 +499,7 @@ impl ShardPoller {
                                     .iter()
                                     .any(|f| pattern::matches(f, &record))
                             {
-                                pending.push_back(record);
+                                pending.push_back((now, record));
                             } else {
                                 count(&self.stats.filtered_out, 1);
                             }
@@ -446,12 +514,24 @@ impl ShardPoller {
                     }
                 }
             }
-            if pending.is_empty() {
-                tokio::time::sleep(STREAM_POLL_INTERVAL).await;
-                continue;
+            if ranges.is_empty() {
+                // A new batch: once it is full, or the batching window has passed since
+                // its first record was read.
+                let Some((first_read, _)) = pending.front() else {
+                    tokio::time::sleep(STREAM_POLL_INTERVAL).await;
+                    continue;
+                };
+                let waited = first_read.elapsed();
+                if pending.len() < batch_size && waited < window {
+                    if read == 0 {
+                        tokio::time::sleep(STREAM_POLL_INTERVAL.min(window - waited)).await;
+                    }
+                    continue;
+                }
+                ranges.push(pending.len().min(batch_size));
             }
-            let size = pending.len().min(self.spec.batch_size as usize);
-            let batch: Vec<Value> = pending.iter().take(size).cloned().collect();
+            let size = ranges.last().copied().unwrap_or_default();
+            let batch: Vec<Value> = pending.iter().take(size).map(|(_, r)| r.clone()).collect();
             count(&self.stats.batches, 1);
             count(&self.stats.records, batch.len());
             let invocation = self
@@ -484,15 +564,30 @@ impl ShardPoller {
             };
             pending.drain(..done);
             if done == size {
+                ranges.pop();
                 attempts = 0;
                 continue;
             }
             count(&self.stats.failed_batches, 1);
+            if self.spec.bisect_on_error && size > 1 && !invocation.outcome.is_success() {
+                // BisectBatchOnFunctionError: the halves are retried in order, left first;
+                // a split is not a retry attempt.
+                ranges.pop();
+                ranges.push(size - size / 2);
+                ranges.push(size / 2);
+                attempts = 0;
+                continue;
+            }
+            let remaining = size - done;
+            if let Some(range) = ranges.last_mut() {
+                *range = remaining;
+            }
             attempts += 1;
             if self.spec.maximum_retry_attempts >= 0 && attempts > self.spec.maximum_retry_attempts
             {
-                let remaining: Vec<Value> = pending.drain(..size - done).collect();
-                self.give_up(&remaining).await;
+                let given_up: Vec<Value> = pending.drain(..remaining).map(|(_, r)| r).collect();
+                ranges.pop();
+                self.give_up(&given_up).await;
                 attempts = 0;
                 continue;
             }

@@ -1,7 +1,8 @@
 //! Event source mappings against moto with a real function process (the `test-function`
-//! example): SQS partial failures, redrive to the DLQ and duplicate delivery; streams in
-//! order, retried on error, resumed from the lowest reported failure, handed to the
-//! on-failure destination when retries run out, and filtered.
+//! example): SQS partial failures, reports naming unknown messages, redrive to the DLQ,
+//! duplicate delivery and message attributes; streams in order, retried on error, resumed
+//! from the lowest reported failure, bisected, handed to the on-failure destination when
+//! retries run out, filtered, and gathered over the batching window.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -43,20 +44,34 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-/// `target/debug/examples/test-function`, which `cargo test` builds.
+/// `target/debug/examples/test-function`, next to this test's `target/debug/deps/`. Built
+/// (or brought up to date) once per run: a narrower `cargo test` (`--test mappings`) does
+/// not build the examples, and these tests need the current one.
 fn test_function() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("examples/test-function");
-    assert!(
-        binary.is_file(),
-        "{} is not built: run cargo test, which builds examples",
-        binary.display()
-    );
-    binary
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let binary = exe
+                .parent()
+                .and_then(Path::parent)
+                .unwrap()
+                .join("examples/test-function");
+            // Cargo does not hold its lock while the tests run.
+            let status = std::process::Command::new(
+                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            )
+            .args(["build", "-p", "shop-local", "--example", "test-function"])
+            .status()
+            .expect("run cargo build --example test-function");
+            assert!(
+                status.success(),
+                "cargo build --example test-function failed"
+            );
+            assert!(binary.is_file(), "no {}", binary.display());
+            binary
+        })
+        .clone()
 }
 
 /// A function whose every received record is appended to a file, one line each.
@@ -80,6 +95,29 @@ fn received(log: &Path) -> Vec<String> {
         .unwrap_or_default()
         .lines()
         .map(str::to_owned)
+        .collect()
+}
+
+/// Every invocation's records, as the function received them (`<log>.batches`).
+fn batches(log: &Path) -> Vec<Vec<serde_json::Value>> {
+    received(&PathBuf::from(format!("{}.batches", log.display())))
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// A stream record's `id`, as the test function logs it.
+fn text(record: &serde_json::Value) -> &str {
+    record["dynamodb"]["NewImage"]["id"]["S"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// Every invocation's records as their ids.
+fn batch_texts(log: &Path) -> Vec<Vec<String>> {
+    batches(log)
+        .iter()
+        .map(|batch| batch.iter().map(|r| text(r).to_owned()).collect())
         .collect()
 }
 
@@ -370,6 +408,280 @@ async fn a_stream_is_delivered_in_order_retried_resumed_and_finally_handed_to_th
     let report: serde_json::Value =
         serde_json::from_str(&visible_messages(&sqs, &failures.url).await[0]).unwrap();
     assert_eq!(report["DDBStreamBatchInfo"]["batchSize"], 2);
+    pollers.iter().for_each(|p| p.abort());
+    function.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_naming_no_message_of_the_batch_fails_the_whole_batch() {
+    let config = config().await;
+    let dlq = queue(&unique("bogus-dlq"), 30, None);
+    let main = queue(
+        &unique("bogus"),
+        1,
+        Some(Redrive {
+            dead_letter_arn: dlq.arn.clone(),
+            max_receive_count: 2,
+        }),
+    );
+    shop_local::provision::provision(
+        &config,
+        &Topology {
+            queues: vec![main.clone(), dlq.clone()],
+            ..Topology::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    for body in ["ok-1", "bogus-id-2"] {
+        sqs.send_message()
+            .queue_url(&main.url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let (function, log) = recording_function("sqs-bogus", Arc::new(Faults::none()));
+    let (stats, pollers) = start_queue_mapping(
+        &config,
+        QueueMappingSpec {
+            // Gathers both messages into one batch, whatever moto returns per receive.
+            batching_window_seconds: 1,
+            ..queue_mapping(&main, "sqs-bogus")
+        },
+        function.clone(),
+        Arc::new(Faults::none()),
+        1,
+    );
+
+    // Nothing is deleted: both come back, until the redrive policy moves them.
+    eventually("both messages moved to the DLQ", async || {
+        let mut dead = visible_messages(&sqs, &dlq.url).await;
+        dead.sort();
+        dead == ["bogus-id-2", "ok-1"]
+    })
+    .await;
+    let log_lines = received(&log);
+    for body in ["ok-1", "bogus-id-2"] {
+        assert_eq!(
+            log_lines.iter().filter(|l| *l == body).count(),
+            2,
+            "{body} received twice, then redriven: {log_lines:?}"
+        );
+    }
+    assert!(visible_messages(&sqs, &main.url).await.is_empty());
+    assert_eq!(
+        stats
+            .failed_batches
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    pollers.iter().for_each(|p| p.abort());
+    function.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqs_records_carry_the_message_attributes_in_lambdas_shape() {
+    use aws_sdk_sqs::primitives::Blob;
+    use aws_sdk_sqs::types::MessageAttributeValue;
+
+    let config = config().await;
+    let main = queue(&unique("attrs"), 30, None);
+    shop_local::provision::provision(
+        &config,
+        &Topology {
+            queues: vec![main.clone()],
+            ..Topology::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let attribute = |data_type: &str| MessageAttributeValue::builder().data_type(data_type);
+    let sent = sqs
+        .send_message()
+        .queue_url(&main.url)
+        .message_body("with-attributes")
+        .message_attributes(
+            "kind",
+            attribute("String").string_value("gift").build().unwrap(),
+        )
+        .message_attributes(
+            "count",
+            attribute("Number").string_value("3").build().unwrap(),
+        )
+        .message_attributes(
+            "blob",
+            attribute("Binary")
+                .binary_value(Blob::new(b"\x00\x01\xff".to_vec()))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (function, log) = recording_function("sqs-attrs", Arc::new(Faults::none()));
+    let (_, pollers) = start_queue_mapping(
+        &config,
+        queue_mapping(&main, "sqs-attrs"),
+        function.clone(),
+        Arc::new(Faults::none()),
+        1,
+    );
+
+    eventually("the message is delivered and deleted", async || {
+        !received(&log).is_empty() && visible_messages(&sqs, &main.url).await.is_empty()
+    })
+    .await;
+    let record = &batches(&log)[0][0];
+    assert_eq!(
+        record["messageAttributes"],
+        json!({
+            "kind": {
+                "stringValue": "gift",
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": "String",
+            },
+            "count": {
+                "stringValue": "3",
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": "Number",
+            },
+            "blob": {
+                "binaryValue": "AAH/",
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": "Binary",
+            },
+        })
+    );
+    let md5 = sent.md5_of_message_attributes().unwrap();
+    assert_eq!(record["md5OfMessageAttributes"], md5);
+    pollers.iter().for_each(|p| p.abort());
+    function.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bisecting_isolates_the_record_that_always_fails() {
+    let config = config().await;
+    let table = table(&unique("bisect"));
+    let failures = queue(&unique("bisect-failures"), 30, None);
+    shop_local::provision::provision(
+        &config,
+        &Topology {
+            tables: vec![table.clone()],
+            queues: vec![failures.clone()],
+            ..Topology::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    // Written before the mapping starts, so they arrive as one batch.
+    for id in ["a", "b", "error-always", "c", "d"] {
+        put(&dynamodb, &table.name, id).await;
+    }
+    let (function, log) = recording_function("bisect-fn", Arc::new(Faults::none()));
+    let (_, pollers) = start_stream_mapping(
+        &config,
+        StreamMappingSpec {
+            bisect_on_error: true,
+            maximum_retry_attempts: 1,
+            ..stream_mapping(&table, "bisect-fn", Some(&failures))
+        },
+        function.clone(),
+    )
+    .await
+    .unwrap();
+
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    eventually("the failing record is reported", async || {
+        !visible_messages(&sqs, &failures.url).await.is_empty()
+    })
+    .await;
+    put(&dynamodb, &table.name, "e").await;
+    eventually("the shard moves on", async || {
+        received(&log).last().map(String::as_str) == Some("e")
+    })
+    .await;
+
+    assert_eq!(
+        batch_texts(&log),
+        [
+            // The whole batch fails: split in two, left half first.
+            vec!["a", "b", "error-always", "c", "d"],
+            vec!["a", "b"],
+            // The right half fails: split again.
+            vec!["error-always", "c", "d"],
+            // Alone, the record fails once and is retried once (MaximumRetryAttempts 1):
+            // the splits were no retries.
+            vec!["error-always"],
+            vec!["error-always"],
+            // Handed over; the rest of the shard follows in order.
+            vec!["c", "d"],
+            vec!["e"],
+        ]
+    );
+    let failing = &batches(&log)[3][0];
+    let sequence_number = failing["dynamodb"]["SequenceNumber"].clone();
+    let reports = visible_messages(&sqs, &failures.url).await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report: serde_json::Value = serde_json::from_str(&reports[0]).unwrap();
+    assert_eq!(report["DDBStreamBatchInfo"]["batchSize"], 1);
+    assert_eq!(
+        report["DDBStreamBatchInfo"]["startSequenceNumber"],
+        sequence_number
+    );
+    assert_eq!(
+        report["DDBStreamBatchInfo"]["endSequenceNumber"],
+        sequence_number
+    );
+    pollers.iter().for_each(|p| p.abort());
+    function.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stream_batching_window_gathers_records_up_to_the_batch_size() {
+    let config = config().await;
+    let table = table(&unique("window"));
+    shop_local::provision::provision(
+        &config,
+        &Topology {
+            tables: vec![table.clone()],
+            ..Topology::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    put(&dynamodb, &table.name, "w-1").await;
+    let (function, log) = recording_function("window-fn", Arc::new(Faults::none()));
+    let (_, pollers) = start_stream_mapping(
+        &config,
+        StreamMappingSpec {
+            batch_size: 3,
+            batching_window_seconds: 3,
+            ..stream_mapping(&table, "window-fn", None)
+        },
+        function.clone(),
+    )
+    .await
+    .unwrap();
+    // Later than a poll or two, well within the window: without it, w-1 would go alone.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for id in ["w-2", "w-3", "w-4"] {
+        put(&dynamodb, &table.name, id).await;
+    }
+
+    eventually("every record is delivered", async || {
+        received(&log).len() == 4
+    })
+    .await;
+    // The first batch is full before its window ends; the last waits out its own.
+    assert_eq!(batch_texts(&log), [vec!["w-1", "w-2", "w-3"], vec!["w-4"]]);
     pollers.iter().for_each(|p| p.abort());
     function.shutdown().await;
 }
