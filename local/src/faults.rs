@@ -193,10 +193,18 @@ mod tests {
             api_first.0, api_first.1,
             "distinct sources, distinct streams"
         );
-        assert_eq!(run.counts().kills, 0, "a kill counts when it happens, not when drawn");
+        assert_eq!(
+            run.counts().kills,
+            0,
+            "a kill counts when it happens, not when drawn"
+        );
         api.count_kill();
         relay.count_kill();
-        assert_eq!(run.counts().kills, 2, "every source counts in the run's totals");
+        assert_eq!(
+            run.counts().kills,
+            2,
+            "every source counts in the run's totals"
+        );
     }
 
     #[test]

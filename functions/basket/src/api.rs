@@ -8,18 +8,18 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use shop_events::{Envelope, is_ulid, new_ulid};
 use shop_platform::http::{answer, health, json_body, json_response, path_param, require_user};
+use shop_platform::store::Read;
 use shop_platform::{FieldError, Problem};
 
-use crate::domain::{
-    Basket, BasketError, Catalog, Checkout, CheckoutInput, IdempotencyKey, SetQuantity,
-};
+use crate::domain::{Basket, BasketError, Catalog, CheckoutInput, IdempotencyKey, SetQuantity};
 use crate::store::{BasketStore, StoreError};
 
 /// A checkout body is well under a kilobyte; anything far larger is not one.
 const MAX_BODY_BYTES: usize = 16 * 1024;
-/// A user's basket seldom has two writers at once (two tabs); when it does, the loser
-/// reads again and reapplies its change, up to this many times in all, before a 409. A
-/// writer only loses to another's commit, so this many is enough for that many writers.
+/// A user's basket seldom has two writers at once (two tabs, a double-clicked checkout);
+/// when it does, the loser reads again and reapplies its change, up to this many times in
+/// all, before a 409. A writer only loses to another's commit, so this many is enough for
+/// that many writers.
 const WRITE_ATTEMPTS: u32 = 5;
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
@@ -43,9 +43,11 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
     .await
 }
 
+/// Only shows the basket, so the projection may be read eventually consistent: a line
+/// whose product the read misses is left out of this answer, and only of this answer.
 async fn view(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
     let user = require_user(request)?;
-    let (basket, catalog) = load(app, &user.user_id, None, Utc::now()).await?;
+    let (basket, catalog) = load(app, &user.user_id, None, Utc::now(), Read::Eventual).await?;
     priced(&basket, &catalog)
 }
 
@@ -91,23 +93,41 @@ async fn change<F>(
 where
     F: Fn(&Basket, &Catalog, DateTime<Utc>) -> Result<Option<Basket>, BasketError>,
 {
-    for attempt in 0..WRITE_ATTEMPTS {
-        if attempt > 0 {
-            // Spread the writers that collided, so they do not collide again.
-            let pause = fastrand::u64(5..=25) * u64::from(attempt);
-            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-        }
+    let apply = &apply;
+    until_no_conflict(|| async move {
         let now = Utc::now();
-        let (basket, catalog) = load(app, user_id, product_id, now).await?;
+        let (basket, catalog) = load(app, user_id, product_id, now, Read::Latest).await?;
         let Some(changed) = apply(&basket, &catalog, now).map_err(basket_problem)? else {
-            return priced(&basket, &catalog);
+            return priced(&basket, &catalog).map(Some);
         };
         // Priced before it is stored: a basket that cannot be priced is not kept.
         let answer = priced(&changed, &catalog)?;
         match app.store.save_basket(&changed, basket.version).await {
-            Ok(()) => return Ok(answer),
-            Err(StoreError::Conflict) => tracing::info!("basket changed concurrently; retrying"),
-            Err(other) => return Err(Problem::internal(other)),
+            Ok(()) => Ok(Some(answer)),
+            Err(StoreError::Conflict) => Ok(None),
+            Err(other) => Err(Problem::internal(other)),
+        }
+    })
+    .await
+}
+
+/// Runs `attempt` (read the basket, decide, write conditionally on the version read)
+/// until it is not beaten by a concurrent write, up to [`WRITE_ATTEMPTS`] times; then a
+/// 409. `attempt` answers `None` when a concurrent write won and it must read again.
+async fn until_no_conflict<T, F, A>(mut attempt: F) -> Result<T, Problem>
+where
+    F: FnMut() -> A,
+    A: Future<Output = Result<Option<T>, Problem>>,
+{
+    for n in 0..WRITE_ATTEMPTS {
+        if n > 0 {
+            tracing::info!("basket changed concurrently; retrying");
+            // Spread the writers that collided, so they do not collide again.
+            let pause = fastrand::u64(5..=25) * u64::from(n);
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        }
+        if let Some(done) = attempt().await? {
+            return Ok(done);
         }
     }
     Err(Problem::conflict(
@@ -123,57 +143,83 @@ async fn checkout(
     let user = require_user(request)?;
     let key = idempotency_key(request)?;
     let input: CheckoutInput = json_body(request, MAX_BODY_BYTES)?;
-    // Before the basket is even read: once the order exists its lines leave the basket,
-    // and a retry must still get its order, not "the basket is empty".
-    if let Some(done) = app
-        .store
-        .checkout_by_key(&user.user_id, &key)
-        .await
-        .map_err(Problem::internal)?
-    {
-        tracing::info!(order_id = %done.order_id, "checkout replayed");
-        return Ok(accepted(&done.order_id));
-    }
-    let now = Utc::now();
-    let (basket, catalog) = load(app, &user.user_id, None, now).await?;
-    let (checkout, requested) =
-        Checkout::place(new_ulid(), &basket, &catalog, input, now).map_err(basket_problem)?;
-    let event = Envelope::new(requested, correlation_id);
-    match app.store.record_checkout(&checkout, &key, &event).await {
-        Ok(()) => {
-            tracing::info!(
-                order_id = %checkout.order_id,
-                event_id = %event.metadata.event_id,
-                lines = checkout.lines.len(),
-                "checkout requested"
-            );
-            Ok(accepted(&checkout.order_id))
+    let (user_id, key, input) = (user.user_id.as_str(), &key, &input);
+    let order_id = new_ulid();
+    let order_id = order_id.as_str();
+    until_no_conflict(|| async move {
+        // Before the basket is even read: once the order exists its lines leave the
+        // basket, and a retry must still get its order, not "the basket is empty"; nor,
+        // before that, "a checkout is in progress".
+        if let Some(done) = replayed(app, user_id, key).await? {
+            return Ok(Some(done));
         }
-        // A concurrent request with the same key won the race: its order is the answer.
-        Err(StoreError::AlreadyCheckedOut | StoreError::Conflict) => {
-            match app
-                .store
-                .checkout_by_key(&user.user_id, &key)
-                .await
-                .map_err(Problem::internal)?
-            {
-                Some(done) => Ok(accepted(&done.order_id)),
-                None => Err(Problem::conflict(
-                    "a concurrent request interfered; retry with the same Idempotency-Key",
-                )),
+        let now = Utc::now();
+        let (basket, catalog) = load(app, user_id, None, now, Read::Latest).await?;
+        let (frozen, checkout, requested) =
+            match basket.check_out(order_id.to_owned(), &catalog, input.clone(), now) {
+                Ok(placed) => placed,
+                // Nothing new to order: perhaps because a concurrent request with this
+                // same key committed between the look-up above and the read of the
+                // basket. Then its order is the answer.
+                Err(error @ (BasketError::CheckoutInProgress | BasketError::Empty)) => {
+                    return match replayed(app, user_id, key).await? {
+                        Some(done) => Ok(Some(done)),
+                        None => Err(basket_problem(error)),
+                    };
+                }
+                Err(error) => return Err(basket_problem(error)),
+            };
+        let event = Envelope::new(requested, correlation_id);
+        let recorded = app
+            .store
+            .record_checkout(&checkout, key, &event, &frozen, basket.version)
+            .await;
+        match recorded {
+            Ok(()) => {
+                tracing::info!(
+                    order_id = %checkout.order_id,
+                    event_id = %event.metadata.event_id,
+                    lines = checkout.lines.len(),
+                    "checkout requested"
+                );
+                Ok(Some(accepted(&checkout.order_id)))
             }
+            // The basket changed since it was read (another tab, another click): check out
+            // what it holds now. Or a concurrent request with the same key won the race:
+            // the next attempt finds its order, which is the answer.
+            Err(StoreError::Conflict | StoreError::AlreadyCheckedOut) => Ok(None),
+            Err(other) => Err(Problem::internal(other)),
         }
-        Err(other) => Err(Problem::internal(other)),
-    }
+    })
+    .await
+}
+
+/// The answer to a checkout this key has already made, if it has.
+async fn replayed(
+    app: &App,
+    user_id: &str,
+    key: &IdempotencyKey,
+) -> Result<Option<Response<Body>>, Problem> {
+    let done = app
+        .store
+        .checkout_by_key(user_id, key)
+        .await
+        .map_err(Problem::internal)?;
+    Ok(done.map(|done| {
+        tracing::info!(order_id = %done.order_id, "checkout replayed");
+        accepted(&done.order_id)
+    }))
 }
 
 /// The user's basket as of `now` (empty if they have none) and the projection of its
-/// products, plus `product_id`'s.
+/// products, plus `product_id`'s, read as `read` says: [`Read::Latest`] whenever a write
+/// or a checkout follows.
 async fn load(
     app: &App,
     user_id: &str,
     product_id: Option<&str>,
     now: DateTime<Utc>,
+    read: Read,
 ) -> Result<(Basket, Catalog), Problem> {
     let basket = app
         .store
@@ -187,7 +233,11 @@ async fn load(
         .iter()
         .map(|line| line.product_id.as_str())
         .chain(product_id);
-    let catalog = app.store.catalog(wanted).await.map_err(Problem::internal)?;
+    let catalog = app
+        .store
+        .catalog(wanted, read)
+        .await
+        .map_err(Problem::internal)?;
     Ok((basket, catalog))
 }
 
@@ -241,8 +291,10 @@ fn basket_problem(error: BasketError) -> Problem {
             field: "quantity".to_owned(),
             message: error.to_string(),
         }]),
-        BasketError::TooManyLines | BasketError::TotalTooLarge | BasketError::Empty => {
-            Problem::unprocessable(error.to_string())
-        }
+        BasketError::TooManyLines
+        | BasketError::TotalTooLarge
+        | BasketError::Empty
+        | BasketError::Unpriced(_) => Problem::unprocessable(error.to_string()),
+        BasketError::CheckoutInProgress => Problem::conflict(error.to_string()),
     }
 }

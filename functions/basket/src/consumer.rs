@@ -5,8 +5,9 @@
 //!
 //! - ProductCreated / ProductUpdated / ProductDeleted replace the projected product only
 //!   when their version is newer than the stored one.
-//! - OrderSubmitted removes from the user's basket the lines its checkout took, and only
-//!   those: lines set since stay, and once removed there is nothing left to remove.
+//! - OrderSubmitted removes from the user's basket the lines its checkout took (marked as
+//!   pending for its order), and only those: lines set since, and lines another checkout
+//!   took, stay; and once removed there is nothing left to remove.
 
 use chrono::Utc;
 use shop_events::catalog::{ProductCreated, ProductDeleted, ProductUpdated};

@@ -6,7 +6,9 @@
 //! - [`Basket`]: one per user, lines of (product, quantity). It stores no prices: every
 //!   read prices it from the projection, so it always shows today's catalog.
 //! - [`Checkout`]: a basket frozen into the order it will become, which raises
-//!   CheckoutRequested; once the order exists, the lines it took leave the basket.
+//!   CheckoutRequested. The lines it took stay in the basket, marked as pending for that
+//!   order, until the order exists; then they leave it. A pending line is never checked
+//!   out again: only lines added or changed since can become another order.
 
 use std::collections::HashMap;
 
@@ -38,6 +40,19 @@ pub enum BasketError {
     TotalTooLarge,
     #[error("the basket is empty")]
     Empty,
+    /// A line whose product the projection does not hold: neither on sale nor deleted.
+    /// A checkout must not leave it out without a word, nor guess its price.
+    #[error(
+        "the basket has no price for product {0}; remove it from the basket, or try again \
+         later"
+    )]
+    Unpriced(String),
+    /// Every line to order is already on its way to becoming an order.
+    #[error(
+        "a checkout of this basket is in progress: its order appears under /orders in a \
+         moment; add or change a line to check out more"
+    )]
+    CheckoutInProgress,
 }
 
 /// What the basket knows of one catalog product, from catalog's events.
@@ -117,6 +132,15 @@ impl Catalog {
             Listing::Deleted => None,
         }
     }
+
+    /// Whether the catalog has deleted the product: its projection is a tombstone. A
+    /// product this read did not find is unknown, not deleted: the read may have missed
+    /// it, and nothing may be decided from its absence.
+    pub fn is_deleted(&self, product_id: &str) -> bool {
+        self.products
+            .get(product_id)
+            .is_some_and(|product| product.listing == Listing::Deleted)
+    }
 }
 
 impl FromIterator<ProjectedProduct> for Catalog {
@@ -154,6 +178,11 @@ pub struct BasketLine {
     /// The basket version that last set this line. With `updatedAt` it tells a line a
     /// checkout took from one set after it (see [`Checkout::took`]).
     pub basket_version: u64,
+    /// The order a checkout froze this line into, until that order exists and the line
+    /// leaves the basket. Setting the line again clears it: the new quantity is the
+    /// user's next order, not this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_order_id: Option<String>,
 }
 
 /// A basket priced from the projection: what `GET /basket` answers.
@@ -188,7 +217,8 @@ impl Basket {
 
     /// Sets the quantity of one product, adding its line if needed. Lines of products the
     /// catalog has deleted are dropped on the way: they can never be bought again, and
-    /// must not hold places under [`MAX_LINES`].
+    /// must not hold places under [`MAX_LINES`]. Lines of products `catalog` does not
+    /// know stay: not knowing is not knowing that they are gone.
     pub fn set_line(
         &self,
         product_id: &str,
@@ -208,8 +238,9 @@ impl Basket {
             quantity,
             updated_at: now,
             basket_version: version,
+            pending_order_id: None,
         };
-        let mut lines = self.lines_for_sale(catalog);
+        let mut lines = self.lines_kept(catalog);
         match lines.iter().position(|l| l.product_id == product_id) {
             Some(existing) => lines[existing] = line,
             None if lines.len() >= MAX_LINES => return Err(BasketError::TooManyLines),
@@ -226,14 +257,44 @@ impl Basket {
         catalog: &Catalog,
         now: DateTime<Utc>,
     ) -> Option<Basket> {
-        let mut lines = self.lines_for_sale(catalog);
+        let mut lines = self.lines_kept(catalog);
         lines.retain(|line| line.product_id != product_id);
         (lines != self.lines).then(|| self.changed(lines, now))
     }
 
+    /// Checks out the lines not pending for an earlier checkout, into order `order_id`:
+    /// the checkout, its CheckoutRequested, and this basket with those lines marked as
+    /// pending for the order, one version later. The three are stored together,
+    /// conditional on this basket's version, so a change that lands first is never left
+    /// out and a line is never ordered twice.
+    pub fn check_out(
+        &self,
+        order_id: String,
+        catalog: &Catalog,
+        input: CheckoutInput,
+        now: DateTime<Utc>,
+    ) -> Result<(Basket, Checkout, CheckoutRequested), BasketError> {
+        let (checkout, requested) = Checkout::place(order_id, self, catalog, input, now)?;
+        let lines = self
+            .lines_kept(catalog)
+            .into_iter()
+            .map(|mut line| {
+                let taken = checkout
+                    .lines
+                    .iter()
+                    .any(|l| l.product_id == line.product_id);
+                if line.pending_order_id.is_none() && taken {
+                    line.pending_order_id = Some(checkout.order_id.clone());
+                }
+                line
+            })
+            .collect();
+        Ok((self.changed(lines, now), checkout, requested))
+    }
+
     /// Removes the lines `checkout` took, once its order exists. Lines added or changed
-    /// since stay. `None` when nothing is left to remove (a replay, or the user already
-    /// removed them).
+    /// since stay, and so do lines pending for another order. `None` when nothing is left
+    /// to remove (a replay, or the user already removed them).
     pub fn remove_checked_out(&self, checkout: &Checkout, now: DateTime<Utc>) -> Option<Basket> {
         let lines: Vec<BasketLine> = self
             .lines
@@ -244,37 +305,20 @@ impl Basket {
         (lines.len() != self.lines.len()).then(|| self.changed(lines, now))
     }
 
-    /// The lines with today's names and prices; lines of products no longer for sale are
-    /// left out. Fails only on a total no payment could carry.
+    /// The lines with today's names and prices, to show: lines of products no longer
+    /// for sale are left out, and so are those `catalog` does not know (the basket keeps
+    /// them; they show again once a read finds them). Fails only on a total no payment
+    /// could carry.
     pub fn price(&self, catalog: &Catalog) -> Result<PricedBasket, BasketError> {
-        let mut items = Vec::with_capacity(self.lines.len());
-        let mut total: i64 = 0;
-        for line in &self.lines {
-            let Some((name, unit_price)) = catalog.for_sale(&line.product_id) else {
-                continue;
-            };
-            total = unit_price
-                .amount
-                .checked_mul(i64::from(line.quantity))
-                .and_then(|amount| total.checked_add(amount))
-                .ok_or(BasketError::TotalTooLarge)?;
-            items.push(OrderLine {
-                product_id: line.product_id.clone(),
-                name: name.to_owned(),
-                unit_price: unit_price.clone(),
-                quantity: line.quantity,
-            });
-        }
-        Ok(PricedBasket {
-            items,
-            total: Money::usd(total),
-        })
+        price_lines(&self.lines, catalog, Unknown::LeaveOut)
     }
 
-    fn lines_for_sale(&self, catalog: &Catalog) -> Vec<BasketLine> {
+    /// The lines no deletion has made unsellable: every line but those whose product's
+    /// projection is a tombstone.
+    fn lines_kept(&self, catalog: &Catalog) -> Vec<BasketLine> {
         self.lines
             .iter()
-            .filter(|line| catalog.for_sale(&line.product_id).is_some())
+            .filter(|line| !catalog.is_deleted(&line.product_id))
             .cloned()
             .collect()
     }
@@ -289,6 +333,49 @@ impl Basket {
             expires_at: expiry(now),
         }
     }
+}
+
+/// What pricing does with a line whose product `catalog` does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unknown {
+    /// Showing a basket: leave it out of what is shown.
+    LeaveOut,
+    /// Ordering: refuse, naming it, rather than order the rest without it.
+    Refuse,
+}
+
+/// `lines` with today's names and prices, and their total; lines of deleted products left
+/// out, unknown ones as `unknown` says.
+fn price_lines<'a>(
+    lines: impl IntoIterator<Item = &'a BasketLine>,
+    catalog: &Catalog,
+    unknown: Unknown,
+) -> Result<PricedBasket, BasketError> {
+    let mut items = Vec::new();
+    let mut total: i64 = 0;
+    for line in lines {
+        let Some((name, unit_price)) = catalog.for_sale(&line.product_id) else {
+            if unknown == Unknown::Refuse && !catalog.is_deleted(&line.product_id) {
+                return Err(BasketError::Unpriced(line.product_id.clone()));
+            }
+            continue;
+        };
+        total = unit_price
+            .amount
+            .checked_mul(i64::from(line.quantity))
+            .and_then(|amount| total.checked_add(amount))
+            .ok_or(BasketError::TotalTooLarge)?;
+        items.push(OrderLine {
+            product_id: line.product_id.clone(),
+            name: name.to_owned(),
+            unit_price: unit_price.clone(),
+            quantity: line.quantity,
+        });
+    }
+    Ok(PricedBasket {
+        items,
+        total: Money::usd(total),
+    })
 }
 
 fn expiry(now: DateTime<Utc>) -> i64 {
@@ -398,8 +485,11 @@ pub struct Checkout {
 }
 
 impl Checkout {
-    /// Freezes `basket` at today's prices into order `order_id`. Lines of products no
-    /// longer for sale are left out; if none is left, there is nothing to order.
+    /// Freezes `basket` at today's prices into order `order_id`: every line not pending
+    /// for an earlier checkout. Lines of products no longer for sale are left out; a line
+    /// whose product `catalog` does not know is [`BasketError::Unpriced`]. If nothing is
+    /// left, there is nothing to order: the basket is empty, or its lines are all on their
+    /// way to an order already. [`Basket::check_out`] also marks the lines it took.
     pub fn place(
         order_id: String,
         basket: &Basket,
@@ -407,9 +497,17 @@ impl Checkout {
         input: CheckoutInput,
         now: DateTime<Utc>,
     ) -> Result<(Checkout, CheckoutRequested), BasketError> {
-        let priced = basket.price(catalog)?;
+        let (pending, free): (Vec<&BasketLine>, Vec<&BasketLine>) = basket
+            .lines
+            .iter()
+            .partition(|line| line.pending_order_id.is_some());
+        let priced = price_lines(free, catalog, Unknown::Refuse)?;
         if priced.items.is_empty() {
-            return Err(BasketError::Empty);
+            return Err(if pending.is_empty() {
+                BasketError::Empty
+            } else {
+                BasketError::CheckoutInProgress
+            });
         }
         // Never earlier than a line it took, even if the clock of the function that set
         // that line ran ahead of ours; `took` depends on it.
@@ -437,14 +535,21 @@ impl Checkout {
         Ok((checkout, requested))
     }
 
-    /// Whether `line` is one this checkout took, as opposed to one set after it. The
-    /// basket version is exact, even when a change lands between the checkout's read and
-    /// its commit; the time covers a basket that expired and was started anew (its
-    /// versions begin again at 1) before a late OrderSubmitted arrived.
+    /// Whether `line` is one this checkout took, as opposed to one set after it or one
+    /// another checkout took. A line the checkout marked says so exactly: setting it again
+    /// clears the mark, and a basket started anew has no mark. A line without a mark was
+    /// frozen by a checkout recorded before baskets carried marks: for it the basket
+    /// version decides, and the time covers a basket that expired and was started anew
+    /// (its versions begin again at 1) before a late OrderSubmitted arrived.
     pub fn took(&self, line: &BasketLine) -> bool {
-        line.basket_version <= self.basket_version
-            && line.updated_at <= self.checked_out_at
-            && self.lines.iter().any(|l| l.product_id == line.product_id)
+        match &line.pending_order_id {
+            Some(order_id) => *order_id == self.order_id,
+            None => {
+                line.basket_version <= self.basket_version
+                    && line.updated_at <= self.checked_out_at
+                    && self.lines.iter().any(|l| l.product_id == line.product_id)
+            }
+        }
     }
 }
 
@@ -812,6 +917,157 @@ mod tests {
             .unwrap();
         assert!(new.version <= checkout.basket_version);
         assert_eq!(new.remove_checked_out(&checkout, at(9_001)), None);
+    }
+
+    /// `(product, quantity, pending order)` of each line.
+    fn marks(basket: &Basket) -> Vec<(&str, u32, Option<&str>)> {
+        basket
+            .lines
+            .iter()
+            .map(|l| {
+                (
+                    l.product_id.as_str(),
+                    l.quantity,
+                    l.pending_order_id.as_deref(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_checkout_marks_what_it_took_and_a_second_finds_nothing_new() {
+        let basket = basket_with(&[(MUG, 2), (TEA, 1), (GONE, 1)]);
+        let (frozen, checkout, requested) = basket
+            .check_out("o-1".into(), &catalog(), checkout_input(), at(5_000))
+            .unwrap();
+        assert_eq!(checkout.basket_version, basket.version);
+        assert_eq!(requested.lines, checkout.lines);
+        assert_eq!(frozen.version, basket.version + 1, "a write like any other");
+        assert_eq!(frozen.expires_at, (at(5_000) + IDLE_LIFETIME).timestamp());
+        assert_eq!(
+            marks(&frozen),
+            [(MUG, 2, Some("o-1")), (TEA, 1, Some("o-1"))],
+            "the deleted product's line dropped on the way"
+        );
+        assert_eq!(
+            frozen.check_out("o-2".into(), &catalog(), checkout_input(), at(5_001)),
+            Err(BasketError::CheckoutInProgress)
+        );
+        // Shown as before until the order exists.
+        assert_eq!(
+            frozen.price(&catalog()).unwrap(),
+            basket.price(&catalog()).unwrap()
+        );
+    }
+
+    #[test]
+    fn lines_set_after_a_checkout_are_the_next_order_and_each_order_removes_its_own() {
+        let (first, one, _) = basket_with(&[(MUG, 1), (TEA, 2)])
+            .check_out("o-1".into(), &catalog(), checkout_input(), at(5_000))
+            .unwrap();
+        // The tea changed while the first order is on its way: it is the user's next order.
+        let changed = first.set_line(TEA, 7, &catalog(), at(5_001)).unwrap();
+        assert_eq!(marks(&changed), [(MUG, 1, Some("o-1")), (TEA, 7, None)]);
+        let (second, two, _) = changed
+            .check_out("o-2".into(), &catalog(), checkout_input(), at(5_002))
+            .unwrap();
+        let taken: Vec<_> = two
+            .lines
+            .iter()
+            .map(|l| (l.product_id.as_str(), l.quantity))
+            .collect();
+        assert_eq!(taken, [(TEA, 7)]);
+        assert_eq!(
+            marks(&second),
+            [(MUG, 1, Some("o-1")), (TEA, 7, Some("o-2"))]
+        );
+
+        // The second order exists first: its line goes, the first order's stays pending.
+        let after_two = second.remove_checked_out(&two, at(5_003)).unwrap();
+        assert_eq!(marks(&after_two), [(MUG, 1, Some("o-1"))]);
+        assert_eq!(
+            Checkout::place(
+                "o-3".into(),
+                &after_two,
+                &catalog(),
+                checkout_input(),
+                at(5_004)
+            ),
+            Err(BasketError::CheckoutInProgress)
+        );
+        let after_one = after_two.remove_checked_out(&one, at(5_005)).unwrap();
+        assert!(after_one.lines.is_empty());
+        for late in [&one, &two] {
+            assert_eq!(
+                after_one.remove_checked_out(late, at(5_006)),
+                None,
+                "replay"
+            );
+        }
+        assert_eq!(
+            Checkout::place(
+                "o-3".into(),
+                &after_one,
+                &catalog(),
+                checkout_input(),
+                at(5_007)
+            ),
+            Err(BasketError::Empty)
+        );
+    }
+
+    #[test]
+    fn a_line_the_catalog_read_did_not_find_is_kept_but_never_ordered_unseen() {
+        let basket = basket_with(&[(MUG, 1), (TEA, 2)]);
+        let without_tea: Catalog = [on_sale(MUG, "Mug", 1200), deleted(GONE, 3)]
+            .into_iter()
+            .collect();
+        let changed = basket.set_line(MUG, 3, &without_tea, at(2_000)).unwrap();
+        assert_eq!(marks(&changed), [(MUG, 3, None), (TEA, 2, None)]);
+        assert_eq!(
+            basket.remove_line(GONE, &without_tea, at(2_000)),
+            None,
+            "nothing to remove, nothing dropped"
+        );
+        let removed = basket.remove_line(MUG, &without_tea, at(2_000)).unwrap();
+        assert_eq!(marks(&removed), [(TEA, 2, None)]);
+        // Showing the basket leaves out what it cannot price...
+        let shown = changed.price(&without_tea).unwrap();
+        assert_eq!(shown.items.len(), 1);
+        assert_eq!(shown.total, Money::usd(3 * 1200));
+        // ...ordering it refuses, naming the line, rather than order the rest without it.
+        assert_eq!(
+            changed.check_out("o".into(), &without_tea, checkout_input(), at(2_001)),
+            Err(BasketError::Unpriced(TEA.into()))
+        );
+        assert!(
+            changed
+                .check_out("o".into(), &catalog(), checkout_input(), at(2_001))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_line_stored_before_lines_carried_marks_reads_as_not_pending() {
+        let stored = serde_json::json!({
+            "productId": MUG, "quantity": 1, "updatedAt": "2026-01-01T00:00:00Z",
+            "basketVersion": 1
+        });
+        let line: BasketLine = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(line.pending_order_id, None);
+        assert_eq!(
+            serde_json::to_value(&line).unwrap(),
+            stored,
+            "and writes no mark"
+        );
+        let marked = BasketLine {
+            pending_order_id: Some("o-1".into()),
+            ..line
+        };
+        assert_eq!(
+            serde_json::to_value(&marked).unwrap()["pendingOrderId"],
+            "o-1"
+        );
     }
 
     #[test]

@@ -3,14 +3,14 @@
 //! | pk | sk | holds |
 //! |---|---|---|
 //! | `PRODUCT#<productId>` | `PROJECTION` | what catalog last announced of a product; a tombstone once deleted |
-//! | `BASKET#<userId>` | `BASKET` | a user's basket; `expiresAt` restarts with every write (TTL) |
+//! | `BASKET#<userId>` | `BASKET` | a user's basket; `expiresAt` restarts with every write (TTL); a line a checkout took carries `pendingOrderId` until its order exists |
 //! | `CHECKOUT#<userId>#<idempotencyKey>` | `CHECKOUT` | a checkout, found again by a retried request |
 //! | `ORDER#<orderId>` | `CHECKOUT` | the same checkout, found again by OrderSubmitted |
 //! | `OUTBOX#<eventId>` | `EVENT` | CheckoutRequested on its way to the bus |
 //! | `PROCESSED#basket#<eventId>` | `PROCESSED` | the consumer's marker of an event it applied |
 //!
-//! Writes are conditional: a basket on the version read, a projection on being newer than
-//! what is stored, a checkout on not existing yet.
+//! Writes are conditional: a basket on the version read (a checkout's too), a projection on
+//! being newer than what is stored, a checkout on not existing yet.
 
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
@@ -166,17 +166,20 @@ impl BasketStore {
     }
 
     /// The projected products among `product_ids` (unknown ones are simply absent).
-    /// Eventually consistent: the projection itself trails the catalog anyway.
+    /// [`Read::Latest`] for a read a basket write or a checkout follows: an eventually
+    /// consistent read may miss a product projected a moment ago, and what it misses
+    /// must not be decided on. [`Read::Eventual`] only to show a basket.
     pub async fn catalog<'a>(
         &self,
         product_ids: impl IntoIterator<Item = &'a str>,
+        read: Read,
     ) -> Result<Catalog, StoreError> {
         let keys = product_ids
             .into_iter()
             .map(|id| key(product_key(id), PROJECTION_SORT_KEY))
             .collect();
         self.table
-            .batch_get(keys, Read::Eventual)
+            .batch_get(keys, read)
             .await?
             .into_iter()
             .map(|item| decode::<ProjectionItem>(item)?.into_product())
@@ -245,13 +248,18 @@ impl BasketStore {
     }
 
     /// Records a checkout under its idempotency key and its order id, with its
-    /// CheckoutRequested, all or nothing. [`StoreError::AlreadyCheckedOut`] when the key
-    /// was used first by another request: nothing is written, and that checkout stands.
+    /// CheckoutRequested and the basket that marks the lines it took, all or nothing.
+    /// [`StoreError::AlreadyCheckedOut`] when the key was used first by another request:
+    /// nothing is written, and that checkout stands. [`StoreError::Conflict`] when the
+    /// basket is no longer at `read_version`: nothing is written, and the checkout is to
+    /// be made again from what the basket holds now.
     pub async fn record_checkout(
         &self,
         checkout: &Checkout,
         key: &IdempotencyKey,
         event: &Envelope<CheckoutRequested>,
+        basket: &Basket,
+        read_version: u64,
     ) -> Result<(), StoreError> {
         let under = |pk| CheckoutItem {
             pk,
@@ -267,6 +275,7 @@ impl BasketStore {
             self.table
                 .put(&under(order_key(&checkout.order_id)), Condition::Absent)?,
         );
+        self.stage_basket(&mut transaction, basket, read_version)?;
         transaction.publish(event).map_err(TableError::from)?;
         match transaction.commit(self.table.client()).await {
             Err(CommitError::ConditionFailed { failed }) if failed.contains(&by_key) => {

@@ -3,7 +3,9 @@
 
 mod support;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
+use shop_platform::consumer::Outcome;
 use shop_testing::api::{
     BadRequest, anonymous, assert_rejected_without_writes, call, with_body, with_header,
     without_header,
@@ -229,6 +231,12 @@ async fn the_same_idempotency_key_is_the_same_checkout_and_another_key_another()
     assert_eq!(shop.table.item_count().await, items, "and nothing new");
     assert_eq!(shop.outbox().await.len(), 1, "one CheckoutRequested");
 
+    // Another key while the first order is on its way is no second order of the same
+    // lines (until checkouts froze the basket, it was)...
+    let (status, problem) = shop.checkout(SHOPPER, "key-bbbbbbbb").await;
+    assert_eq!(status, 409, "{problem}");
+    // ...but once a line is set since, it is another order.
+    shop.set(SHOPPER, BOOK, 2).await;
     let (status, second) = shop.checkout(SHOPPER, "key-bbbbbbbb").await;
     assert_eq!(status, 202);
     assert_ne!(
@@ -266,6 +274,272 @@ async fn concurrent_checkouts_with_one_key_make_one_order() {
     assert_eq!(a, b);
     assert_eq!(a, c);
     assert_eq!(shop.outbox().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_new_key_while_a_checkout_is_pending_orders_nothing_again() {
+    let shop = Shop::new().await;
+    shop.project(BOOK, "Book", 1000, 1).await;
+    shop.set(SHOPPER, BOOK, 2).await;
+    let (status, first) = shop.checkout(SHOPPER, "key-click-01").await;
+    assert_eq!(status, 202, "{first}");
+    let order_id = first["orderId"].as_str().unwrap();
+    let items = shop.table.item_count().await;
+
+    // A second click that minted its own key, or a retry with a new one after a client
+    // timeout: the lines are already on their way to becoming the first order.
+    let (status, problem) = shop.checkout(SHOPPER, "key-click-02").await;
+    assert_eq!(
+        (status, &problem["status"]),
+        (409, &json!(409)),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("in progress"),
+        "{problem}"
+    );
+    assert_eq!(shop.table.item_count().await, items, "nothing written");
+    assert_eq!(shop.outbox().await.len(), 1, "one CheckoutRequested");
+    // Until the order exists the basket shows them, and the first key keeps its order.
+    assert_eq!(
+        lines(&shop.view(SHOPPER).await["items"]),
+        [(BOOK.to_owned(), 2)]
+    );
+    assert_eq!(
+        shop.checkout(SHOPPER, "key-click-01").await,
+        (202, first.clone())
+    );
+
+    assert_eq!(
+        shop.deliver(&order_submitted(order_id, SHOPPER)).await,
+        Outcome::Applied
+    );
+    assert_eq!(shop.view(SHOPPER).await["items"], json!([]));
+    let (status, problem) = shop.checkout(SHOPPER, "key-click-02").await;
+    assert_eq!(status, 422, "the order took everything: {problem}");
+    assert_eq!(shop.checkout(SHOPPER, "key-click-01").await, (202, first));
+    assert_eq!(shop.outbox().await.len(), 1);
+}
+
+#[tokio::test]
+async fn checkouts_racing_with_a_key_per_click_make_one_order() {
+    let shop = Shop::new().await;
+    shop.project(BOOK, "Book", 1000, 1).await;
+    shop.set(SHOPPER, BOOK, 1).await;
+    let (a, b, c) = tokio::join!(
+        shop.checkout(SHOPPER, "key-click-a1"),
+        shop.checkout(SHOPPER, "key-click-b1"),
+        shop.checkout(SHOPPER, "key-click-c1"),
+    );
+    let mut statuses = [a.0, b.0, c.0];
+    statuses.sort();
+    assert_eq!(statuses, [202, 409, 409], "{a:?} {b:?} {c:?}");
+    assert_eq!(shop.outbox().await.len(), 1, "one order");
+}
+
+#[tokio::test]
+async fn lines_set_after_a_pending_checkout_are_the_next_order_and_each_order_takes_its_own() {
+    let shop = Shop::new().await;
+    let [mug, tea] = [0; 2].map(|_| new_product());
+    shop.project(BOOK, "Book", 1000, 1).await;
+    shop.project(&mug, "Mug", 500, 1).await;
+    shop.project(&tea, "Tea", 300, 1).await;
+    shop.set(SHOPPER, BOOK, 1).await;
+    shop.set(SHOPPER, &mug, 1).await;
+    let (_, first) = shop.checkout(SHOPPER, "key-first-01").await;
+    let first = first["orderId"].as_str().unwrap().to_owned();
+
+    // While the first order is on its way: a product added, and one of its lines changed.
+    shop.set(SHOPPER, &tea, 2).await;
+    shop.set(SHOPPER, &mug, 3).await;
+    let (status, second) = shop.checkout(SHOPPER, "key-second-1").await;
+    assert_eq!(status, 202, "{second}");
+    let second = second["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        lines(&requested(&shop, &first).await["lines"]),
+        [(BOOK.to_owned(), 1), (mug.clone(), 1)]
+    );
+    assert_eq!(
+        lines(&requested(&shop, &second).await["lines"]),
+        [(mug.clone(), 3), (tea.clone(), 2)],
+        "only what is new since the first checkout"
+    );
+    let (status, _) = shop.checkout(SHOPPER, "key-third-01").await;
+    assert_eq!(status, 409, "nothing new since the second");
+
+    // The orders come back in any order; each takes its own lines and no others.
+    let submitted = order_submitted(&second, SHOPPER);
+    assert_eq!(shop.deliver(&submitted).await, Outcome::Applied);
+    assert_eq!(
+        lines(&shop.view(SHOPPER).await["items"]),
+        [(BOOK.to_owned(), 1)]
+    );
+    let (status, _) = shop.checkout(SHOPPER, "key-third-01").await;
+    assert_eq!(status, 409, "the book is still the first order's");
+    assert_eq!(
+        shop.deliver(&order_submitted(&first, SHOPPER)).await,
+        Outcome::Applied
+    );
+    assert_eq!(shop.view(SHOPPER).await["items"], json!([]));
+
+    // Late and repeated, under new event ids: nothing left to change.
+    let stored = shop.store().basket(SHOPPER).await.unwrap().unwrap();
+    for order in [&first, &second] {
+        let again = order_submitted(order, SHOPPER);
+        assert_eq!(shop.deliver(&again).await, Outcome::Applied);
+    }
+    assert_eq!(shop.store().basket(SHOPPER).await.unwrap(), Some(stored));
+    let (_, answer) = shop.checkout(SHOPPER, "key-first-01").await;
+    assert_eq!(answer["orderId"], first.as_str());
+    let (_, answer) = shop.checkout(SHOPPER, "key-second-1").await;
+    assert_eq!(answer["orderId"], second.as_str());
+    assert_eq!(shop.outbox().await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_committed_between_the_checkouts_read_and_its_commit_is_in_the_order() {
+    let shop = Shop::new().await;
+    let mug = new_product();
+    shop.project(BOOK, "Book", 1000, 1).await;
+    shop.project(&mug, "Mug", 500, 1).await;
+    shop.set(SHOPPER, BOOK, 1).await;
+    shop.set(SHOPPER, &mug, 1).await;
+    // Another tab of the same user: three books, and no mug after all.
+    let app = shop.app_with(JustBefore::commit(
+        &shop,
+        vec![set_request(SHOPPER, BOOK, 3), remove_request(SHOPPER, &mug)],
+    ));
+    let (status, body, _) = call(
+        |request| basket::api::handle(&app, request),
+        checkout_request(SHOPPER, "key-between-1"),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let order_id = body["orderId"].as_str().unwrap();
+    assert_eq!(
+        lines(&requested(&shop, order_id).await["lines"]),
+        [(BOOK.to_owned(), 3)],
+        "the basket as it was when the checkout committed"
+    );
+    assert_eq!(
+        shop.deliver(&order_submitted(order_id, SHOPPER)).await,
+        Outcome::Applied
+    );
+    assert_eq!(
+        shop.view(SHOPPER).await["items"],
+        json!([]),
+        "and the order took all of it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkout_with_the_same_key_that_lands_just_before_the_basket_read_is_the_answer() {
+    let shop = Shop::new().await;
+    shop.project(BOOK, "Book", 1000, 1).await;
+    shop.set(SHOPPER, BOOK, 1).await;
+    // The key is looked up and not found; then the same request, sent twice by the
+    // client, commits its other copy before this copy reads the basket.
+    let app = shop.app_with(JustBefore::basket_read(
+        &shop,
+        vec![checkout_request(SHOPPER, "key-twice-001")],
+    ));
+    let (status, body, _) = call(
+        |request| basket::api::handle(&app, request),
+        checkout_request(SHOPPER, "key-twice-001"),
+    )
+    .await;
+    assert_eq!(status, 202, "the same key, the same order: {body}");
+    let orders: Vec<Value> = shop
+        .outbox()
+        .await
+        .iter()
+        .map(|event| event["data"]["orderId"].clone())
+        .collect();
+    assert_eq!(orders, [body["orderId"].clone()]);
+}
+
+#[tokio::test]
+async fn a_replica_behind_on_the_projection_loses_no_line_and_leaves_none_out_of_an_order() {
+    let shop = Shop::new().await;
+    let mug = new_product();
+    shop.project(BOOK, "Book", 1000, 1).await;
+    shop.project(&mug, "Mug", 500, 1).await;
+    let replica = LaggingReplica::default();
+    let app = shop.app_with(replica.clone());
+    let send = async |event| call(|request| basket::api::handle(&app, request), event).await;
+    let (status, basket, _) = send(set_request(SHOPPER, &mug, 1)).await;
+    assert_eq!(status, 200, "{basket}");
+
+    // The mug's projection was written moments ago: a replica may not have it yet.
+    replica.falls_behind_on(&mug);
+    let both = [(mug.clone(), 1), (BOOK.to_owned(), 2)];
+    let (status, basket, _) = send(set_request(SHOPPER, BOOK, 2)).await;
+    assert_eq!(status, 200, "{basket}");
+    assert_eq!(lines(&basket["items"]), both);
+    let (status, basket, _) = send(remove_request(SHOPPER, &new_product())).await;
+    assert_eq!((status, lines(&basket["items"])), (200, both.to_vec()));
+    let stored = shop.store().basket(SHOPPER).await.unwrap().unwrap();
+    let stored: Vec<_> = stored.lines.iter().map(|l| l.product_id.as_str()).collect();
+    assert_eq!(stored, [mug.as_str(), BOOK], "no line lost");
+
+    // Only showing the basket may read the replica, and leave the mug out of that answer.
+    let (status, shown, _) = send(as_user(fixture("api-get-basket.json"), SHOPPER)).await;
+    assert_eq!((status, lines(&shown["items"])), (200, both[1..].to_vec()));
+
+    let (status, body, _) = send(checkout_request(SHOPPER, "key-replica-1")).await;
+    assert_eq!(status, 202, "{body}");
+    let order_id = body["orderId"].as_str().unwrap();
+    assert_eq!(lines(&requested(&shop, order_id).await["lines"]), both);
+}
+
+#[tokio::test]
+async fn a_line_the_basket_cannot_price_is_kept_and_named_at_checkout_not_left_out() {
+    let shop = Shop::new().await;
+    let mug = new_product();
+    shop.project(BOOK, "Book", 1000, 1).await;
+    shop.project(&mug, "Mug", 500, 1).await;
+    shop.set(SHOPPER, BOOK, 1).await;
+    shop.set(SHOPPER, &mug, 2).await;
+    // The mug's projection is gone (say, a restore from before it was created).
+    shop.table
+        .dynamodb
+        .delete_item()
+        .table_name(&shop.table.name)
+        .key("pk", AttributeValue::S(format!("PRODUCT#{mug}")))
+        .key("sk", AttributeValue::S("PROJECTION".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let basket = shop.set(SHOPPER, BOOK, 3).await;
+    assert_eq!(
+        lines(&basket["items"]),
+        [(BOOK.to_owned(), 3)],
+        "what has no price is not shown"
+    );
+    let stored = shop.store().basket(SHOPPER).await.unwrap().unwrap();
+    let stored: Vec<_> = stored.lines.iter().map(|l| l.product_id.as_str()).collect();
+    assert_eq!(stored, [BOOK, mug.as_str()], "but it is kept");
+
+    let before = shop.table.item_count().await;
+    let (status, problem) = shop.checkout(SHOPPER, "key-unpriced").await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains(&mug),
+        "{problem}"
+    );
+    assert_eq!(shop.table.item_count().await, before, "nothing written");
+    assert!(shop.outbox().await.is_empty());
+
+    // Once the basket knows the product again, the line is bought like any other.
+    shop.project(&mug, "Mug", 500, 1).await;
+    let (status, body) = shop.checkout(SHOPPER, "key-unpriced").await;
+    assert_eq!(status, 202, "{body}");
+    let order_id = body["orderId"].as_str().unwrap();
+    assert_eq!(
+        lines(&requested(&shop, order_id).await["lines"]),
+        [(BOOK.to_owned(), 3), (mug.clone(), 2)]
+    );
 }
 
 #[tokio::test]

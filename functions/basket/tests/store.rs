@@ -3,11 +3,15 @@
 
 mod support;
 
-use basket::domain::{Basket, Checkout, IdempotencyKey, Listing, ProjectedProduct};
+use basket::domain::{
+    AddressInput, Basket, Catalog, Checkout, CheckoutInput, IdempotencyKey, Listing,
+    ProjectedProduct,
+};
 use basket::store::StoreError;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use shop_events::basket::CheckoutRequested;
-use shop_events::{Address, Envelope, Money, OrderLine};
+use shop_events::{Envelope, Money};
+use shop_platform::store::Read;
 use shop_platform::transaction::{CommitError, Transaction};
 use support::*;
 
@@ -30,27 +34,28 @@ async fn project(shop: &Shop, product: &ProjectedProduct) -> Result<(), CommitEr
     transaction.commit(&shop.table.dynamodb).await
 }
 
-fn checkout(order_id: &str) -> (Checkout, Envelope<CheckoutRequested>) {
-    let lines = vec![OrderLine {
-        product_id: BOOK.into(),
-        name: "Book".into(),
-        unit_price: Money::usd(1000),
-        quantity: 1,
-    }];
-    let checkout = Checkout {
-        order_id: order_id.into(),
-        user_id: SHOPPER.into(),
-        lines: lines.clone(),
-        total: Money::usd(1000),
-        basket_version: 1,
-        checked_out_at: DateTime::from_timestamp(1_795_891_276, 0).unwrap(),
-    };
-    let requested = CheckoutRequested {
-        order_id: order_id.into(),
-        user_id: SHOPPER.into(),
-        lines,
-        total: Money::usd(1000),
-        shipping_address: Address {
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_795_891_276, 0).unwrap()
+}
+
+fn books() -> Catalog {
+    [on_sale(BOOK, 1000, 1)].into_iter().collect()
+}
+
+/// The shopper's basket with one book, stored at version 1.
+async fn stored_basket(shop: &Shop) -> Basket {
+    let basket = Basket::empty(SHOPPER, now())
+        .set_line(BOOK, 1, &books(), now())
+        .unwrap();
+    shop.store().save_basket(&basket, 0).await.unwrap();
+    basket
+}
+
+/// `basket` checked out into order `order_id`: the basket as that leaves it, the
+/// checkout and its event.
+fn checkout(basket: &Basket, order_id: &str) -> (Basket, Checkout, Envelope<CheckoutRequested>) {
+    let input = CheckoutInput {
+        shipping_address: AddressInput {
             name: "Ada".into(),
             line1: "1 Road".into(),
             line2: None,
@@ -60,7 +65,10 @@ fn checkout(order_id: &str) -> (Checkout, Envelope<CheckoutRequested>) {
         },
         payment_token: "tok".into(),
     };
-    (checkout, Envelope::new(requested, "corr-store"))
+    let (frozen, checkout, requested) = basket
+        .check_out(order_id.into(), &books(), input, now())
+        .unwrap();
+    (frozen, checkout, Envelope::new(requested, "corr-store"))
 }
 
 #[tokio::test]
@@ -94,22 +102,23 @@ async fn a_basket_write_from_a_stale_read_is_refused() {
 async fn a_second_checkout_with_the_same_key_is_refused_and_writes_nothing() {
     let shop = Shop::new().await;
     let key = IdempotencyKey::parse("key-store-01").unwrap();
-    let (first, first_event) = checkout("01JDKRB5Q2W7E9R4T6Y8V1K3M5");
+    let basket = stored_basket(&shop).await;
+    let (first_basket, first, first_event) = checkout(&basket, "01JDKRB5Q2W7E9R4T6Y8V1K3M5");
     shop.store()
-        .record_checkout(&first, &key, &first_event)
+        .record_checkout(&first, &key, &first_event, &first_basket, basket.version)
         .await
         .unwrap();
-    let (second, second_event) = checkout("01JDKRB5Q2W7E9R4T6Y8V1K3M6");
+    let (second_basket, second, second_event) = checkout(&basket, "01JDKRB5Q2W7E9R4T6Y8V1K3M6");
     assert!(matches!(
         shop.store()
-            .record_checkout(&second, &key, &second_event)
+            .record_checkout(&second, &key, &second_event, &second_basket, basket.version)
             .await,
         Err(StoreError::AlreadyCheckedOut)
     ));
     assert_eq!(
         shop.table.item_count().await,
-        3,
-        "one checkout, its order, its event"
+        4,
+        "the basket, one checkout, its order, its event"
     );
     assert_eq!(
         shop.store().checkout_by_key(SHOPPER, &key).await.unwrap(),
@@ -122,6 +131,45 @@ async fn a_second_checkout_with_the_same_key_is_refused_and_writes_nothing() {
             .unwrap(),
         Some(first)
     );
+}
+
+#[tokio::test]
+async fn a_checkout_from_a_stale_read_of_the_basket_is_refused_and_writes_nothing() {
+    let shop = Shop::new().await;
+    let store = shop.store();
+    let key = IdempotencyKey::parse("key-store-02").unwrap();
+    let order_id = "01JDKRB5Q2W7E9R4T6Y8V1K3M7";
+    let read = stored_basket(&shop).await;
+    let (frozen, stale, event) = checkout(&read, order_id);
+    // Another request of the user commits first.
+    let changed = read.set_line(BOOK, 4, &books(), now()).unwrap();
+    store.save_basket(&changed, read.version).await.unwrap();
+
+    let before = shop.table.item_count().await;
+    assert!(matches!(
+        store
+            .record_checkout(&stale, &key, &event, &frozen, read.version)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(shop.table.item_count().await, before, "nothing written");
+    assert_eq!(store.checkout_by_key(SHOPPER, &key).await.unwrap(), None);
+    assert_eq!(
+        store.basket(SHOPPER).await.unwrap().as_ref(),
+        Some(&changed)
+    );
+
+    // Made again from what is stored now, it goes through, and the basket says so.
+    let (frozen, checkout, event) = checkout(&changed, order_id);
+    assert_eq!(checkout.lines[0].quantity, 4);
+    store
+        .record_checkout(&checkout, &key, &event, &frozen, changed.version)
+        .await
+        .unwrap();
+    let stored = store.basket(SHOPPER).await.unwrap().unwrap();
+    assert_eq!(stored, frozen);
+    assert_eq!(stored.version, changed.version + 1);
+    assert_eq!(stored.lines[0].pending_order_id.as_deref(), Some(order_id));
 }
 
 #[tokio::test]
@@ -156,14 +204,14 @@ async fn a_basket_full_of_products_is_priced_from_one_read_of_the_projection() {
         .iter()
         .map(String::as_str)
         .chain([unknown.as_str(), products[0].as_str()]);
-    let catalog = shop.store().catalog(wanted).await.unwrap();
+    let catalog = shop.store().catalog(wanted, Read::Latest).await.unwrap();
     for product in &products {
         assert!(catalog.for_sale(product).is_some(), "{product}");
     }
     assert!(catalog.for_sale(&unknown).is_none());
     assert!(
         shop.store()
-            .catalog(std::iter::empty())
+            .catalog(std::iter::empty(), Read::Latest)
             .await
             .unwrap()
             .for_sale(BOOK)

@@ -1,16 +1,31 @@
 //! What the basket's handler tests share: one table in moto per test, the API and the
-//! consumer on it, and the sample events of `events/basket/` reshaped per case.
+//! consumer on it, and the sample events of `events/basket/` reshaped per case; and, for
+//! what moto cannot show by itself, interceptors on the API's DynamoDB client: a replica
+//! that lags behind the projection, and a change that lands just before a commit.
 
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeSerializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput;
+use aws_sdk_dynamodb::operation::get_item::GetItemInput;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_sdk_dynamodb::types::AttributeValue;
 use basket::api::{App, handle};
 use basket::consumer::Handler;
 use basket::store::BasketStore;
 use serde_json::{Value, json};
 use shop_platform::consumer::{Outcome, SqsConsumer};
 use shop_testing::api::{Answer, call, for_path_param, with_body, with_header, without_header};
-use shop_testing::{Table, sqs};
+use shop_testing::{Item, Table, sqs};
 
 /// The `sub` of every sample API event.
 pub const SHOPPER: &str = "b8e14d02-6a3f-4c97-8f25-91d3c6e7a0b4";
@@ -42,6 +57,20 @@ impl Shop {
 
     pub async fn call(&self, event: Value) -> Answer {
         call(|request| handle(&self.app, request), event).await
+    }
+
+    /// An API on this shop's table whose DynamoDB client passes every request through
+    /// `interceptor` first.
+    pub fn app_with(&self, interceptor: impl Intercept + 'static) -> App {
+        let config = aws_sdk_dynamodb::config::Builder::from(&self.table.config)
+            .interceptor(interceptor)
+            .build();
+        App {
+            store: BasketStore::new(
+                aws_sdk_dynamodb::Client::from_conf(config),
+                &self.table.name,
+            ),
+        }
     }
 
     /// `PUT /basket/items/{product}` for `user`; asserts it succeeded.
@@ -163,4 +192,195 @@ pub fn order_submitted(order_id: &str, user: &str) -> Value {
 /// A product id no test shares with another.
 pub fn new_product() -> String {
     ulid::Ulid::generate().to_string()
+}
+
+/// `PUT /basket/items/{product}` for `user`, unsent.
+pub fn set_request(user: &str, product: &str, quantity: u32) -> Value {
+    with_body(
+        as_user(for_product(fixture("api-set-item.json"), product), user),
+        &json!({ "quantity": quantity }).to_string(),
+    )
+}
+
+/// `DELETE /basket/items/{product}` for `user`, unsent.
+pub fn remove_request(user: &str, product: &str) -> Value {
+    as_user(for_product(fixture("api-remove-item.json"), product), user)
+}
+
+/// `POST /basket/checkout` for `user` with an idempotency key, unsent.
+pub fn checkout_request(user: &str, key: &str) -> Value {
+    with_header(
+        as_user(fixture("api-checkout.json"), user),
+        "idempotency-key",
+        key,
+    )
+}
+
+/// The CheckoutRequested waiting in the outbox for `order_id`: its `data`.
+pub async fn requested(shop: &Shop, order_id: &str) -> Value {
+    shop.outbox()
+        .await
+        .into_iter()
+        .map(|detail| detail["data"].clone())
+        .find(|data| data["orderId"] == order_id)
+        .unwrap_or_else(|| panic!("no CheckoutRequested for {order_id}"))
+}
+
+/// `(productId, quantity)` of each line of a basket answer or a CheckoutRequested.
+pub fn lines(lines: &Value) -> Vec<(String, u64)> {
+    lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            (
+                line["productId"].as_str().unwrap().to_owned(),
+                line["quantity"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A replica of the table that has not yet seen the newest projection of some products:
+/// an eventually consistent read of them finds nothing, as DynamoDB allows for a moment
+/// after the write. Strongly consistent reads see everything. (moto has one copy of each
+/// item and is always up to date; this stands in for the replication window.)
+#[derive(Debug, Clone, Default)]
+pub struct LaggingReplica {
+    behind_on: Arc<Mutex<HashSet<String>>>,
+}
+
+impl LaggingReplica {
+    /// From now on, eventually consistent reads miss `product`'s projection.
+    pub fn falls_behind_on(&self, product: &str) {
+        self.behind_on
+            .lock()
+            .unwrap()
+            .insert(format!("PRODUCT#{product}"));
+    }
+
+    /// Asks for an item that does not exist instead of one the replica has not seen.
+    fn miss_unseen(&self, keys: &mut [Item]) {
+        let behind_on = self.behind_on.lock().unwrap();
+        for key in keys {
+            if let Some(AttributeValue::S(pk)) = key.get_mut("pk")
+                && behind_on.contains(pk.as_str())
+            {
+                pk.push_str("#not-replicated-yet");
+            }
+        }
+    }
+}
+
+impl Intercept for LaggingReplica {
+    fn name(&self) -> &'static str {
+        "LaggingReplica"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let input = context.input_mut();
+        if let Some(batch) = input.downcast_mut::<BatchGetItemInput>() {
+            for wanted in batch
+                .request_items
+                .iter_mut()
+                .flat_map(|items| items.values_mut())
+            {
+                if wanted.consistent_read != Some(true) {
+                    self.miss_unseen(&mut wanted.keys);
+                }
+            }
+        } else if let Some(get) = input.downcast_mut::<GetItemInput>()
+            && get.consistent_read != Some(true)
+        {
+            self.miss_unseen(get.key.as_mut_slice());
+        }
+        Ok(())
+    }
+}
+
+/// Runs other requests once, just before the first request of some kind the API makes
+/// to DynamoDB: what another request of the same user would do if it landed in that
+/// moment (between a checkout's read and its commit, say). Needs a multi-threaded
+/// runtime: the requests run to completion while the intercepted one waits.
+pub struct JustBefore {
+    is_the_moment: fn(&BeforeSerializationInterceptorContextRef<'_>) -> bool,
+    requests: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl JustBefore {
+    /// Before the API's first commit of a transaction.
+    pub fn commit(shop: &Shop, requests: Vec<Value>) -> Self {
+        Self::new(shop, requests, |request| {
+            request
+                .input()
+                .downcast_ref::<TransactWriteItemsInput>()
+                .is_some()
+        })
+    }
+
+    /// Before the API's first read of a basket.
+    pub fn basket_read(shop: &Shop, requests: Vec<Value>) -> Self {
+        Self::new(shop, requests, |request| {
+            request
+                .input()
+                .downcast_ref::<GetItemInput>()
+                .and_then(|get| get.key.as_ref()?.get("pk")?.as_s().ok())
+                .is_some_and(|pk| pk.starts_with("BASKET#"))
+        })
+    }
+
+    /// `requests` go through `shop`'s own API, one after another, and each must succeed.
+    fn new(
+        shop: &Shop,
+        requests: Vec<Value>,
+        is_the_moment: fn(&BeforeSerializationInterceptorContextRef<'_>) -> bool,
+    ) -> Self {
+        let store = shop.store().clone();
+        let run = move || {
+            let app = App { store };
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    for request in requests {
+                        let (status, body, _) = call(|r| handle(&app, r), request).await;
+                        assert!((200..300).contains(&status), "the other request: {body}");
+                    }
+                })
+            })
+        };
+        Self {
+            is_the_moment,
+            requests: Mutex::new(Some(Box::new(run))),
+        }
+    }
+}
+
+impl fmt::Debug for JustBefore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JustBefore")
+    }
+}
+
+impl Intercept for JustBefore {
+    fn name(&self) -> &'static str {
+        "JustBefore"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if (self.is_the_moment)(context) {
+            let requests = self.requests.lock().unwrap().take();
+            if let Some(requests) = requests {
+                requests();
+            }
+        }
+        Ok(())
+    }
 }
