@@ -15,6 +15,42 @@ from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 
+def roll_back_transactions_in_place() -> None:
+    """Makes a cancelled TransactWriteItems leave its tables' streams intact.
+
+    moto rolls a cancelled transaction back by swapping each table for a deep copy taken
+    when the transaction began. A stream reader's shard iterator still points at the old
+    table's shard, which keeps the cancelled writes' records and never sees another one:
+    the relay would publish events of transactions that never happened, then nothing.
+    Here the live table objects are kept, their contents restored from moto's copies,
+    and their own stream shard cut back to where it was.
+    """
+    cancellable = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        live = dict(self.tables)
+        shard_lengths = {
+            name: len(table.stream_shard.items) for name, table in live.items() if table.stream_shard is not None
+        }
+        try:
+            return cancellable(self, transact_items)
+        except Exception:
+            for name, table in live.items():
+                restored = self.tables.get(name)
+                if restored is None or restored is table:
+                    continue
+                shard = table.stream_shard
+                table.__dict__.update(restored.__dict__)
+                if shard is not None:
+                    del shard.items[shard_lengths[name]:]
+                    shard.table = table
+                    table.stream_shard = shard
+                self.tables[name] = table
+            raise
+
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+
 def serialise_dynamodb() -> None:
     """Makes every DynamoDB (and Streams) operation atomic, as the real service is.
 
@@ -61,6 +97,7 @@ def exit_with_parent(parent: int) -> None:
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     parent = os.getppid()
+    roll_back_transactions_in_place()
     serialise_dynamodb()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
