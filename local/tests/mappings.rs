@@ -685,3 +685,69 @@ async fn the_stream_batching_window_gathers_records_up_to_the_batch_size() {
     pollers.iter().for_each(|p| p.abort());
     function.shutdown().await;
 }
+
+/// A cancelled transaction leaves no trace in the stream, and the records after it still
+/// flow to a reader that was already polling (moto rolled back by swapping the table,
+/// leaving readers on a stale shard; `local/moto-launch.py` rolls back in place).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_transaction_leaves_no_record_and_the_stream_flows_on() {
+    let config = config().await;
+    let table = table(&unique("cancelled"));
+    let topology = Topology {
+        tables: vec![table.clone()],
+        ..Topology::default()
+    };
+    shop_local::provision::provision(&config, &topology)
+        .await
+        .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let (function, log) = recording_function("cancelled-fn", Arc::new(Faults::none()));
+    let mut spec = stream_mapping(&table, "cancelled-fn", None);
+    spec.filters.clear();
+    let (_, pollers) = start_stream_mapping(&config, spec, function.clone())
+        .await
+        .unwrap();
+
+    put(&dynamodb, &table.name, "before").await;
+    eventually("the first record arrives", async || {
+        received(&log) == ["before"]
+    })
+    .await;
+    let phantom = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(&table.name)
+        .item("pk", AttributeValue::S("ITEM#phantom".into()))
+        .item("id", AttributeValue::S("phantom".into()))
+        .build()
+        .unwrap();
+    let impossible = aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .table_name(&table.name)
+        .key("pk", AttributeValue::S("ITEM#nothing".into()))
+        .condition_expression("attribute_exists(pk)")
+        .build()
+        .unwrap();
+    let cancelled = dynamodb
+        .transact_write_items()
+        .transact_items(
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .put(phantom)
+                .build(),
+        )
+        .transact_items(
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .condition_check(impossible)
+                .build(),
+        )
+        .send()
+        .await;
+    assert!(cancelled.is_err(), "the condition cannot hold");
+    put(&dynamodb, &table.name, "after").await;
+
+    eventually(
+        "the record after the cancelled transaction arrives",
+        async || received(&log).len() >= 2,
+    )
+    .await;
+    assert_eq!(received(&log), ["before", "after"], "no phantom record");
+    pollers.iter().for_each(|p| p.abort());
+    function.shutdown().await;
+}
