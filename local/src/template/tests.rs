@@ -223,7 +223,7 @@ fn the_project_templates_give_the_catalog_topology() {
             function: "catalog-CatalogRelayFunction".into(),
             table_name: "catalog-ProductsTable".into(),
             batch_size: 100,
-            batching_window_seconds: 1,
+            batching_window_seconds: 0,
             starting_position: "TRIM_HORIZON".into(),
             report_batch_item_failures: true,
             bisect_on_error: true,
