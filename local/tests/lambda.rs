@@ -1,9 +1,11 @@
 //! The local Lambda environment against a real `lambda_runtime` binary: the
 //! `test-function` example (built by `cargo test`).
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,35 +14,7 @@ use shop_local::faults::{FaultSettings, Faults};
 use shop_local::lambda::{
     DurationStats, FunctionConfig, Invocation, LambdaFunction, LogSink, Outcome,
 };
-
-/// `target/debug/examples/test-function`, next to this test's `target/debug/deps/`. Built
-/// here if a narrower `cargo test` did not build the examples.
-fn test_function() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("current exe");
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>");
-            let binary = profile_dir.join("examples").join("test-function");
-            if !binary.is_file() {
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let status = std::process::Command::new(cargo)
-                    .args(["build", "-p", "shop-local", "--example", "test-function"])
-                    .status()
-                    .expect("run cargo build --example test-function");
-                assert!(
-                    status.success(),
-                    "cargo build --example test-function failed"
-                );
-            }
-            assert!(binary.is_file(), "no {}", binary.display());
-            binary
-        })
-        .clone()
-}
+use support::test_function;
 
 fn config(name: &str) -> FunctionConfig {
     FunctionConfig {

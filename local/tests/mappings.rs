@@ -4,6 +4,8 @@
 //! from the lowest reported failure, bisected, handed to the on-failure destination when
 //! retries run out, filtered, and gathered over the batching window.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use shop_local::topology::{
     ACCOUNT_ID, KeySpec, QueueMappingSpec, QueueSpec, REGION, Redrive, StreamMappingSpec,
     TableSpec, Topology,
 };
+use support::test_function;
 
 fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
@@ -42,36 +45,6 @@ fn unique(prefix: &str) -> String {
         "{prefix}-{}",
         ulid::Ulid::generate().to_string().to_lowercase()
     )
-}
-
-/// `target/debug/examples/test-function`, next to this test's `target/debug/deps/`. Built
-/// (or brought up to date) once per run: a narrower `cargo test` (`--test mappings`) does
-/// not build the examples, and these tests need the current one.
-fn test_function() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let binary = exe
-                .parent()
-                .and_then(Path::parent)
-                .unwrap()
-                .join("examples/test-function");
-            // Cargo does not hold its lock while the tests run.
-            let status = std::process::Command::new(
-                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-            )
-            .args(["build", "-p", "shop-local", "--example", "test-function"])
-            .status()
-            .expect("run cargo build --example test-function");
-            assert!(
-                status.success(),
-                "cargo build --example test-function failed"
-            );
-            assert!(binary.is_file(), "no {}", binary.display());
-            binary
-        })
-        .clone()
 }
 
 /// A function whose every received record is appended to a file, one line each.

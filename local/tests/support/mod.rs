@@ -250,3 +250,32 @@ pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// `target/debug/examples/test-function` (a real `lambda_runtime` function whose payload
+/// picks its behaviour), next to this test's `target/debug/deps/`. Built, or brought up
+/// to date, once per test binary: a narrower `cargo test --test X` does not build the
+/// examples, and a stale binary would test yesterday's behaviour.
+pub fn test_function() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("current exe");
+            let binary = exe
+                .parent()
+                .and_then(std::path::Path::parent)
+                .expect("target/<profile>")
+                .join("examples/test-function");
+            // Cargo does not hold its lock while the tests run.
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "-p", "shop-local", "--example", "test-function"])
+                .status()
+                .expect("run cargo build --example test-function");
+            assert!(
+                status.success(),
+                "cargo build --example test-function failed"
+            );
+            assert!(binary.is_file(), "no {}", binary.display());
+            binary
+        })
+        .clone()
+}
