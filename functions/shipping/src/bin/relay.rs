@@ -1,1 +1,6 @@
-fn main() {}
+//! Shipping's outbox relay Lambda, on the shipments table's stream.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shop_platform::relay::run().await
+}
