@@ -1,17 +1,20 @@
-//! Ordering's reactions to the events of the checkout choreography (DESIGN §3, steps 2
-//! and 4). The harness (`shop_platform::consumer::SqsConsumer`) has already parsed the
+//! Ordering's reactions to the events of the order's life (DESIGN §3, steps 2, 4, 6 and
+//! 7). The harness (`shop_platform::consumer::SqsConsumer`) has already parsed the
 //! message and will commit what a handler stages here together with the processed-event
 //! marker, so a redelivered event is a no-op before it reaches this code.
 //!
 //! Every decision is taken from the order's current state, never from the order in which
 //! events arrive: an event whose transition the order's status no longer (or never) allows
 //! (late, republished with a new id, or after the customer cancelled) changes nothing and
-//! is acknowledged. An event about an order that does not exist yet is given back to the
-//! queue, which redelivers it after the order's CheckoutRequested has had its turn.
+//! is acknowledged. An event that came too early (about an order that does not exist yet,
+//! or ShipmentDelivered ahead of ShipmentDispatched) is given back to the queue, which
+//! redelivers it after the event it follows has had its turn.
 
 use chrono::{DateTime, Utc};
 use shop_events::basket::CheckoutRequested;
 use shop_events::inventory::{StockReservationFailed, StockReserved};
+use shop_events::payment::{PaymentFailed, PaymentSucceeded};
+use shop_events::shipping::{ShipmentDelivered, ShipmentDispatched};
 use shop_events::{DomainEvent, Envelope};
 use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent};
 use shop_platform::transaction::Transaction;
@@ -49,6 +52,34 @@ impl EventHandler for Handler {
                 let failed: StockReservationFailed = event.data()?;
                 self.transition(&failed.order_id, event, now, transaction, |order| {
                     order.reject_for_stock(now)
+                })
+                .await
+            }
+            PaymentSucceeded::DETAIL_TYPE => {
+                let paid: PaymentSucceeded = event.data()?;
+                self.transition(&paid.order_id, event, now, transaction, |order| {
+                    order.mark_paid(now)
+                })
+                .await
+            }
+            PaymentFailed::DETAIL_TYPE => {
+                let failed: PaymentFailed = event.data()?;
+                self.transition(&failed.order_id, event, now, transaction, |order| {
+                    order.fail_payment(failed.reason, now)
+                })
+                .await
+            }
+            ShipmentDispatched::DETAIL_TYPE => {
+                let dispatched: ShipmentDispatched = event.data()?;
+                self.transition(&dispatched.order_id, event, now, transaction, |order| {
+                    order.mark_shipped(now)
+                })
+                .await
+            }
+            ShipmentDelivered::DETAIL_TYPE => {
+                let delivered: ShipmentDelivered = event.data()?;
+                self.transition(&delivered.order_id, event, now, transaction, |order| {
+                    order.mark_delivered(now)
                 })
                 .await
             }
@@ -108,6 +139,12 @@ impl Handler {
                 self.store
                     .stage_change(transaction, &order, read_version, &outgoing)?;
                 tracing::info!(order_id, status = %order.status, event_id = %outgoing.metadata.event_id, "order moved on");
+            }
+            Err(refused) if refused.is_premature() => {
+                return Err(ConsumeError::Transient(format!(
+                    "{} came ahead of the event it follows ({refused}); it will be redelivered",
+                    event.detail_type
+                )));
             }
             Err(refused) => {
                 tracing::info!(order_id, reason = %refused, "event does not apply to the order as it is; ignored");

@@ -62,6 +62,20 @@ impl OrderStatus {
     }
 }
 
+impl OrderStatus {
+    /// How far along the happy path the status is; `None` for cancelled, which ends it.
+    fn progress(self) -> Option<u8> {
+        match self {
+            OrderStatus::Submitted => Some(0),
+            OrderStatus::StockConfirmed => Some(1),
+            OrderStatus::Paid => Some(2),
+            OrderStatus::Shipped => Some(3),
+            OrderStatus::Delivered => Some(4),
+            OrderStatus::Cancelled => None,
+        }
+    }
+}
+
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -181,6 +195,23 @@ impl Transition {
 pub struct NotAllowed {
     pub transition: Transition,
     pub status: OrderStatus,
+}
+
+impl NotAllowed {
+    /// The event came ahead of the one that makes it applicable (ShipmentDelivered
+    /// overtaking ShipmentDispatched on the bus): the order has not got there *yet* and
+    /// still can, so the event must wait, not be dropped. A refusal that is not premature
+    /// is final: the order is past that point or cancelled.
+    pub fn is_premature(&self) -> bool {
+        let Some(now) = self.status.progress() else {
+            return false;
+        };
+        self.transition
+            .allowed_from()
+            .iter()
+            .filter_map(|from| from.progress())
+            .all(|from| now < from)
+    }
 }
 
 /// What a customer's cancellation came to.
@@ -630,6 +661,33 @@ mod tests {
             }
         }
         assert_eq!(allowed, 9);
+    }
+
+    /// An event that overtook its predecessor waits; one that came too late, or after a
+    /// cancellation, is dropped. Written out, like the table above.
+    #[test]
+    fn only_refusals_of_events_ahead_of_the_order_are_premature() {
+        let premature = [
+            (Submitted, Transition::MarkPaid),
+            (Submitted, Transition::FailPayment),
+            (Submitted, Transition::MarkShipped),
+            (StockConfirmed, Transition::MarkShipped),
+            (Submitted, Transition::MarkDelivered),
+            (StockConfirmed, Transition::MarkDelivered),
+            (Paid, Transition::MarkDelivered),
+        ];
+        for from in OrderStatus::ALL {
+            for transition in Transition::ALL {
+                let mut order = order_in(from);
+                if let Err(refused) = apply(&mut order, transition, at(9_000)) {
+                    assert_eq!(
+                        refused.is_premature(),
+                        premature.contains(&(from, transition)),
+                        "{from} × {transition:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

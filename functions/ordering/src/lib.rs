@@ -4,8 +4,9 @@
 //!   method that raises the event announcing it.
 //! - [`store`]: the orders table, its keys, conditional writes and the outbox.
 //! - [`api`]: the HTTP routes of DESIGN §2 and §6, for the orders' owners.
-//! - [`consumer`]: the reactions to CheckoutRequested, StockReserved and
-//!   StockReservationFailed.
+//! - [`consumer`]: the reactions to CheckoutRequested, StockReserved,
+//!   StockReservationFailed, PaymentSucceeded, PaymentFailed, ShipmentDispatched and
+//!   ShipmentDelivered.
 //!
 //! Its events (OrderSubmitted, OrderStockConfirmed, OrderCancelled, ...) leave only through
 //! the outbox; the relay Lambda (`src/bin/relay.rs`) publishes them.

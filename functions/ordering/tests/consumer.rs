@@ -377,3 +377,258 @@ async fn bad_messages_fail_alone_and_write_nothing() {
     assert_eq!(ordering.table.item_count().await, 3);
     assert_eq!(ordering.raised().await, ["OrderSubmitted"]);
 }
+
+fn payment_succeeded() -> Value {
+    fixture("consumer-payment-succeeded.json")
+}
+
+fn payment_failed() -> Value {
+    fixture("consumer-payment-failed.json")
+}
+
+fn shipment_dispatched() -> Value {
+    fixture("consumer-shipment-dispatched.json")
+}
+
+fn shipment_delivered() -> Value {
+    fixture("consumer-shipment-delivered.json")
+}
+
+/// Checkout and stock confirmed: the order waits for payment.
+async fn confirmed_order() -> Ordering {
+    let ordering = Ordering::new().await;
+    ordering.deliver(checkout_requested()).await;
+    ordering.deliver(stock_reserved()).await;
+    ordering
+}
+
+#[tokio::test]
+async fn an_order_lives_to_delivered_and_announces_every_step() {
+    let ordering = confirmed_order().await;
+    for step in [
+        payment_succeeded(),
+        shipment_dispatched(),
+        shipment_delivered(),
+    ] {
+        assert_eq!(ordering.deliver_one(&step).await, Outcome::Applied);
+    }
+
+    let order = ordering.order(ORDER_ID).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Delivered);
+    assert_eq!(
+        statuses(&order),
+        [
+            OrderStatus::Submitted,
+            OrderStatus::StockConfirmed,
+            OrderStatus::Paid,
+            OrderStatus::Shipped,
+            OrderStatus::Delivered
+        ]
+    );
+    assert_eq!(order.version, 5);
+
+    let events = ordering.outbox().await;
+    let raised: Vec<&str> = events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        raised,
+        [
+            "OrderSubmitted",
+            "OrderStockConfirmed",
+            "OrderPaid",
+            "OrderShipped",
+            "OrderDelivered"
+        ]
+    );
+    let sent = sqs::envelope(&checkout_requested())["detail"]["data"].clone();
+    // Shipping prepares the parcel from OrderPaid alone: lines and address travel with it.
+    assert_eq!(
+        events[2]["detail"]["data"],
+        json!({"orderId": ORDER_ID, "userId": SHOPPER, "lines": sent["lines"],
+               "total": sent["total"], "shippingAddress": sent["shippingAddress"]})
+    );
+    assert_eq!(
+        events[3]["detail"]["data"],
+        json!({"orderId": ORDER_ID, "userId": SHOPPER})
+    );
+    assert_eq!(
+        events[4]["detail"]["data"],
+        json!({"orderId": ORDER_ID, "userId": SHOPPER})
+    );
+    for event in &events {
+        assert_eq!(
+            event["detail"]["metadata"]["correlationId"],
+            CHECKOUT_CORRELATION_ID
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_later_step_delivered_twice_or_recorded_twice_moves_the_order_once() {
+    let ordering = confirmed_order().await;
+    for step in [
+        payment_succeeded(),
+        shipment_dispatched(),
+        shipment_delivered(),
+    ] {
+        assert_eq!(ordering.deliver_one(&step).await, Outcome::Applied);
+        let once = ordering.order(ORDER_ID).await.unwrap();
+        assert_eq!(ordering.deliver_one(&step).await, Outcome::Duplicate);
+        assert_eq!(
+            ordering.deliver_one(&sqs::republished(&step)).await,
+            Outcome::Applied
+        );
+        assert_eq!(ordering.order(ORDER_ID).await.unwrap(), once);
+    }
+    assert_eq!(
+        ordering.raised().await,
+        [
+            "OrderSubmitted",
+            "OrderStockConfirmed",
+            "OrderPaid",
+            "OrderShipped",
+            "OrderDelivered"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_declined_payment_cancels_the_order_for_payment_failed() {
+    let ordering = confirmed_order().await;
+    assert_eq!(
+        ordering.deliver_one(&payment_failed()).await,
+        Outcome::Applied
+    );
+
+    let order = ordering.order(ORDER_ID).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(
+        order.cancellation_reason,
+        Some(CancellationReason::PaymentFailed)
+    );
+    let events = ordering.outbox().await;
+    assert_eq!(
+        events.last().unwrap()["detail"]["data"],
+        json!({"orderId": ORDER_ID, "userId": SHOPPER, "reason": "payment_failed"})
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_cancels_the_order_for_provider_unavailable() {
+    let ordering = confirmed_order().await;
+    let unavailable = sqs::with_envelope(payment_failed(), |e| {
+        e["detail"]["data"]["reason"] = json!("provider_unavailable")
+    });
+    assert!(ordering.deliver(unavailable).await.is_empty());
+
+    let order = ordering.order(ORDER_ID).await.unwrap();
+    assert_eq!(
+        order.cancellation_reason,
+        Some(CancellationReason::ProviderUnavailable)
+    );
+    assert_eq!(
+        ordering.raised().await,
+        ["OrderSubmitted", "OrderStockConfirmed", "OrderCancelled"]
+    );
+}
+
+#[tokio::test]
+async fn a_payment_that_lands_after_a_customer_cancel_changes_nothing() {
+    // Payment refunds the charge on OrderCancelled; the order stays cancelled.
+    let ordering = confirmed_order().await;
+    let (status, body, _) = ordering.call(fixture("api-cancel-order.json")).await;
+    assert_eq!(status, 202, "{body}");
+    let cancelled = ordering.order(ORDER_ID).await.unwrap();
+
+    assert!(ordering.deliver(payment_succeeded()).await.is_empty());
+    assert!(ordering.deliver(payment_failed()).await.is_empty());
+
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap(), cancelled);
+    assert_eq!(
+        ordering.raised().await,
+        ["OrderSubmitted", "OrderStockConfirmed", "OrderCancelled"]
+    );
+}
+
+#[tokio::test]
+async fn the_first_payment_answer_wins_and_a_contradicting_late_one_changes_nothing() {
+    let ordering = confirmed_order().await;
+    ordering.deliver(payment_succeeded()).await;
+    let paid = ordering.order(ORDER_ID).await.unwrap();
+    assert!(ordering.deliver(payment_failed()).await.is_empty());
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap(), paid);
+
+    let ordering = confirmed_order().await;
+    ordering.deliver(payment_failed()).await;
+    let cancelled = ordering.order(ORDER_ID).await.unwrap();
+    assert!(ordering.deliver(payment_succeeded()).await.is_empty());
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap(), cancelled);
+}
+
+#[tokio::test]
+async fn a_delivery_that_overtook_its_dispatch_waits_for_it_instead_of_being_lost() {
+    let ordering = confirmed_order().await;
+    ordering.deliver(payment_succeeded()).await;
+    let delivered = shipment_delivered();
+    let message_id = delivered["Records"][0]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Given back to the queue, nothing written, not even the processed marker.
+    assert_eq!(ordering.deliver(delivered.clone()).await, [message_id]);
+    assert_eq!(
+        ordering.order(ORDER_ID).await.unwrap().status,
+        OrderStatus::Paid
+    );
+
+    ordering.deliver(shipment_dispatched()).await;
+    // SQS redelivers after the visibility timeout.
+    assert!(ordering.deliver(delivered).await.is_empty());
+    assert_eq!(
+        ordering.order(ORDER_ID).await.unwrap().status,
+        OrderStatus::Delivered
+    );
+}
+
+#[tokio::test]
+async fn a_shipment_event_for_a_cancelled_order_is_acknowledged_and_changes_nothing() {
+    let ordering = confirmed_order().await;
+    ordering.deliver(payment_failed()).await;
+    let cancelled = ordering.order(ORDER_ID).await.unwrap();
+    assert!(ordering.deliver(shipment_dispatched()).await.is_empty());
+    assert!(ordering.deliver(shipment_delivered()).await.is_empty());
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap(), cancelled);
+}
+
+#[tokio::test]
+async fn a_customer_may_cancel_a_paid_order_but_not_a_shipped_one() {
+    let ordering = confirmed_order().await;
+    ordering.deliver(payment_succeeded()).await;
+    let (status, body, _) = ordering.call(fixture("api-cancel-order.json")).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "cancelled");
+    // The dispatch that lost the race changes nothing here.
+    assert!(ordering.deliver(shipment_dispatched()).await.is_empty());
+    assert_eq!(
+        ordering.raised().await,
+        [
+            "OrderSubmitted",
+            "OrderStockConfirmed",
+            "OrderPaid",
+            "OrderCancelled"
+        ]
+    );
+
+    let ordering = confirmed_order().await;
+    ordering.deliver(payment_succeeded()).await;
+    ordering.deliver(shipment_dispatched()).await;
+    let (status, body, _) = ordering.call(fixture("api-cancel-order.json")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        ordering.order(ORDER_ID).await.unwrap().status,
+        OrderStatus::Shipped
+    );
+}

@@ -321,6 +321,10 @@ fn each_capability_subscribes_its_own_queue_to_exactly_its_events() {
             "ordering",
             &[
                 "CheckoutRequested",
+                "PaymentFailed",
+                "PaymentSucceeded",
+                "ShipmentDelivered",
+                "ShipmentDispatched",
                 "StockReservationFailed",
                 "StockReserved",
             ],
