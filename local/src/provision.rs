@@ -1,6 +1,6 @@
 //! Creates in moto what the topology declares: tables (keys, indexes, stream, TTL),
 //! queues (visibility timeout, retention, redrive to their DLQ), buses and rules with
-//! their SQS targets. Nothing here is hard-coded: it all comes from the templates.
+//! their SQS targets, secrets (a generated one gets a fresh random value per run). Nothing here is hard-coded: it all comes from the templates.
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
@@ -34,6 +34,17 @@ pub async fn provision(config: &SdkConfig, topology: &Topology) -> Result<(), Pr
         create_table(&dynamodb, table)
             .await
             .map_err(failed(format!("table {}", table.logical_id)))?;
+    }
+    let secrets = aws_sdk_secretsmanager::Client::new(config);
+    for secret in &topology.secrets {
+        secrets
+            .create_secret()
+            .name(&secret.name)
+            .secret_string(secret.value.materialise())
+            .send()
+            .await
+            .map_err(sdk)
+            .map_err(failed(format!("secret {}", secret.logical_id)))?;
     }
     let sqs = aws_sdk_sqs::Client::new(config);
     // Dead-letter queues first: a redrive policy must name an existing queue.

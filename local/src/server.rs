@@ -22,7 +22,7 @@ use crate::gateway::{
 };
 use crate::lambda::Outcome;
 use crate::stack::Stack;
-use crate::topology::RouteAuth;
+use crate::topology::{FUNCTION_URL_PREFIX, RouteAuth, RouteSpec};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -66,6 +66,10 @@ pub async fn serve(listener: TcpListener, stack: Arc<Stack>) {
 
 async fn handle(stack: &Stack, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = request.uri().path().to_owned();
+    if let Some(target) = path.strip_prefix(FUNCTION_URL_PREFIX) {
+        let target = target.to_owned();
+        return function_url(stack, request, peer, &target).await;
+    }
     if let Some(local) = path.strip_prefix("/_local/") {
         return control(stack, request, local).await;
     }
@@ -135,6 +139,77 @@ async fn api_response(
         claims,
     };
     invoke_route(stack, &matched, &facts).await
+}
+
+/// A request to a function URL: `target` is `<function name>/<the function's path>`.
+/// The function sees its own path, route key `$default` and no authorizer, as behind a
+/// real function URL (whose payload is format 2.0 too).
+async fn function_url(
+    stack: &Stack,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    target: &str,
+) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = ulid::Ulid::generate().to_string().to_lowercase();
+    let (function, path) = match target.split_once('/') {
+        Some((function, rest)) => (function, format!("/{rest}")),
+        None => (target, "/".to_owned()),
+    };
+    if !stack
+        .topology
+        .function_urls
+        .iter()
+        .any(|url| url.function == function)
+    {
+        return full(gateway_answer(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            &request_id,
+        ));
+    }
+    let route = RouteSpec {
+        route_key: "$default".to_owned(),
+        method: "ANY".to_owned(),
+        path: "/".to_owned(),
+        function: function.to_owned(),
+        auth: RouteAuth::None,
+    };
+    let matched = Matched {
+        route: &route,
+        path_parameters: Default::default(),
+    };
+    let (parts, body) = request.into_parts();
+    let response = match read_body(body).await {
+        Err(()) => gateway_answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request Entity Too Large",
+            &request_id,
+        ),
+        Ok(body) => {
+            let facts = RequestFacts {
+                method: parts.method.as_str(),
+                path: &path,
+                raw_query: parts.uri.query().unwrap_or(""),
+                headers: &parts.headers,
+                body: &body,
+                source_ip: peer.ip().to_string(),
+                request_id: &request_id,
+                claims: None,
+            };
+            invoke_route(stack, &matched, &facts).await
+        }
+    };
+    stack.log(
+        "function-url",
+        &format!(
+            "{} {function}{path} {} {}ms",
+            parts.method,
+            response.status().as_u16(),
+            started.elapsed().as_millis()
+        ),
+    );
+    full(response)
 }
 
 /// The request body, or `Err` when it is over API Gateway's limit. An oversized body is

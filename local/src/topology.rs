@@ -9,6 +9,8 @@ use serde::Serialize;
 /// The fixed identity of the local "account".
 pub const ACCOUNT_ID: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
+/// The path under the local API where function URLs are served (see [`FunctionUrlSpec`]).
+pub const FUNCTION_URL_PREFIX: &str = "/_local/function-urls/";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Topology {
@@ -20,6 +22,8 @@ pub struct Topology {
     pub routes: Vec<RouteSpec>,
     pub stream_mappings: Vec<StreamMappingSpec>,
     pub queue_mappings: Vec<QueueMappingSpec>,
+    pub secrets: Vec<SecretSpec>,
+    pub function_urls: Vec<FunctionUrlSpec>,
     /// Resources present in the templates that run without local emulation (IAM, log
     /// groups, alarms, Cognito, ...), as `path/LogicalId (Type)`, for the summary.
     pub not_emulated: Vec<String>,
@@ -164,4 +168,37 @@ pub struct QueueMappingSpec {
     /// `ScalingConfig.MaximumConcurrency`, when set.
     pub maximum_concurrency: Option<u32>,
     pub filters: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretSpec {
+    pub logical_id: String,
+    /// What `Ref` gives locally. CloudFormation gives the ARN, which ends in a suffix moto
+    /// chooses; GetSecretValue takes either, so code reading `SecretId` works with both.
+    pub name: String,
+    pub value: SecretValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum SecretValue {
+    /// `SecretString`, as written.
+    Literal(String),
+    /// `GenerateSecretString`: a random password of `length` letters and digits, stored
+    /// under `key` in the JSON object `template` when a key is given.
+    Generated {
+        template: Option<String>,
+        key: Option<String>,
+        length: u32,
+    },
+}
+
+/// A function's URL (SAM `FunctionUrlConfig`, AuthType NONE), served by the local API at
+/// `url`: `{api}/_local/function-urls/{function}/`, so it is known before anything listens.
+/// Requests reach the function as payload format 2.0 with route key `$default`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunctionUrlSpec {
+    pub logical_id: String,
+    /// The physical name of the function.
+    pub function: String,
+    pub url: String,
 }

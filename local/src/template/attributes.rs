@@ -5,9 +5,10 @@ use serde_json::Value as Json;
 
 use super::document::Resource;
 use super::names::{
-    APPLICATION, AUTHORIZER, BUS, EMULATED, FUNCTION, HTTP_API, HTTP_API_ID, INTEGRATION, QUEUE,
-    RULE, TABLE, USER_POOL, USER_POOL_CLIENT, USER_POOL_CLIENT_ID, bus_arn, bus_name_of,
-    function_arn, generic_arn, queue_arn, rule_arn, stream_arn, table_arn, user_pool_id,
+    APPLICATION, AUTHORIZER, BUS, EMULATED, FUNCTION, FUNCTION_URL, HTTP_API, HTTP_API_ID,
+    INTEGRATION, QUEUE, RULE, SECRET, TABLE, USER_POOL, USER_POOL_CLIENT, USER_POOL_CLIENT_ID,
+    bus_arn, bus_name_of, function_arn, function_url, generic_arn, queue_arn, rule_arn, stream_arn,
+    table_arn, user_pool_id,
 };
 use super::props::{Props, Scope};
 use super::{Loader, Result};
@@ -98,6 +99,18 @@ impl Loader<'_> {
                     _ => None,
                 }
             }
+            SECRET => match attribute {
+                None | Some("Id") => string(self.physical_name(stack, resource)?),
+                _ => None,
+            },
+            FUNCTION_URL => {
+                let function = self.url_target(stack, resource)?;
+                match attribute {
+                    Some("FunctionUrl") => string(function_url(&self.options.api_url, &function)),
+                    Some("FunctionArn") => string(function_arn(&function)),
+                    _ => None,
+                }
+            }
             USER_POOL => {
                 let id = user_pool_id();
                 let provider = format!("cognito-idp.{REGION}.amazonaws.com/{id}");
@@ -144,6 +157,16 @@ impl Loader<'_> {
         })
     }
 
+    /// The physical name of the function a function URL serves.
+    pub(super) fn url_target(&self, stack: usize, url: &Resource) -> Result<String> {
+        let scope = self.scope(stack, url.id.clone());
+        let arn = self
+            .properties(&scope, url, &["TargetFunctionArn"])?
+            .required_string("TargetFunctionArn")?;
+        // A name or an ARN, as CloudFormation accepts; the name is the ARN's last part.
+        Ok(arn.rsplit(':').next().unwrap_or(&arn).to_string())
+    }
+
     /// An output of the nested application `app`; `None` when it declares no such output.
     fn nested_output(&self, stack: usize, app: &Resource, name: &str) -> Result<Option<Json>> {
         let child = self.stacks[stack].child(&app.id)?;
@@ -181,6 +204,7 @@ impl Loader<'_> {
                 QUEUE => Some("QueueName"),
                 BUS | RULE => Some("Name"),
                 FUNCTION => Some("FunctionName"),
+                SECRET => Some("Name"),
                 _ => None,
             };
             let explicit = match property {

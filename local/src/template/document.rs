@@ -9,7 +9,8 @@ use serde_json::{Map, Value as Json};
 use serde_norway::Value as Yaml;
 
 use super::names::{
-    APPLICATION, FUNCTION, IAM_ROLE, ROOT_NAME_PREFIX, ROOT_STACK_NAME, application_name,
+    APPLICATION, FUNCTION, FUNCTION_URL, IAM_ROLE, ROOT_NAME_PREFIX, ROOT_STACK_NAME,
+    application_name,
 };
 use super::{ReadFile, Result, TemplateError, invalid, unsupported};
 
@@ -241,6 +242,7 @@ fn parse_resources(
         parsed.push(parse_resource(file, id, body, function_globals)?);
     }
     add_implicit_roles(&mut parsed);
+    add_implicit_function_urls(&mut parsed);
     Ok(parsed)
 }
 
@@ -332,6 +334,39 @@ fn add_implicit_roles(resources: &mut Vec<Resource>) {
                 metadata: Json::Null,
             };
             resources.insert(index + 1, role);
+            index += 1;
+        }
+        index += 1;
+    }
+}
+
+/// SAM turns a function's `FunctionUrlConfig` into `<Function>Url` (AWS::Lambda::Url);
+/// declaring it here makes `!GetAtt MyFunctionUrl.FunctionUrl` resolve, as deployed.
+fn add_implicit_function_urls(resources: &mut Vec<Resource>) {
+    let mut index = 0;
+    while index < resources.len() {
+        let resource = &resources[index];
+        if resource.kind == FUNCTION
+            && let Some(config) = resource.properties.get("FunctionUrlConfig")
+        {
+            let mut properties = Map::new();
+            properties.insert(
+                "TargetFunctionArn".to_string(),
+                serde_json::json!({"Fn::GetAtt": [resource.id, "Arn"]}),
+            );
+            if let Json::Object(config) = config {
+                for (key, value) in config {
+                    properties.insert(key.clone(), value.clone());
+                }
+            }
+            let url = Resource {
+                id: format!("{}Url", resource.id),
+                kind: FUNCTION_URL.to_string(),
+                condition: resource.condition.clone(),
+                properties,
+                metadata: Json::Null,
+            };
+            resources.insert(index + 1, url);
             index += 1;
         }
         index += 1;

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
+use super::names::function_url;
 use super::props::{Scope, scalar_string};
 use super::{Loader, Placed, Result};
-use crate::topology::FunctionSpec;
+use crate::topology::{FunctionSpec, FunctionUrlSpec};
 
 impl Loader<'_> {
     pub(super) fn function(&self, scope: &Scope, placed: &Placed) -> Result<FunctionSpec> {
@@ -38,6 +39,33 @@ impl Loader<'_> {
             timeout_seconds: props.u32("Timeout")?.unwrap_or(3),
             memory_mb: props.u32("MemorySize")?.unwrap_or(128),
             reserved_concurrency: props.u32("ReservedConcurrentExecutions")?,
+        })
+    }
+}
+
+impl Loader<'_> {
+    /// A function URL (SAM's `FunctionUrlConfig`). Only public URLs are served: an IAM-signed
+    /// one would need SigV4 checks the local gateway does not make.
+    pub(super) fn function_url(&self, scope: &Scope, placed: &Placed) -> Result<FunctionUrlSpec> {
+        let props = self.properties(scope, placed.resource, &["AuthType"])?;
+        match props.string("AuthType")?.as_deref() {
+            Some("NONE") => {}
+            Some("AWS_IAM") => {
+                return Err(scope.unsupported(
+                    "function URLs with AuthType AWS_IAM (requests would need SigV4 checks); use NONE and authenticate in the function",
+                ));
+            }
+            other => {
+                return Err(
+                    scope.invalid(format!("AuthType must be NONE or AWS_IAM, got {other:?}"))
+                );
+            }
+        }
+        let function = self.url_target(placed.stack, placed.resource)?;
+        Ok(FunctionUrlSpec {
+            logical_id: placed.id.clone(),
+            url: function_url(&self.options.api_url, &function),
+            function,
         })
     }
 }
@@ -86,5 +114,50 @@ mod tests {
         assert_eq!(topology.functions[0].timeout_seconds, 3);
         assert_eq!(topology.functions[0].memory_mb, 128);
         assert_eq!(topology.not_emulated, ["FnRole (AWS::IAM::Role)"]);
+    }
+
+    #[test]
+    fn a_function_url_is_served_by_the_local_api_and_resolves_as_deployed() {
+        let topology = topology_of(
+            r#"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: fn}}
+    Properties:
+      CodeUri: .
+      FunctionUrlConfig: {AuthType: NONE}
+  Caller:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: caller}}
+    Properties:
+      CodeUri: .
+      Environment: {Variables: {TARGET: !GetAtt FnUrl.FunctionUrl}}
+"#,
+        );
+        assert_eq!(topology.function_urls.len(), 1);
+        let url = &topology.function_urls[0];
+        assert_eq!(url.function, "shop-Fn");
+        assert_eq!(url.logical_id, "FnUrl");
+        assert_eq!(
+            url.url,
+            "http://127.0.0.1:3000/_local/function-urls/shop-Fn/"
+        );
+        assert_eq!(topology.functions[1].environment["TARGET"], url.url);
+
+        let signed = topology_error(
+            "Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: fn}}
+    Properties: {CodeUri: ., FunctionUrlConfig: {AuthType: AWS_IAM}}
+",
+        );
+        assert!(
+            signed.contains(
+                "FnUrl: not supported by the local runner: function URLs with AuthType AWS_IAM"
+            ),
+            "{signed}"
+        );
     }
 }

@@ -33,6 +33,7 @@ mod messaging;
 mod names;
 mod parameters;
 mod props;
+mod secrets;
 mod tables;
 #[cfg(test)]
 mod test_support;
@@ -49,8 +50,8 @@ use serde_json::Value as Json;
 use self::document::{Resource, Stack, read_tree};
 use self::messaging::check_dead_letter_queue;
 use self::names::{
-    APPLICATION, AUTHORIZER, BUS, EVENT_SOURCE_MAPPING, FUNCTION, HTTP_API, INTEGRATION, QUEUE,
-    ROUTE, RULE, TABLE,
+    APPLICATION, AUTHORIZER, BUS, EVENT_SOURCE_MAPPING, FUNCTION, FUNCTION_URL, HTTP_API,
+    INTEGRATION, QUEUE, ROUTE, RULE, SECRET, TABLE,
 };
 use self::props::Scope;
 use crate::topology::Topology;
@@ -319,6 +320,16 @@ impl Loader<'_> {
                 self.function(&scope, placed)?,
                 |function| (&function.name, &function.logical_id),
             )?,
+            SECRET => push_unique(
+                &scope,
+                "secret",
+                &mut topology.secrets,
+                self.secret(&scope, placed)?,
+                |secret| (&secret.name, &secret.logical_id),
+            )?,
+            FUNCTION_URL => topology
+                .function_urls
+                .push(self.function_url(&scope, placed)?),
             HTTP_API => {
                 // Every API would be served at the one local base URL under the one id.
                 if let Some(other) = links.api.replace(placed.id.clone()) {

@@ -2,7 +2,7 @@
 //! They are fixed rather than generated so that what the templates resolve to is what the
 //! provisioner, the runner and the token issuer expect, without them talking to each other.
 
-use crate::topology::{ACCOUNT_ID, REGION};
+use crate::topology::{ACCOUNT_ID, FUNCTION_URL_PREFIX, REGION};
 
 pub(super) const TABLE: &str = "AWS::DynamoDB::Table";
 pub(super) const QUEUE: &str = "AWS::SQS::Queue";
@@ -17,6 +17,9 @@ pub(super) const ROUTE: &str = "AWS::ApiGatewayV2::Route";
 pub(super) const EVENT_SOURCE_MAPPING: &str = "AWS::Lambda::EventSourceMapping";
 pub(super) const USER_POOL: &str = "AWS::Cognito::UserPool";
 pub(super) const USER_POOL_CLIENT: &str = "AWS::Cognito::UserPoolClient";
+pub(super) const SECRET: &str = "AWS::SecretsManager::Secret";
+/// What SAM creates for a function's `FunctionUrlConfig`, as `<Function>Url`.
+pub(super) const FUNCTION_URL: &str = "AWS::Lambda::Url";
 /// What SAM creates for a function that names no `Role`.
 pub(super) const IAM_ROLE: &str = "AWS::IAM::Role";
 
@@ -34,6 +37,8 @@ pub(super) const EMULATED: &[&str] = &[
     INTEGRATION,
     ROUTE,
     EVENT_SOURCE_MAPPING,
+    SECRET,
+    FUNCTION_URL,
 ];
 
 pub(super) const ROOT_STACK_NAME: &str = "shop-local";
@@ -44,6 +49,16 @@ pub(super) const HTTP_API_ID: &str = "shoplocalapi";
 /// The one user pool's fixed id: the local token issuer signs tokens with this issuer.
 pub(super) fn user_pool_id() -> String {
     format!("{REGION}_shoplocal")
+}
+
+/// Where the local gateway serves a function's URL: a path of the API's own listener, so
+/// that the URL is known before anything listens. The function sees the rest of the path,
+/// as behind a real function URL.
+pub(super) fn function_url(api_url: &str, function_name: &str) -> String {
+    format!(
+        "{}{FUNCTION_URL_PREFIX}{function_name}/",
+        api_url.trim_end_matches('/')
+    )
 }
 
 pub(super) fn table_arn(name: &str) -> String {

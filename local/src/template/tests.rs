@@ -49,6 +49,18 @@ fn declared_by(topology: &Topology, owner: &str) -> Topology {
             .filter(|b| mine(&b.logical_id))
             .cloned()
             .collect(),
+        secrets: topology
+            .secrets
+            .iter()
+            .filter(|s| mine(&s.logical_id))
+            .cloned()
+            .collect(),
+        function_urls: topology
+            .function_urls
+            .iter()
+            .filter(|u| mine(&u.logical_id))
+            .cloned()
+            .collect(),
         rules: topology
             .rules
             .iter()
