@@ -97,6 +97,10 @@ impl Stack {
             "mappings": self.mapping_stats.iter().map(|s| serde_json::to_value(&**s).unwrap_or(Value::Null)).collect::<Vec<_>>(),
             "faults": {"settings": self.faults.settings(), "injected": self.faults.counts()},
             "processes": {"moto": self.moto_pid},
+            "motoEndpoint": self.moto_endpoint,
+            "queues": self.topology.queues.iter().map(|q| json!({"logicalId": q.logical_id, "url": q.url, "deadLetter": self.topology.queues.iter().any(|other| other.redrive.as_ref().is_some_and(|r| r.dead_letter_arn == q.arn))})).collect::<Vec<_>>(),
+            "secrets": self.topology.secrets.iter().map(|s| json!({"logicalId": s.logical_id, "name": s.name})).collect::<Vec<_>>(),
+            "functionUrls": self.topology.function_urls.iter().map(|u| json!({"logicalId": u.logical_id, "function": u.function, "url": u.url})).collect::<Vec<_>>(),
         })
     }
 

@@ -1,179 +1,193 @@
-//! Steps 1-4 of the order's life (DESIGN §3) through shop-local: catalog, inventory,
-//! basket and ordering, each its own functions, table and queue, talking only through the
-//! bus. Everything goes through the HTTP API, as a client would.
+//! The order's life (DESIGN §3) through shop-local: all six capabilities, each its own
+//! functions, table and queue, talking only through the bus, and the sandbox payment
+//! provider behind its function URL. Everything goes through the HTTP API, as a client
+//! would; every scenario ends with the invariant checker.
 
 mod support;
 
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use support::{Runner, eventually};
-
-const ADDRESS: &str = r#"{"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postalCode": "SW1Y 4JH", "country": "GB"}"#;
-
-fn checkout_body() -> Value {
-    json!({"shippingAddress": serde_json::from_str::<Value>(ADDRESS).unwrap(), "paymentToken": "tok_visa"})
-}
-
-struct Shop {
-    stack: Runner,
-    admin: String,
-}
-
-impl Shop {
-    fn start() -> Self {
-        let stack = Runner::start(&[]);
-        let admin = stack.token("saga-admin", true);
-        Self { stack, admin }
-    }
-
-    /// A product with `stock` units, known to basket (its ProductCreated has arrived).
-    async fn product_with_stock(&self, name: &str, stock: u32, shopper: &str) -> String {
-        let body =
-            json!({"name": name, "category": "saga", "price": {"amount": 2500, "currency": "USD"}});
-        let (status, product) = self
-            .stack
-            .call("POST", "/products", Some(&self.admin), Some(body))
-            .await;
-        assert_eq!(status, 201, "{product}");
-        let id = product["id"].as_str().unwrap().to_owned();
-        let (status, stock) = self
-            .stack
-            .call(
-                "PUT",
-                &format!("/inventory/{id}"),
-                Some(&self.admin),
-                Some(json!({"available": stock})),
-            )
-            .await;
-        assert_eq!(status, 200, "{stock}");
-        // The basket learns products from catalog's events: retry as a client would.
-        let path = format!("/basket/items/{id}");
-        eventually("basket knows the product", async || {
-            let (status, _) = self
-                .stack
-                .call("PUT", &path, Some(shopper), Some(json!({"quantity": 1})))
-                .await;
-            let (_, _) = self.stack.call("DELETE", &path, Some(shopper), None).await;
-            (status == 200).then_some(())
-        })
-        .await;
-        id
-    }
-
-    async fn add(&self, shopper: &str, product: &str, quantity: u32) {
-        let (status, basket) = self
-            .stack
-            .call(
-                "PUT",
-                &format!("/basket/items/{product}"),
-                Some(shopper),
-                Some(json!({"quantity": quantity})),
-            )
-            .await;
-        assert_eq!(status, 200, "{basket}");
-    }
-
-    async fn checkout(&self, shopper: &str, key: &str) -> String {
-        let (status, answer) = self
-            .stack
-            .call_with_headers(
-                "POST",
-                "/basket/checkout",
-                Some(shopper),
-                Some(checkout_body()),
-                &[("idempotency-key", key)],
-            )
-            .await;
-        assert_eq!(status, 202, "{answer}");
-        answer["orderId"].as_str().unwrap().to_owned()
-    }
-
-    /// The order once it has left `submitted` (or reached `want`).
-    async fn settled(&self, shopper: &str, order: &str) -> Value {
-        let path = format!("/orders/{order}");
-        eventually("the order settles", async || {
-            let (status, order) = self.stack.call("GET", &path, Some(shopper), None).await;
-            (status == 200 && order["status"] != "submitted").then_some(order)
-        })
-        .await
-    }
-
-    async fn stock(&self, product: &str) -> Value {
-        let (status, stock) = self
-            .stack
-            .call(
-                "GET",
-                &format!("/inventory/{product}"),
-                Some(&self.admin),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{stock}");
-        stock
-    }
-}
+use support::eventually;
+use support::invariants::{Provider, Scenario, assert_invariants};
+use support::shop::{Shop, checkout_body, history};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_checkout_reaches_stock_confirmed_and_an_oversized_one_is_cancelled_with_stock_untouched()
-{
-    let shop = Shop::start();
+async fn an_order_lives_to_delivered_and_every_way_out_of_it_compensates() {
+    let shop = Shop::start(&[]);
+    let mut scenario = Scenario::default();
     let ada = shop.stack.token("ada", false);
-    let product = shop.product_with_stock("Saga Lamp", 3, &ada).await;
+    let lamp = shop.product_with_stock("Saga Lamp", 2500, 10).await;
+    scenario.stock_set.insert(lamp.clone(), 10);
 
-    shop.add(&ada, &product, 2).await;
-    let order_id = shop.checkout(&ada, "checkout-ada-0001").await;
-    let order = shop.settled(&ada, &order_id).await;
-    assert_eq!(order["status"], "stock_confirmed", "{order}");
-    let history: Vec<&str> = order["statusHistory"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(history, ["submitted", "stock_confirmed"]);
+    // The happy path, to delivered.
+    shop.add(&ada, &lamp, 2).await;
+    let happy = shop.checkout(&ada, "life-ada-0001").await;
+    scenario.orders.push((happy.clone(), ada.clone()));
+    let order = shop.settled(&ada, &happy).await;
+    assert_eq!(order["status"], "paid", "{order}");
     assert_eq!(order["total"], json!({"amount": 5000, "currency": "USD"}));
-    assert!(
-        order.get("paymentToken").is_none(),
-        "the token never leaves ordering"
-    );
+    let (status, payment) = shop.payment(&happy).await;
+    assert_eq!(status, 200, "{payment}");
+    assert_eq!(payment["status"], "succeeded");
+    assert_eq!(payment["amount"], order["total"]);
+    let shipment = shop.pending_shipment(&happy).await;
+    assert_eq!(shipment["shippingAddress"], order["shippingAddress"]);
+    let (status, problem) = shop.shipment_step(&happy, "deliver").await;
+    assert_eq!(status, 409, "deliver before dispatch: {problem}");
+    let (status, shipment) = shop.shipment_step(&happy, "dispatch").await;
+    assert_eq!((status, shipment["status"].clone()), (200, json!("dispatched")));
+    shop.order_when(&ada, &happy, "the order ships", |o| o["status"] == "shipped")
+        .await;
+    let (status, problem) = shop.cancel(&ada, &happy).await;
+    assert_eq!(status, 409, "cancel after dispatch: {problem}");
+    let (status, _) = shop.shipment_step(&happy, "dispatch").await;
+    assert_eq!(status, 409, "dispatched twice");
+    let (status, _) = shop.shipment_step(&happy, "deliver").await;
+    assert_eq!(status, 200);
+    let order = shop
+        .order_when(&ada, &happy, "the order is delivered", |o| {
+            o["status"] == "delivered"
+        })
+        .await;
     assert_eq!(
-        shop.stock(&product).await,
-        json!({"productId": product, "available": 1, "reserved": 2, "shipped": 0})
+        history(&order),
+        ["submitted", "stock_confirmed", "paid", "shipped", "delivered"]
     );
-    // The checked-out line left the basket once the order was submitted.
-    eventually("the basket is emptied", async || {
-        let (_, basket) = shop.stack.call("GET", "/basket", Some(&ada), None).await;
-        (basket["items"] == json!([])).then_some(())
+    eventually("inventory ships the reservation", async || {
+        let stock = shop.stock(&lamp).await;
+        (stock == json!({"productId": lamp, "available": 8, "reserved": 0, "shipped": 2}))
+            .then_some(())
     })
     .await;
 
-    shop.add(&ada, &product, 5).await;
-    let too_many = shop.checkout(&ada, "checkout-ada-0002").await;
+    // A declined card: cancelled, stock released, nothing charged.
+    shop.add(&ada, &lamp, 3).await;
+    let declined = shop
+        .checkout_with(&ada, "life-ada-0002", "tok_decline_insufficient_funds")
+        .await;
+    scenario.orders.push((declined.clone(), ada.clone()));
+    let order = shop.settled(&ada, &declined).await;
+    assert_eq!(
+        (order["status"].clone(), order["cancellationReason"].clone()),
+        (json!("cancelled"), json!("payment_failed")),
+        "{order}"
+    );
+    assert_eq!(
+        history(&order),
+        ["submitted", "stock_confirmed", "cancelled"]
+    );
+    let (_, payment) = shop.payment(&declined).await;
+    assert_eq!(
+        (payment["status"].clone(), payment["reason"].clone()),
+        (json!("failed"), json!("declined")),
+        "{payment}"
+    );
+
+    // Cancelled after payment: refunded, released, the shipment dropped.
+    shop.add(&ada, &lamp, 1).await;
+    let regret = shop.checkout(&ada, "life-ada-0003").await;
+    scenario.orders.push((regret.clone(), ada.clone()));
+    assert_eq!(shop.settled(&ada, &regret).await["status"], "paid");
+    shop.pending_shipment(&regret).await;
+    let (status, order) = shop.cancel(&ada, &regret).await;
+    assert_eq!((status, order["status"].clone()), (202, json!("cancelled")));
+    let (status, _) = shop.cancel(&ada, &regret).await;
+    assert_eq!(status, 200, "already cancelled");
+    eventually("payment refunds the charge", async || {
+        let (_, payment) = shop.payment(&regret).await;
+        (payment["status"] == "refunded").then_some(())
+    })
+    .await;
+    eventually("shipping drops the shipment", async || {
+        let (_, shipment) = shop.shipment(&regret).await;
+        (shipment["status"] == "cancelled").then_some(())
+    })
+    .await;
+
+    // Cancelled the moment the order exists: the cancellation races the charge.
+    shop.add(&ada, &lamp, 1).await;
+    let racing = shop.checkout(&ada, "life-ada-0004").await;
+    scenario.orders.push((racing.clone(), ada.clone()));
+    let (status, order) = eventually("the order exists", async || {
+        let (status, order) = shop.cancel(&ada, &racing).await;
+        (status != 404).then_some((status, order))
+    })
+    .await;
+    assert!([200, 202].contains(&status), "{status}: {order}");
+
+    // More than there is: cancelled for stock, nothing taken.
+    shop.add(&ada, &lamp, 50).await;
+    let too_many = shop.checkout(&ada, "life-ada-0005").await;
+    scenario.orders.push((too_many.clone(), ada.clone()));
     let order = shop.settled(&ada, &too_many).await;
     assert_eq!(
         (order["status"].clone(), order["cancellationReason"].clone()),
         (json!("cancelled"), json!("out_of_stock"))
     );
-    assert_eq!(
-        shop.stock(&product).await["available"],
-        1,
-        "a failed reservation takes nothing"
-    );
+    let (status, _) = shop.payment(&too_many).await;
+    assert_eq!(status, 404, "never charged");
 
+    assert_invariants(&shop, &scenario).await;
+    assert_eq!(
+        shop.stock(&lamp).await,
+        json!({"productId": lamp, "available": 8, "reserved": 0, "shipped": 2}),
+        "only the delivered order holds stock"
+    );
     let started = shop.stack.started_pids().await;
     shop.stack.stop_with("INT", &started);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn twenty_concurrent_checkouts_for_five_units_confirm_exactly_five() {
-    let shop = Shop::start();
+async fn when_the_provider_is_down_orders_end_cancelled_not_stuck() {
+    let shop = Shop::start(&[]);
+    let provider = Provider::of(&shop.stack).await;
+    let mut scenario = Scenario::default();
+    let product = shop.product_with_stock("Outage Kettle", 4000, 5).await;
+    scenario.stock_set.insert(product.clone(), 5);
+
+    provider
+        .set_test_mode(&shop.stack, json!({"outage": true}))
+        .await;
+    let mut during = Vec::new();
+    for n in 0..3 {
+        let shopper = shop.stack.token(&format!("outage-{n}"), false);
+        shop.add(&shopper, &product, 1).await;
+        let order = shop.checkout(&shopper, &format!("outage-key-{n:04}")).await;
+        scenario.orders.push((order.clone(), shopper.clone()));
+        during.push((order, shopper));
+    }
+    for (order, shopper) in &during {
+        let order = shop.settled(shopper, order).await;
+        assert_eq!(
+            (order["status"].clone(), order["cancellationReason"].clone()),
+            (json!("cancelled"), json!("provider_unavailable")),
+            "{order}"
+        );
+    }
+
+    // Back up: the next order goes through.
+    provider.set_test_mode(&shop.stack, json!({})).await;
+    let shopper = shop.stack.token("after-outage", false);
+    shop.add(&shopper, &product, 2).await;
+    let order = shop.checkout(&shopper, "after-outage-0001").await;
+    scenario.orders.push((order.clone(), shopper.clone()));
+    assert_eq!(shop.settled(&shopper, &order).await["status"], "paid");
+
+    assert_invariants(&shop, &scenario).await;
+    let started = shop.stack.started_pids().await;
+    shop.stack.stop_with("TERM", &started);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_concurrent_checkouts_for_five_units_pay_exactly_five() {
+    let shop = Shop::start(&[]);
     let shoppers: Vec<String> = (0..20)
         .map(|n| shop.stack.token(&format!("rush-{n}"), false))
         .collect();
-    let product = shop
-        .product_with_stock("Limited Edition", 5, &shoppers[0])
-        .await;
+    let product = shop.product_with_stock("Limited Edition", 2500, 5).await;
+    let mut scenario = Scenario::default();
+    scenario.stock_set.insert(product.clone(), 5);
     for shopper in &shoppers {
         shop.add(shopper, &product, 1).await;
     }
@@ -193,7 +207,7 @@ async fn twenty_concurrent_checkouts_for_five_units_confirm_exactly_five() {
     for (shopper, order) in &orders {
         let order = shop.settled(shopper, order).await;
         match order["status"].as_str() {
-            Some("stock_confirmed") => confirmed += 1,
+            Some("paid") => confirmed += 1,
             Some("cancelled") => {
                 assert_eq!(order["cancellationReason"], "out_of_stock");
                 cancelled += 1
@@ -201,7 +215,9 @@ async fn twenty_concurrent_checkouts_for_five_units_confirm_exactly_five() {
             other => panic!("unexpected status {other:?}"),
         }
     }
-    println!("20 concurrent checkouts for 5 units: {confirmed} confirmed, {cancelled} cancelled");
+    println!("20 concurrent checkouts for 5 units: {confirmed} paid, {cancelled} cancelled");
+    scenario.orders = orders.iter().map(|(s, o)| (o.clone(), s.clone())).collect();
+    assert_invariants(&shop, &scenario).await;
     assert_eq!((confirmed, cancelled), (5, 15));
     assert_eq!(
         shop.stock(&product).await,
@@ -213,10 +229,10 @@ async fn twenty_concurrent_checkouts_for_five_units_confirm_exactly_five() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idempotent_checkout_private_orders_and_bad_input() {
-    let shop = Shop::start();
+    let shop = Shop::start(&[]);
     let grace = shop.stack.token("grace", false);
     let mallory = shop.stack.token("mallory", false);
-    let product = shop.product_with_stock("Saga Mug", 10, &grace).await;
+    let product = shop.product_with_stock("Saga Mug", 1200, 10).await;
     shop.add(&grace, &product, 1).await;
 
     let first = shop.checkout(&grace, "same-key-123").await;
@@ -299,7 +315,7 @@ async fn idempotent_checkout_private_orders_and_bad_input() {
             "POST",
             "/basket/checkout",
             None,
-            Some(checkout_body()),
+            Some(checkout_body("tok_visa")),
             401,
         ),
         ("no token orders", "GET", "/orders", None, None, 401),
@@ -319,7 +335,7 @@ async fn idempotent_checkout_private_orders_and_bad_input() {
             "POST",
             "/basket/checkout",
             Some(&mallory),
-            Some(checkout_body()),
+            Some(checkout_body("tok_visa")),
             &[("idempotency-key", "mallory-key-1")],
         )
         .await;
@@ -330,7 +346,7 @@ async fn idempotent_checkout_private_orders_and_bad_input() {
             "POST",
             "/basket/checkout",
             Some(&grace),
-            Some(checkout_body()),
+            Some(checkout_body("tok_visa")),
         )
         .await;
     assert_eq!(status, 400, "no Idempotency-Key: {answer}");
@@ -349,12 +365,12 @@ async fn idempotent_checkout_private_orders_and_bad_input() {
     shop.stack.stop_with("INT", &started);
 }
 
-/// Prints checkout → stock_confirmed latency over 20 orders (a figure, not an assertion).
+/// Prints checkout → paid latency over 20 orders (a figure, not an assertion).
 #[tokio::test(flavor = "multi_thread")]
-async fn checkout_to_stock_confirmed_latency() {
-    let shop = Shop::start();
+async fn checkout_to_paid_latency() {
+    let shop = Shop::start(&[]);
     let shopper = shop.stack.token("latency", false);
-    let product = shop.product_with_stock("Latency Tea", 1000, &shopper).await;
+    let product = shop.product_with_stock("Latency Tea", 800, 1000).await;
     let mut millis = Vec::new();
     for n in 0..20 {
         shop.add(&shopper, &product, 1).await;
@@ -363,14 +379,14 @@ async fn checkout_to_stock_confirmed_latency() {
             .checkout(&shopper, &format!("latency-key-{n:04}"))
             .await;
         let settled = shop.settled(&shopper, &order).await;
-        assert_eq!(settled["status"], "stock_confirmed");
+        assert_eq!(settled["status"], "paid");
         millis.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     millis.sort_by(f64::total_cmp);
     let p50 = millis[millis.len() / 2];
     let p99 = millis[millis.len() - 1];
     println!(
-        "checkout -> stock_confirmed over {} orders: p50 {p50:.0} ms, p99 {p99:.0} ms",
+        "checkout -> paid over {} orders: p50 {p50:.0} ms, p99 {p99:.0} ms",
         millis.len()
     );
     let started = shop.stack.started_pids().await;

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // Each test binary uses its own part of the harness.
 
+pub mod invariants;
+pub mod shop;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -150,6 +153,27 @@ impl Runner {
             .unwrap();
         let value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         (response.status().as_u16(), value)
+    }
+
+    /// [`Self::call`], again while the answer is a 5xx: what a client does when a
+    /// function died under its request (the kill fault), for requests that are safe to
+    /// repeat. The bound only keeps a broken stack from looping forever.
+    pub async fn call_retrying(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut attempts = 0;
+        loop {
+            let (status, answer) = self.call(method, path, token, body.clone()).await;
+            attempts += 1;
+            if status < 500 || attempts == 50 {
+                return (status, answer);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A request with a body sent exactly as given, malformed or not.
