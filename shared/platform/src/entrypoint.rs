@@ -92,3 +92,40 @@ pub async fn run_consumer<H: EventHandler + Send + 'static>(
     ))
     .await
 }
+
+/// The whole `main` of an API function that needs more than its table: `api` gets the
+/// whole [`Init`] (the SDK configuration included, for other clients) and may take its
+/// time building (reading a secret, say) or fail, which fails the init and lets Lambda
+/// report it instead of serving with half a configuration.
+pub async fn run_api_with<A, B, F, Fut>(api: B, handle: F) -> Result<(), Error>
+where
+    A: Sync + 'static,
+    B: AsyncFnOnce(&Init) -> Result<A, Error>,
+    F: Fn(&'static A, Request) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Response<Body>> + Send,
+{
+    let init = init().await?;
+    let api = api(&init).await?;
+    serve_http(api, handle).await
+}
+
+/// The whole `main` of a consumer function whose handler needs more than the DynamoDB
+/// client and its table: `handler` gets the whole [`Init`] and may be built
+/// asynchronously, or fail the init (see [`run_api_with`]). The harness keeps the
+/// processed markers of `consumer_name` in the capability's table, as [`run_consumer`]'s
+/// does.
+pub async fn run_consumer_with<H, B>(consumer_name: &str, handler: B) -> Result<(), Error>
+where
+    H: EventHandler + Send + 'static,
+    B: AsyncFnOnce(&Init) -> Result<H, Error>,
+{
+    let init = init().await?;
+    let handler = handler(&init).await?;
+    serve_sqs(SqsConsumer::new(
+        init.dynamodb,
+        init.table,
+        consumer_name,
+        handler,
+    ))
+    .await
+}

@@ -8,7 +8,9 @@
 //! What the capabilities' handler tests share sits in modules: [`Table`] (a capability's
 //! table, what it holds), [`api`] (calling an HTTP handler with a sample request),
 //! [`sqs`] (consumer batches, redelivered and republished), [`outbox`] (what a capability
-//! recorded, and what the relay makes of it) and [`samples`] (the files of `events/`).
+//! recorded, and what the relay makes of it), [`samples`] (the files of `events/`),
+//! [`secrets`] (a function's credentials in moto) and [`serve`] (a handler on loopback
+//! HTTP, as a Function URL serves it).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -26,6 +28,8 @@ use shop_local::emulator::Moto;
 pub mod api;
 pub mod outbox;
 pub mod samples;
+pub mod secrets;
+pub mod serve;
 pub mod sqs;
 mod table;
 
