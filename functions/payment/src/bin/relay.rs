@@ -1,1 +1,6 @@
-fn main() {}
+//! Payment's outbox relay Lambda, on the payments table's stream.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shop_platform::relay::run().await
+}
