@@ -3,7 +3,7 @@
 //! token; this module checks the caller is an admin, calls the domain, persists and
 //! answers.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -140,7 +140,7 @@ async fn change<T: DomainEvent>(
     app: &App,
     request: &Request,
     correlation_id: &str,
-    transition: fn(&mut Shipment, chrono::DateTime<Utc>) -> Result<T, NotAllowed>,
+    transition: fn(&mut Shipment, DateTime<Utc>) -> Result<T, NotAllowed>,
 ) -> Result<Response<Body>, Problem> {
     let admin = require_admin(request)?;
     for _ in 0..CHANGE_ATTEMPTS {

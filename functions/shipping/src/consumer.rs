@@ -55,9 +55,19 @@ impl Handler {
         let shipment =
             Shipment::prepare(paid, now).map_err(|e| ConsumeError::Malformed(e.to_string()))?;
         let order_id = shipment.order_id.as_str();
-        if let Some(existing) = self.store.get(order_id).await? {
-            tracing::info!(order_id, status = %existing.status, "the order already has a shipment; nothing to prepare");
-            return Ok(());
+        match self.store.get(order_id).await? {
+            Some(existing) if existing.is_tombstone() => {
+                tracing::info!(
+                    order_id,
+                    "the order was cancelled before its payment got here; nothing to prepare"
+                );
+                return Ok(());
+            }
+            Some(existing) => {
+                tracing::info!(order_id, status = %existing.status, "the order already has a shipment; nothing to prepare");
+                return Ok(());
+            }
+            None => {}
         }
         self.store.stage_create(transaction, &shipment)?;
         tracing::info!(
