@@ -23,17 +23,82 @@ Rules (see ../shared/DESIGN.md, "Reliability rules"):
    RedrivePolicy. So that the convention cannot be used to dodge the rule, such a queue
    must actually be wired up as one: referenced from a RedrivePolicy, a
    DestinationConfig, a DeadLetterQueue or a DeadLetterConfig in the same template.
+
+Rules 3-5 are least privilege (DESIGN.md §1: a service owns its data, nobody else reads or
+writes it; §4: `source` is shop.<capability>). They judge every Allow statement a function
+can act under - Deny statements only take rights away and are not judged:
+  - the `Policies` of an AWS::Serverless::Function (or ::StateMachine), and of
+    Globals.Function: inline policy documents, and SAM policy templates (DynamoDBCrudPolicy,
+    SQSPollerPolicy, AWSSecretsManagerGetSecretValuePolicy, EventBridgePutEventsPolicy, ...)
+    expanded with the pinned SAM translator's own definitions, so what is judged is what SAM
+    will grant, not the parameter alone;
+  - the PolicyDocument of every AWS::IAM::Role policy, AWS::IAM::Policy, ::ManagedPolicy and
+    ::RolePolicy in the template;
+  - what SAM grants from a function's other properties, judged as if it were a Resource:
+    the Queue/Stream/Broker/Cluster of a pull event source (SQS, DynamoDB, Kinesis, MQ, MSK,
+    DocumentDB) and its DestinationConfig targets, the function's DeadLetterQueue TargetArn
+    and EventInvokeConfig destinations; likewise the EventSourceArn and DestinationConfig of
+    an AWS::Lambda::EventSourceMapping and the Destination of every AWS::Serverless::Connector
+    (also those embedded under a resource's Connectors).
+Not judged: what SAM attaches on its own whatever the template says - AWSLambdaBasicExecutionRole,
+X-Ray write access for Tracing: Active, and for a pull event source the AWS managed
+AWSLambdaSQSQueueExecutionRole / AWSLambdaDynamoDBExecutionRole, whose statements are on
+Resource "*"; a template can only avoid them by declaring the function's Role itself.
+
+3. Own resources only: every Resource (as above) is derived from a resource declared in
+   this same template, or is one of the platform parameters EventBusArn / EventBusName in a
+   statement whose every Action is events:PutEvents or events:DescribeEventBus. Derived
+   means a Ref or GetAtt of a logical id under Resources - except a nested stack
+   (AWS::Serverless::Application, AWS::CloudFormation::Stack), whose outputs are other
+   stacks' resources - or a Sub or Join whose every variable is such a reference or a
+   scaffolding pseudo parameter (AWS::Partition, AWS::Region, AWS::AccountId,
+   AWS::URLSuffix), with at least one reference, each reference a whole ARN segment: only
+   ':' or '/' may touch it. So `${OrderingTable.Arn}/index/gsi1` and
+   `arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${Queue.QueueName}` are
+   owned; `table/${OrderingTable}-archive`, `table/shop-${Stage}-inventory`, a literal ARN
+   or name, any other parameter (an InventoryTableArn in ordering's template),
+   Fn::ImportValue and any other intrinsic are not. Fn::If: every branch is judged;
+   AWS::NoValue grants nothing. Also findings, because they cannot be scoped to this
+   template's resources: a managed policy given in Policies (a name, an ARN or a reference,
+   unless a Ref to an AWS::IAM::ManagedPolicy declared here, which is judged where it is
+   declared), a Policies entry that is neither a policy document nor a known SAM policy
+   template, an AWS::IAM::Role ManagedPolicyArns entry on the same terms, and a function
+   Role that is not a Ref/GetAtt of an AWS::IAM::Role declared here.
+
+4. No wildcard resources: no Resource (as above) contains an IAM wildcard, "*" or "?",
+   anywhere - judged after expansion, so `${Table.Arn}/index/*` is a finding and so are
+   DynamoDBCrudPolicy and DynamoDBReadPolicy, which grant `table/<name>/index/*`; name each
+   index the function queries. An Allow statement with NotResource (everything but what it
+   names) is a finding too.
+
+5. PutEvents only as itself: an Allow statement whose Action matches events:PutEvents
+   (events:PutEvents, events:*, events:Put*, "*", or a NotAction that does not exclude it)
+   carries Condition StringEquals events:source with exactly one value, shop.<capability>,
+   where <capability> is the folder of functions/<capability>/template.yaml. So
+   EventBridgePutEventsPolicy, an EventInvokeConfig EventBridge destination and a
+   Connector writing to an AWS::Events::EventBus are findings (SAM grants PutEvents for
+   them with no condition), and in a template outside functions/<capability>/ (the root
+   template) every PutEvents grant is one.
 """
 
 from __future__ import annotations
 
+import copy
+import fnmatch
+import functools
 import json
 import os
+import re
 import sys
 import tempfile
 from typing import Any, Iterable
 
 from cfnlint.decode import decode
+from samtranslator.policy_template_processor.exceptions import (
+    InsufficientParameterValues,
+    InvalidParameterValues,
+)
+from samtranslator.policy_template_processor.processor import PolicyTemplatesProcessor
 
 import template_check_cli
 
@@ -94,7 +159,7 @@ def check_response_types(where: str, props: Any) -> list[str]:
     if value == REQUIRED_RESPONSE_TYPES:
         return []
     shown = "missing" if value is None else json.dumps(value, default=str)
-    return [f"{where}: FunctionResponseTypes must be exactly {REQUIRED_RESPONSE_TYPES}, is {shown}"]
+    return [f"{where}: rule 1: FunctionResponseTypes must be exactly {REQUIRED_RESPONSE_TYPES}, is {shown}"]
 
 
 def check_template(template: dict) -> list[str]:
@@ -123,7 +188,7 @@ def check_template(template: dict) -> list[str]:
             if logical_id.endswith(DEAD_END_SUFFIXES):
                 if logical_id not in dead_letter_refs:
                     findings.append(
-                        f"{where}: named as a dead end (*{'/*'.join(DEAD_END_SUFFIXES)}) but no "
+                        f"{where}: rule 2: named as a dead end (*{'/*'.join(DEAD_END_SUFFIXES)}) but no "
                         "RedrivePolicy, DestinationConfig, DeadLetterQueue or DeadLetterConfig "
                         "in this template points at it; rename it or wire it up"
                     )
@@ -135,29 +200,498 @@ def check_template(template: dict) -> list[str]:
 def check_redrive(where: str, policy: Any) -> list[str]:
     if policy is None:
         return [
-            f"{where}: SQS queue without RedrivePolicy (every queue needs a DLQ; a queue that "
+            f"{where}: rule 2: SQS queue without RedrivePolicy (every queue needs a DLQ; a queue that "
             f"is itself a DLQ or failure destination must be named *{' or *'.join(DEAD_END_SUFFIXES)})"
         ]
     if isinstance(policy, str):
         try:
             policy = json.loads(policy)
         except ValueError:
-            return [f"{where}: RedrivePolicy is not valid JSON"]
+            return [f"{where}: rule 2: RedrivePolicy is not valid JSON"]
     if not isinstance(policy, dict) or "deadLetterTargetArn" not in policy:
-        return [f"{where}: RedrivePolicy has no deadLetterTargetArn"]
+        return [f"{where}: rule 2: RedrivePolicy has no deadLetterTargetArn"]
     count = policy.get("maxReceiveCount")
     if isinstance(count, (int, str)) and str(count) != str(MAX_RECEIVE_COUNT):
-        return [f"{where}: RedrivePolicy maxReceiveCount is {count}, the project uses {MAX_RECEIVE_COUNT}"]
+        return [f"{where}: rule 2: RedrivePolicy maxReceiveCount is {count}, the project uses {MAX_RECEIVE_COUNT}"]
     if count is None:
-        return [f"{where}: RedrivePolicy has no maxReceiveCount"]
+        return [f"{where}: rule 2: RedrivePolicy has no maxReceiveCount"]
     return []
+
+
+# --- rules 3-5: least privilege --------------------------------------------------------
+
+# Pseudo parameters that only place an ARN in this partition/region/account; they name nothing.
+SCAFFOLDING = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::URLSuffix"}
+# What the root template hands every capability about the bus, and what they are good for.
+PLATFORM_BUS_PARAMETERS = {"EventBusArn", "EventBusName"}
+BUS_ACTIONS = {"events:putevents", "events:describeeventbus"}
+# A GetAtt of one of these is some other stack's output, not a resource of this template.
+NESTED_STACK_TYPES = {"AWS::Serverless::Application", "AWS::CloudFormation::Stack"}
+POLICY_HOLDER_TYPES = {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}
+IAM_DOCUMENT_TYPES = {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"}
+# Pull event sources: the property naming what the function consumes (and SAM lets it read).
+PULL_EVENT_SOURCES = {
+    "SQS": "Queue",
+    "DynamoDB": "Stream",
+    "Kinesis": "Stream",
+    "MQ": "Broker",
+    "MSK": "Stream",
+    "DocumentDB": "Cluster",
+}
+ARN_SEPARATORS = ("/", ":")
+IAM_WILDCARDS = ("*", "?")
+SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+NOT_OWNED = "reaches a resource this template does not own"
+UNSCOPED = "grants what cannot be scoped to this template's resources"
+WILDCARD = "wildcard resource"
+
+# A piece of a resource as it will be rendered: ("text", s), ("ref", name, attribute or None)
+# for a Ref/GetAtt/${...}, or ("opaque", shown) for an intrinsic that cannot be followed.
+Piece = tuple
+
+
+@functools.cache
+def sam_policy_templates() -> PolicyTemplatesProcessor:
+    return PolicyTemplatesProcessor(PolicyTemplatesProcessor.get_default_policy_templates_json())
+
+
+def is_intrinsic(value: Any) -> bool:
+    if not (isinstance(value, dict) and len(value) == 1):
+        return False
+    key = str(next(iter(value)))
+    return key == "Ref" or key.startswith("Fn::")
+
+
+def no_value(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("Ref") == "AWS::NoValue" and len(value) == 1
+
+
+def branches(value: Any) -> Iterable[Any]:
+    """The values a Fn::If can take (each branch, recursively); nothing for AWS::NoValue."""
+    if isinstance(value, dict) and len(value) == 1 and "Fn::If" in value:
+        inner = value["Fn::If"]
+        if isinstance(inner, list) and len(inner) == 3:
+            yield from branches(inner[1])
+            yield from branches(inner[2])
+            return
+    if not no_value(value):
+        yield value
+
+
+def leaves(value: Any) -> Iterable[Any]:
+    """The single values of a list-or-scalar property, through Fn::If at any list level."""
+    for branch in branches(value):
+        if isinstance(branch, list):
+            for item in branch:
+                yield from leaves(item)
+        else:
+            yield branch
+
+
+def strings(value: Any) -> list[str]:
+    """Action/NotAction as strings, through Fn::If."""
+    return [v if isinstance(v, str) else show_value(v) for v in leaves(value)]
+
+
+def matches_action(action: str, patterns: list[str]) -> list[str]:
+    """The patterns (IAM wildcards * and ?, case-insensitive) that match action."""
+    return [p for p in patterns if fnmatch.fnmatchcase(action, p.lower())]
+
+
+def show_value(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+def normalised(pieces: list[Piece]) -> list[Piece]:
+    merged: list[Piece] = []
+    for piece in pieces:
+        if piece[0] == "text" and merged and merged[-1][0] == "text":
+            merged[-1] = ("text", merged[-1][1] + piece[1])
+        elif piece != ("text", ""):
+            merged.append(piece)
+    return merged
+
+
+def combined(parts: list[list[list[Piece] | None]], delimiter: str = "") -> list[list[Piece]]:
+    """Every concatenation of one rendering per part (the cartesian product of Fn::If branches)."""
+    results: list[tuple[list[Piece], int]] = [([], 0)]  # (pieces so far, items joined so far)
+    for options in parts:
+        extended = []
+        for prefix, joined in results:
+            for option in options:
+                if option is None:  # AWS::NoValue in a Join is dropped
+                    extended.append((prefix, joined))
+                else:
+                    separator = [("text", delimiter)] if joined else []
+                    extended.append((prefix + separator + option, joined + 1))
+        results = extended
+    return [normalised(pieces) for pieces, _ in results]
+
+
+def renderings(value: Any) -> list[list[Piece] | None]:
+    """Every way a (decoded) value can come out, one per combination of Fn::If branches, as
+    pieces; None stands for AWS::NoValue."""
+    if isinstance(value, str):
+        return [normalised([("text", value)])]
+    if isinstance(value, dict) and len(value) == 1:
+        key, inner = next(iter(value.items()))
+        if key == "Ref" and isinstance(inner, str):
+            return [None] if inner == "AWS::NoValue" else [[("ref", inner, None)]]
+        if key == "Fn::GetAtt":
+            if isinstance(inner, list) and len(inner) >= 2 and all(isinstance(p, str) for p in inner):
+                return [[("ref", inner[0], ".".join(inner[1:]))]]
+            if isinstance(inner, str) and "." in inner:
+                name, attribute = inner.split(".", 1)
+                return [[("ref", name, attribute)]]
+        if key == "Fn::If" and isinstance(inner, list) and len(inner) == 3:
+            return renderings(inner[1]) + renderings(inner[2])
+        if key == "Fn::Sub":
+            return sub_renderings(inner)
+        if key == "Fn::Join" and isinstance(inner, list) and len(inner) == 2:
+            delimiter, items = inner
+            if isinstance(delimiter, str) and isinstance(items, list):
+                return combined([renderings(item) for item in items], delimiter)
+    return [[("opaque", show_value(value))]]
+
+
+def sub_renderings(inner: Any) -> list[list[Piece] | None]:
+    text, variables = inner if isinstance(inner, list) and len(inner) == 2 else (inner, {})
+    if not isinstance(text, str) or not isinstance(variables, dict):
+        return [[("opaque", show_value({"Fn::Sub": inner}))]]
+    parts: list[list[list[Piece] | None]] = []
+    position = 0
+    for match in SUB_VARIABLE.finditer(text):
+        parts.append([[("text", text[position : match.start()])]])
+        name = match.group(1).strip()
+        if name.startswith("!"):  # ${!Literal} is the text ${Literal}
+            parts.append([[("text", "${" + name[1:] + "}")]])
+        elif name in variables:
+            options = renderings(variables[name])
+            parts.append([o if o is not None else [("opaque", "AWS::NoValue")] for o in options])
+        elif "." in name:
+            parts.append([[("ref", *name.split(".", 1))]])
+        else:
+            parts.append([[("ref", name, None)]])
+        position = match.end()
+    parts.append([[("text", text[position:])]])
+    return combined(parts)
+
+
+def shown(pieces: list[Piece]) -> str:
+    if len(pieces) == 1 and pieces[0][0] in ("text", "opaque"):
+        return pieces[0][1]
+    if len(pieces) == 1 and pieces[0][0] == "ref":
+        _, name, attribute = pieces[0]
+        return f"!Ref {name}" if attribute is None else f"!GetAtt {name}.{attribute}"
+    out = []
+    for piece in pieces:
+        if piece[0] == "text":
+            out.append(piece[1])
+        elif piece[0] == "ref":
+            out.append("${" + piece[1] + (f".{piece[2]}" if piece[2] else "") + "}")
+        else:
+            out.append("${" + piece[1] + "}")
+    return "!Sub " + "".join(out)
+
+
+class LeastPrivilege:
+    """Rules 3-5 over one template; findings are grouped per place and rule."""
+
+    def __init__(self, template: dict, capability: str | None) -> None:
+        self.resources = template.get("Resources") or {}
+        self.parameters = template.get("Parameters") or {}
+        self.capability = capability
+        self.findings: dict[tuple[str, int, str], list[str]] = {}
+
+    def report(self, where: str, rule: int, message: str, detail: str | None = None) -> None:
+        details = self.findings.setdefault((where, rule, message), [])
+        if detail is not None and detail not in details:
+            details.append(detail)
+
+    def lines(self) -> list[str]:
+        return [
+            f"{where}: rule {rule}: {message}" + (f": {', '.join(details)}" if details else "")
+            for (where, rule, message), details in self.findings.items()
+        ]
+
+    def type_of(self, logical_id: str) -> Any:
+        resource = self.resources.get(logical_id)
+        return resource.get("Type") if isinstance(resource, dict) else None
+
+    def kind(self, name: str) -> str:
+        if name in SCAFFOLDING:
+            return "scaffolding"
+        if isinstance(self.resources.get(name), dict):
+            return "foreign" if self.type_of(name) in NESTED_STACK_TYPES else "own"
+        if name in PLATFORM_BUS_PARAMETERS and name in self.parameters:
+            return "bus"
+        return "foreign"
+
+    def owned(self, pieces: list[Piece], bus_allowed: bool) -> bool:
+        anchors = 0
+        for k, piece in enumerate(pieces):
+            if piece[0] == "opaque":
+                return False
+            if piece[0] != "ref":
+                continue
+            kind = self.kind(piece[1])
+            if kind == "scaffolding":
+                continue
+            if kind == "foreign" or (kind == "bus" and not bus_allowed):
+                return False
+            before = pieces[k - 1] if k > 0 else None
+            after = pieces[k + 1] if k + 1 < len(pieces) else None
+            if before is not None and not (before[0] == "text" and before[1].endswith(ARN_SEPARATORS)):
+                return False
+            if after is not None and not (after[0] == "text" and after[1].startswith(ARN_SEPARATORS)):
+                return False
+            anchors += 1
+        return anchors > 0
+
+    def judge_resources(self, where: str, value: Any, bus_allowed: bool, label: str = "") -> None:
+        """Rules 3 and 4 on a Resource list (or on a target SAM grants access to)."""
+        for leaf in leaves(value):
+            if leaf is None:  # no Resource at all
+                continue
+            for pieces in renderings(leaf):
+                if pieces is None:
+                    continue
+                detail = f"{label}{shown(pieces)}"
+                if not self.owned(pieces, bus_allowed):
+                    if not bus_allowed and any(p[0] == "ref" and self.kind(p[1]) == "bus" for p in pieces):
+                        detail += " (the bus parameters serve events:PutEvents/DescribeEventBus only)"
+                    self.report(where, 3, NOT_OWNED, detail)
+                if any(p[0] == "text" and any(w in p[1] for w in IAM_WILDCARDS) for p in pieces):
+                    self.report(where, 4, WILDCARD, f"{label}{shown(pieces)}")
+
+    def publish_finding(self, where: str, why: str) -> None:
+        if self.capability is None:
+            self.report(where, 5, "grants events:PutEvents in a template that is no capability's "
+                        "(not functions/<capability>/template.yaml), so there is no source it may use", why)
+        else:
+            self.report(where, 5, "grants events:PutEvents without Condition StringEquals "
+                        f"events:source: shop.{self.capability}", why)
+
+    def publishes_as_itself(self, statement: dict) -> bool:
+        condition = statement.get("Condition")
+        equals = condition.get("StringEquals") if isinstance(condition, dict) else None
+        if not isinstance(equals, dict) or self.capability is None:
+            return False
+        values = [v for k, v in equals.items() if isinstance(k, str) and k.lower() == "events:source"]
+        if len(values) != 1:
+            return False
+        value = values[0]
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        return value == f"shop.{self.capability}"
+
+    def judge_statement(self, where: str, statement: Any, template_name: str | None = None) -> None:
+        for stmt in branches(statement):
+            if not isinstance(stmt, dict) or stmt.get("Effect") == "Deny":
+                continue
+            actions = strings(stmt.get("Action"))
+            not_actions = strings(stmt.get("NotAction"))
+            bus_allowed = (
+                bool(actions) and "NotAction" not in stmt and all(a.lower() in BUS_ACTIONS for a in actions)
+            )
+            if "NotResource" in stmt:
+                self.report(where, 4, WILDCARD, "NotResource (allows every resource but those it names)")
+            self.judge_resources(where, stmt.get("Resource"), bus_allowed)
+            matches = matches_action("events:putevents", actions)
+            if "NotAction" in stmt and not matches_action("events:putevents", not_actions):
+                matches.append("NotAction " + ", ".join(not_actions))
+            if matches and not self.publishes_as_itself(stmt):
+                why = f"Action {', '.join(matches)}"
+                if template_name:
+                    why += (
+                        f" (the SAM policy template {template_name} cannot carry the condition; "
+                        "write the statement inline)"
+                    )
+                self.publish_finding(where, why)
+
+    def judge_document(self, where: str, document: Any, template_name: str | None = None) -> None:
+        if isinstance(document, str):
+            try:
+                document = json.loads(document)
+            except ValueError:
+                self.report(where, 3, UNSCOPED, "a policy document that is not valid JSON")
+                return
+        for doc in branches(document):
+            statements = doc.get("Statement") if isinstance(doc, dict) else None
+            if template_name is not None:  # one place: the policy template entry
+                for statement in leaves(statements):
+                    self.judge_statement(where, statement, template_name)
+                continue
+            for j, statement in enumerate(statements if isinstance(statements, list) else [statements]):
+                if statement is None:
+                    continue
+                sid = statement.get("Sid") if isinstance(statement, dict) else None
+                label = f"{where}.Statement[{j}]" + (f" ({sid})" if isinstance(sid, str) else "")
+                self.judge_statement(f"{label}{line_of(statement)}", statement)
+
+    def own_managed_policy(self, value: Any) -> bool:
+        return (
+            isinstance(value, dict)
+            and list(value) == ["Ref"]
+            and self.type_of(str(value["Ref"])) == "AWS::IAM::ManagedPolicy"
+        )
+
+    def judge_policies(self, where: str, policies: Any) -> None:
+        """A SAM Policies property: a managed policy name, a document, or a list of those
+        and of SAM policy templates."""
+        listed = isinstance(policies, list)
+        for i, item in enumerate(policies if listed else [policies]):
+            place = f"{where}[{i}]" if listed else where
+            for entry in branches(item):
+                at = f"{place}{line_of(entry) or line_of(item)}"
+                if isinstance(entry, str):
+                    self.report(at, 3, UNSCOPED, f"managed policy {entry}")
+                elif isinstance(entry, dict) and "Statement" in entry:
+                    self.judge_document(place, entry)
+                elif is_intrinsic(entry):
+                    if not self.own_managed_policy(entry):
+                        self.report(at, 3, UNSCOPED, f"managed policy {show_value(entry)}")
+                elif isinstance(entry, dict) and len(entry) == 1:
+                    self.judge_policy_template(place, entry)
+                else:
+                    what = f"neither a policy document nor a SAM policy template: {show_value(entry)}"
+                    self.report(at, 3, UNSCOPED, what)
+
+    def judge_policy_template(self, place: str, entry: dict) -> None:
+        name, values = next(iter(entry.items()))
+        at = f"{place} ({name}){line_of(entry)}"
+        processor = sam_policy_templates()
+        if not processor.has(name):
+            self.report(at, 3, UNSCOPED, "not a SAM policy template this SAM version knows")
+            return
+        try:
+            document = processor.convert(name, copy.deepcopy(values))
+        except (InsufficientParameterValues, InvalidParameterValues) as error:
+            self.report(at, 3, UNSCOPED, f"cannot be expanded: {error}")
+            return
+        self.judge_document(at, document, template_name=name)
+
+    def judge_role(self, where: str, role: Any) -> None:
+        for leaf in leaves(role):
+            for pieces in renderings(leaf):
+                if pieces is None:
+                    continue
+                role_id = pieces[0][1] if len(pieces) == 1 and pieces[0][0] == "ref" else None
+                if role_id is not None and self.type_of(role_id) == "AWS::IAM::Role":
+                    continue  # its policies are judged where it is declared
+                what = f"execution role {shown(pieces)}, not declared in this template"
+                self.report(where, 3, UNSCOPED, what)
+
+    def judge_destinations(self, where: str, config: Any) -> None:
+        """DestinationConfig-like {OnSuccess, OnFailure: {Type, Destination}}: SAM grants the
+        function the right to send there."""
+        if not isinstance(config, dict):
+            return
+        for outcome in ("OnSuccess", "OnFailure"):
+            for target in branches(config.get(outcome)):
+                if not isinstance(target, dict) or "Destination" not in target:
+                    continue
+                is_bus = target.get("Type") == "EventBridge"
+                self.judge_resources(where, target["Destination"], is_bus, f"{outcome} ")
+                if is_bus:
+                    self.publish_finding(where, f"{outcome} destination of Type EventBridge")
+
+    def judge_function(self, logical_id: str, props: dict) -> None:
+        if "Policies" in props:
+            self.judge_policies(f"{logical_id}.Policies", props["Policies"])
+        if "Role" in props:
+            self.judge_role(f"{logical_id}.Role{line_of(props['Role'])}", props["Role"])
+        events = props.get("Events")
+        for event_id, event in (events.items() if isinstance(events, dict) else []):
+            if not isinstance(event, dict):
+                continue
+            kind = event.get("Type")
+            event_props = event.get("Properties") or {}
+            where = f"{logical_id}.Events.{event_id} ({kind}){line_of(event)}"
+            source = PULL_EVENT_SOURCES.get(kind)
+            if source and isinstance(event_props, dict):
+                if source in event_props:
+                    self.judge_resources(where, event_props[source], False, f"{source} ")
+                self.judge_destinations(where, event_props.get("DestinationConfig"))
+        dead_letter = props.get("DeadLetterQueue")
+        if isinstance(dead_letter, dict) and "TargetArn" in dead_letter:
+            where = f"{logical_id}.DeadLetterQueue{line_of(dead_letter)}"
+            self.judge_resources(where, dead_letter["TargetArn"], False)
+        invoke_config = props.get("EventInvokeConfig")
+        if isinstance(invoke_config, dict):
+            where = f"{logical_id}.EventInvokeConfig{line_of(invoke_config)}"
+            self.judge_destinations(where, invoke_config.get("DestinationConfig"))
+
+    def judge_connector(self, where: str, props: Any) -> None:
+        if not isinstance(props, dict):
+            return
+        permissions = {p for p in leaves(props.get("Permissions")) if isinstance(p, str)}
+        for destination in leaves(props.get("Destination")):
+            if not isinstance(destination, dict):
+                continue
+            types = (destination.get("Type"), self.type_of(str(destination.get("Id"))))
+            is_bus = "AWS::Events::EventBus" in types
+            if "Id" in destination:
+                if self.kind(str(destination["Id"])) != "own":
+                    self.report(where, 3, NOT_OWNED, f"Destination Id {destination['Id']}")
+            elif "Arn" in destination:
+                self.judge_resources(where, destination["Arn"], is_bus, "Destination ")
+            if is_bus and "Write" in permissions:
+                self.publish_finding(where, "Write to an AWS::Events::EventBus")
+
+    def run(self, template: dict) -> list[str]:
+        globals_function = (template.get("Globals") or {}).get("Function")
+        if isinstance(globals_function, dict):
+            self.judge_function("Globals.Function", globals_function)
+        for logical_id, resource in self.resources.items():
+            if not isinstance(resource, dict):
+                continue
+            kind = resource.get("Type")
+            props = resource.get("Properties") or {}
+            if not isinstance(props, dict):
+                continue
+            if kind in POLICY_HOLDER_TYPES:
+                self.judge_function(logical_id, props)
+            elif kind == "AWS::Lambda::Function" and "Role" in props:
+                self.judge_role(f"{logical_id}.Role{line_of(props['Role'])}", props["Role"])
+            elif kind == "AWS::IAM::Role":
+                for i, policy in enumerate(leaves(props.get("Policies"))):
+                    if isinstance(policy, dict):
+                        self.judge_document(f"{logical_id}.Policies[{i}]", policy.get("PolicyDocument"))
+                for i, arn in enumerate(leaves(props.get("ManagedPolicyArns"))):
+                    if not self.own_managed_policy(arn):
+                        shown_arn = arn if isinstance(arn, str) else show_value(arn)
+                        self.report(f"{logical_id}.ManagedPolicyArns[{i}]{line_of(arn)}", 3, UNSCOPED,
+                                    f"managed policy {shown_arn}")
+            elif kind in IAM_DOCUMENT_TYPES:
+                self.judge_document(f"{logical_id}.PolicyDocument", props.get("PolicyDocument"))
+            elif kind == "AWS::Serverless::Connector":
+                self.judge_connector(f"{logical_id}{line_of(resource)}", props)
+            elif kind == "AWS::Lambda::EventSourceMapping":
+                where = f"{logical_id}{line_of(resource)}"
+                if "EventSourceArn" in props:
+                    self.judge_resources(where, props["EventSourceArn"], False, "EventSourceArn ")
+                self.judge_destinations(where, props.get("DestinationConfig"))
+            connectors = resource.get("Connectors")
+            for name, connector in (connectors.items() if isinstance(connectors, dict) else []):
+                if isinstance(connector, dict):
+                    where = f"{logical_id}.Connectors.{name}{line_of(connector)}"
+                    self.judge_connector(where, connector.get("Properties"))
+        return self.lines()
+
+
+def capability_of(path: str) -> str | None:
+    """functions/<capability>/template.yaml -> <capability>; None for any other template."""
+    parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
+    return parts[-2] if len(parts) >= 3 and parts[-3] == "functions" else None
 
 
 def check_file(path: str) -> list[str]:
     template, matches = decode(path)
     if template is None:
         return [f"cannot read template: {m}" for m in matches] or ["cannot read template"]
-    return check_template(template)
+    return check_template(template) + LeastPrivilege(template, capability_of(path)).run(template)
 
 
 # --- self-test -------------------------------------------------------------------------
@@ -241,33 +775,526 @@ Resources:
 """
 
 SEEDED = [
-    "Consumer.Events.BadMisspeltStream",
-    "Consumer.Events.BadMissingQueue",
-    "BadMapping",
-    "BadQueueWithoutRedrive",
-    "BadQueueRetriesTooOften",
-    "BadUnusedDLQ",
+    ("Consumer.Events.BadMisspeltStream", 1),
+    ("Consumer.Events.BadMissingQueue", 1),
+    ("BadMapping", 1),
+    ("BadQueueWithoutRedrive", 2),
+    ("BadQueueRetriesTooOften", 2),
+    ("BadUnusedDLQ", 2),
+]
+
+# Rules 3-5, checked as functions/ordering/template.yaml (so its capability is ordering).
+# Every Good* grant is one the rules must allow; each Bad* place must be reported exactly
+# once for each rule listed in LEAST_PRIVILEGE_SEEDED, and nothing else.
+LEAST_PRIVILEGE = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Stage: {Type: String}
+  EventBusName: {Type: String}
+  EventBusArn: {Type: String}
+  InventoryTableArn: {Type: String}
+  InventoryQueueArn: {Type: String}
+Conditions:
+  IsProd: !Equals [!Ref Stage, prod]
+Globals:
+  Function:
+    CodeUri: .
+    Handler: bootstrap
+    Runtime: provided.al2023
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      RedrivePolicy: {deadLetterTargetArn: !GetAtt QueueDLQ.Arn, maxReceiveCount: 5}
+  QueueDLQ:
+    Type: AWS::SQS::Queue
+  RelayFailureQueue:
+    Type: AWS::SQS::Queue
+  Secret:
+    Type: AWS::SecretsManager::Secret
+  Inventory:
+    Type: AWS::Serverless::Application
+    Properties:
+      Location: ../inventory/template.yaml
+  OwnPolicy:
+    Type: AWS::IAM::ManagedPolicy
+    Properties:
+      PolicyDocument:
+        Statement:
+          - {Effect: Allow, Action: dynamodb:GetItem, Resource: !GetAtt Table.Arn}
+  OwnRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement:
+          - {Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}
+      ManagedPolicyArns: [!Ref OwnPolicy]
+      Policies:
+        - PolicyName: own
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: sqs:SendMessage, Resource: !GetAtt Queue.Arn}
+
+  GoodApi:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: [dynamodb:GetItem, dynamodb:Query]
+              Resource:
+                - !GetAtt Table.Arn
+                - !Sub ${Table.Arn}/index/gsi1
+                - !Sub arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Table}
+                - !Join ["", [!GetAtt Table.Arn, /index/gsi2]]
+                - !Sub ["${Arn}/index/gsi3", {Arn: !GetAtt Table.Arn}]
+                - !If [IsProd, !Sub "${Table.Arn}/index/gsi4", !Ref AWS::NoValue]
+            # Deny takes rights away: not judged.
+            - {Effect: Deny, Action: "dynamodb:*", NotResource: "*"}
+            - !If
+              - IsProd
+              - {Effect: Allow, Action: sqs:SendMessage, Resource: !GetAtt Queue.Arn}
+              - !Ref AWS::NoValue
+        - SQSPollerPolicy: {QueueName: !GetAtt Queue.QueueName}
+        - SQSSendMessagePolicy: {QueueName: !GetAtt QueueDLQ.QueueName}
+        - AWSSecretsManagerGetSecretValuePolicy: {SecretArn: !Ref Secret}
+        - !Ref OwnPolicy
+      Events:
+        Queue:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Queue.Arn
+            FunctionResponseTypes: [ReportBatchItemFailures]
+  GoodRelay:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: events:PutEvents
+              Resource: !Ref EventBusArn
+              Condition: {StringEquals: {events:source: shop.ordering}}
+            - Effect: Allow
+              Action: [events:PutEvents, events:DescribeEventBus]
+              Resource: !Sub arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}
+              Condition: {StringEquals: {events:source: [shop.ordering]}}
+      DeadLetterQueue: {Type: SQS, TargetArn: !GetAtt QueueDLQ.Arn}
+      EventInvokeConfig:
+        DestinationConfig:
+          OnFailure: {Type: SQS, Destination: !GetAtt QueueDLQ.Arn}
+      Events:
+        Outbox:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt Table.StreamArn
+            StartingPosition: TRIM_HORIZON
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            DestinationConfig:
+              OnFailure: {Type: SQS, Destination: !GetAtt RelayFailureQueue.Arn}
+  GoodOwnRole:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt OwnRole.Arn
+  GoodConnector:
+    Type: AWS::Serverless::Connector
+    Properties:
+      Source: {Id: GoodApi}
+      Destination: {Id: Table}
+      Permissions: [Read]
+
+  BadLiteralArn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: dynamodb:GetItem
+              Resource: arn:aws:dynamodb:us-east-1:123456789012:table/shop-dev-inventory
+  BadForeignParameter:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: dynamodb:GetItem, Resource: !Ref InventoryTableArn}
+  BadBuiltName:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: dynamodb:GetItem
+              Resource: !Sub arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/shop-${Stage}-inventory
+  BadTouchingName:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: dynamodb:GetItem
+              Resource: !Sub arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Table}-archive
+  BadIfBranch:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: dynamodb:GetItem
+              Resource:
+                - !If [IsProd, !GetAtt Table.Arn, "arn:aws:dynamodb:us-east-1:123456789012:table/legacy"]
+  BadImportValue:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: dynamodb:GetItem, Resource: !ImportValue shop-inventory-table-arn}
+  BadNestedStackOutput:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: dynamodb:GetItem, Resource: !GetAtt Inventory.Outputs.InventoryTableArn}
+  BadManagedPolicies:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - AmazonDynamoDBFullAccess
+        - arn:aws:iam::aws:policy/AmazonSQSFullAccess
+  BadManagedPolicyAlone:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies: AWSLambdaExecute
+  BadBusForOtherActions:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: [events:PutEvents, events:PutRule]
+              Resource: !Ref EventBusArn
+              Condition: {StringEquals: {events:source: shop.ordering}}
+  BadForeignPolicyTemplate:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - SQSSendMessagePolicy: {QueueName: shop-dev-inventory}
+  BadEventSource:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Queue:
+          Type: SQS
+          Properties:
+            Queue: !Ref InventoryQueueArn
+            FunctionResponseTypes: [ReportBatchItemFailures]
+  BadDeadLetterQueue:
+    Type: AWS::Serverless::Function
+    Properties:
+      DeadLetterQueue: {Type: SQS, TargetArn: !Ref InventoryQueueArn}
+  BadRole:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: arn:aws:iam::123456789012:role/shop-shared
+  BadIamRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement:
+          - {Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}
+      ManagedPolicyArns: [arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]
+      Policies:
+        - PolicyName: inventory
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: dynamodb:GetItem, Resource: !Ref InventoryTableArn}
+  BadConnector:
+    Type: AWS::Serverless::Connector
+    Properties:
+      Source: {Id: GoodApi}
+      Destination: {Type: AWS::DynamoDB::Table, Arn: !Ref InventoryTableArn}
+      Permissions: [Read]
+
+  BadIndexWildcard:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: dynamodb:Query, Resource: !Sub "${Table.Arn}/index/*"}
+  BadSingleCharacterWildcard:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: dynamodb:Query, Resource: !Sub "${Table.Arn}/index/gsi?"}
+  BadStar:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: dynamodb:GetItem, Resource: "*"}
+  BadCrudPolicyTemplate:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - DynamoDBCrudPolicy: {TableName: !Ref Table}
+  BadNotResource:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: dynamodb:GetItem, NotResource: !GetAtt Table.Arn}
+  BadIamPolicy:
+    Type: AWS::IAM::Policy
+    Properties:
+      PolicyName: streams
+      Roles: [!Ref OwnRole]
+      PolicyDocument:
+        Statement:
+          - {Effect: Allow, Action: dynamodb:GetRecords, Resource: !Sub "${Table.Arn}/stream/*"}
+
+  BadPublishUnconditioned:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: events:PutEvents, Resource: !Ref EventBusArn}
+  BadPublishAsAnother:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: events:PutEvents
+              Resource: !Ref EventBusArn
+              Condition: {StringEquals: {events:source: shop.inventory}}
+  BadPublishStringLike:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: events:PutEvents
+              Resource: !Ref EventBusArn
+              Condition: {StringLike: {events:source: shop.ordering}}
+  BadPublishTwoSources:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: events:PutEvents
+              Resource: !Ref EventBusArn
+              Condition: {StringEquals: {events:source: [shop.ordering, shop.inventory]}}
+  BadEventsStar:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: "events:*", Resource: !Ref EventBusArn}
+  BadNotAction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - {Effect: Allow, NotAction: "dynamodb:*", Resource: !GetAtt Table.Arn}
+  BadPutEventsPolicyTemplate:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - EventBridgePutEventsPolicy: {EventBusName: !Ref EventBusName}
+  BadInvokeConfigBus:
+    Type: AWS::Serverless::Function
+    Properties:
+      EventInvokeConfig:
+        DestinationConfig:
+          OnSuccess: {Type: EventBridge, Destination: !Ref EventBusArn}
+  BadBusConnector:
+    Type: AWS::Serverless::Connector
+    Properties:
+      Source: {Id: GoodRelay}
+      Destination: {Type: AWS::Events::EventBus, Arn: !Ref EventBusArn}
+      Permissions: [Write]
+"""
+
+LEAST_PRIVILEGE_SEEDED = [
+    ("BadLiteralArn.Policies[0]", 3),
+    ("BadForeignParameter.Policies[0]", 3),
+    ("BadBuiltName.Policies[0]", 3),
+    ("BadTouchingName.Policies[0]", 3),
+    ("BadIfBranch.Policies[0]", 3),
+    ("BadImportValue.Policies[0]", 3),
+    ("BadNestedStackOutput.Policies[0]", 3),
+    ("BadManagedPolicies.Policies[0]", 3),
+    ("BadManagedPolicies.Policies[1]", 3),
+    ("BadManagedPolicyAlone.Policies", 3),
+    ("BadBusForOtherActions.Policies[0]", 3),
+    ("BadForeignPolicyTemplate.Policies[0]", 3),
+    ("BadEventSource.Events.Queue", 3),
+    ("BadDeadLetterQueue.DeadLetterQueue", 3),
+    ("BadRole.Role", 3),
+    ("BadIamRole.ManagedPolicyArns[0]", 3),
+    ("BadIamRole.Policies[0]", 3),
+    ("BadConnector", 3),
+    ("BadIndexWildcard.Policies[0]", 4),
+    ("BadSingleCharacterWildcard.Policies[0]", 4),
+    ("BadStar.Policies[0]", 3),
+    ("BadStar.Policies[0]", 4),
+    ("BadCrudPolicyTemplate.Policies[0]", 4),
+    ("BadNotResource.Policies[0]", 4),
+    ("BadIamPolicy.PolicyDocument", 4),
+    ("BadPublishUnconditioned.Policies[0]", 5),
+    ("BadPublishAsAnother.Policies[0]", 5),
+    ("BadPublishStringLike.Policies[0]", 5),
+    ("BadPublishTwoSources.Policies[0]", 5),
+    ("BadEventsStar.Policies[0]", 3),
+    ("BadEventsStar.Policies[0]", 5),
+    ("BadNotAction.Policies[0]", 5),
+    ("BadPutEventsPolicyTemplate.Policies[0]", 5),
+    ("BadInvokeConfigBus.EventInvokeConfig", 5),
+    ("BadBusConnector", 5),
+]
+
+# The root template is no capability: it may publish as nobody, and a nested stack's outputs
+# are other stacks' resources.
+ROOT = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  EventBus:
+    Type: AWS::Events::EventBus
+    Properties: {Name: shop}
+  OrderingService:
+    Type: AWS::Serverless::Application
+    Properties:
+      Location: functions/ordering/template.yaml
+  BadRootPublisher:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: .
+      Handler: bootstrap
+      Runtime: provided.al2023
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: events:PutEvents
+              Resource: !GetAtt EventBus.Arn
+              Condition: {StringEquals: {events:source: shop.ordering}}
+        - Statement:
+            - Effect: Allow
+              Action: dynamodb:GetItem
+              Resource: !Sub
+                - arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Name}
+                - Name: !GetAtt OrderingService.Outputs.OrderingTableName
+"""
+
+ROOT_SEEDED = [
+    ("BadRootPublisher.Policies[0]", 5),
+    ("BadRootPublisher.Policies[1]", 3),
+]
+
+# The issue's own case, on a copy of a real capability template: ordering's consumer granted
+# inventory's table, once through a SAM policy template fed a new parameter, once inline by
+# literal ARN. The unmodified copy must pass; the seeded one must fail with exactly these.
+ROOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+CAPABILITY_COPY = os.path.join(ROOT_DIR, "functions", "ordering", "template.yaml")
+CAPABILITY_COPY_SEEDED = [
+    ("OrderingConsumerFunction.Policies[1]", 3),
+    # DynamoDBCrudPolicy also grants table/<name>/index/*.
+    ("OrderingConsumerFunction.Policies[1]", 4),
+    ("OrderingConsumerFunction.Policies[2]", 3),
 ]
 
 
-def self_test() -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "broken.yaml")
-        with open(path, "w") as f:
-            f.write(BROKEN)
-        findings = check_file(path)
+def granted_inventory_table(template: dict) -> dict:
+    seeded = copy.deepcopy(template)
+    seeded["Parameters"]["InventoryTableName"] = {"Type": "String"}
+    seeded["Resources"]["OrderingConsumerFunction"]["Properties"]["Policies"] += [
+        {"DynamoDBCrudPolicy": {"TableName": {"Ref": "InventoryTableName"}}},
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "InventoryTable",
+                    "Effect": "Allow",
+                    "Action": ["dynamodb:GetItem"],
+                    "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/shop-dev-inventory",
+                }
+            ],
+        },
+    ]
+    return seeded
+
+
+def rule_of(finding: str) -> int | None:
+    match = re.search(r": rule (\d+): ", finding)
+    return int(match.group(1)) if match else None
+
+
+def reported_at(finding: str, where: str) -> bool:
+    return finding.startswith(where) and finding[len(where) : len(where) + 1] in (" ", ":", ".")
+
+
+def expect(name: str, path: str, seeded: list[tuple[str, int]]) -> list[str]:
+    """Problems with the findings for the template at path: each seeded (place, rule) reported
+    exactly once, nothing else reported."""
+    findings = check_file(path)
     problems = []
-    for seeded in SEEDED:
-        hits = [f for f in findings if f.startswith(seeded + " ") or f.startswith(seeded + ":")]
+    for where, rule in seeded:
+        hits = [f for f in findings if reported_at(f, where) and rule_of(f) == rule]
         if len(hits) != 1:
-            problems.append(f"expected exactly one finding for {seeded}, got {len(hits)}")
-    extra = [f for f in findings if not any(f.startswith(s) for s in SEEDED)]
-    problems += [f"false positive: {f}" for f in extra]
+            problems.append(f"{name}: expected exactly one rule {rule} finding for {where}, got {len(hits)}")
+    extra = [f for f in findings if not any(reported_at(f, w) and rule_of(f) == r for w, r in seeded)]
+    problems += [f"{name}: false positive: {f}" for f in extra]
+    if problems:
+        problems += [f"{name}: findings were:", *(f"  {f}" for f in findings)]
+    return problems
+
+
+def write(directory: str, name: str, text: str) -> str:
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def self_test() -> int:
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        # Rules 3-5 read the capability from the path: functions/<capability>/template.yaml.
+        def capability(case: str, text: str) -> str:
+            return write(os.path.join(tmp, case, "functions", "ordering"), "template.yaml", text)
+
+        cases = [
+            ("broken", write(tmp, "broken.yaml", BROKEN), SEEDED),
+            ("least-privilege", capability("least-privilege", LEAST_PRIVILEGE), LEAST_PRIVILEGE_SEEDED),
+            ("root", write(os.path.join(tmp, "root"), "template.yaml", ROOT), ROOT_SEEDED),
+        ]
+        original, matches = decode(CAPABILITY_COPY)
+        if original is None:
+            problems.append(f"cannot read {CAPABILITY_COPY} to copy it: {matches}")
+        else:
+            # Written back as JSON, which is YAML too: the decoded nodes serialise as plain data.
+            seeded = granted_inventory_table(original)
+            cases += [
+                ("ordering copy", capability("clean", json.dumps(original, indent=1)), []),
+                (
+                    "ordering copy granted inventory's table",
+                    capability("seeded", json.dumps(seeded, indent=1)),
+                    CAPABILITY_COPY_SEEDED,
+                ),
+            ]
+        for name, path, seeded_defects in cases:
+            problems += expect(name, path, seeded_defects)
     if problems:
         print("self-test FAILED: the checks no longer catch what they must:", *problems, sep="\n  ")
-        print("findings were:", *findings, sep="\n  ")
         return 1
-    print(f"self-test: all {len(SEEDED)} seeded defects caught, no false positives")
+    total = sum(len(seeded_defects) for _, _, seeded_defects in cases)
+    print(f"self-test: all {total} seeded defects caught in {len(cases)} templates, no false positives")
     return 0
 
 
