@@ -32,9 +32,15 @@ use crate::store::PaymentStore;
 pub const CONSUMER_NAME: &str = "payment";
 
 /// How long after an uncertain failure a charge may still turn up at the provider: it
-/// finishes a request it started even when payment stopped waiting. Comfortably longer
-/// than the sandbox's longest test delay and than any request a real provider keeps open.
-pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_secs(60);
+/// finishes a request it started even when payment stopped waiting. Longer than the
+/// sandbox's longest test-mode delay (10 s) with ample margin, and than a card processor
+/// keeps a request open; a provider that may take longer needs a longer window.
+pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_secs(30);
+
+/// The longest a reconciliation waits in the handler for the settle window to pass.
+/// Cancellations of orders that failed together arrive together, so one wait serves the
+/// whole batch; a longer wait goes back to the queue, which takes the visibility timeout.
+pub const MAX_SETTLE_WAIT: Duration = Duration::from_secs(30);
 
 pub struct Handler<P> {
     pub store: PaymentStore,
@@ -108,19 +114,16 @@ impl<P: PaymentProvider> Handler<P> {
             )));
         }
         let existing = self.store.get(order_id).await?;
-        match OnStockConfirmed::decide(existing.as_ref()) {
-            OnStockConfirmed::Charge => self.charge(&confirmed, event, transaction).await,
-            OnStockConfirmed::RefundStrayCharge => {
-                let Some(voided) = existing else {
-                    return Ok(());
-                };
+        match (OnStockConfirmed::decide(existing.as_ref()), existing) {
+            (OnStockConfirmed::Charge, _) => self.charge(&confirmed, event, transaction).await,
+            (OnStockConfirmed::RefundStrayCharge, Some(voided)) => {
                 tracing::info!(
                     order_id,
                     "the order was cancelled before its charge; refunding any charge an earlier attempt made"
                 );
                 self.refund_stray_charge(&voided, event, transaction).await
             }
-            OnStockConfirmed::Nothing => {
+            (_, existing) => {
                 tracing::info!(order_id, status = ?existing.map(|p| p.status), "the charge's outcome is recorded already; nothing to do");
                 Ok(())
             }
@@ -183,20 +186,19 @@ impl<P: PaymentProvider> Handler<P> {
     ) -> Result<(), ConsumeError> {
         let order_id = order_id(&cancelled.order_id)?;
         let existing = self.store.get(order_id).await?;
-        let decision = OnCancelled::decide(existing.as_ref());
-        let Some(payment) = existing else {
-            // Conditional on no payment existing: if a charge is recorded meanwhile, the
-            // harness runs this again and the refund branch takes over.
-            self.store
-                .stage_first(transaction, &Payment::voided(order_id, Utc::now()))?;
-            tracing::info!(
-                order_id,
-                "cancelled before any charge was recorded; a later charge request will charge nothing"
-            );
-            return Ok(());
-        };
-        match decision {
-            OnCancelled::Refund { charge_id, amount } => {
+        match (OnCancelled::decide(existing.as_ref()), existing) {
+            (OnCancelled::Void, _) => {
+                // Conditional on no payment existing: if a charge is recorded meanwhile,
+                // the harness runs this again and the refund branch takes over.
+                self.store
+                    .stage_first(transaction, &Payment::voided(order_id, Utc::now()))?;
+                tracing::info!(
+                    order_id,
+                    "cancelled before any charge was recorded; a later charge request will charge nothing"
+                );
+                Ok(())
+            }
+            (OnCancelled::Refund { charge_id, amount }, Some(payment)) => {
                 let refund_id = self.refund(order_id, &charge_id, &amount).await?;
                 let recorded = payment
                     .refund(&refund_id, Utc::now())
@@ -204,15 +206,15 @@ impl<P: PaymentProvider> Handler<P> {
                 tracing::info!(order_id, refund_id, "refunded");
                 self.record_next(recorded, payment.version, event, transaction)
             }
-            OnCancelled::Reconcile => {
+            (OnCancelled::Reconcile, Some(payment)) => {
                 tracing::info!(
                     order_id,
                     "the failed charge may have happened; asking the provider"
                 );
                 self.reconcile(&payment, event, transaction).await
             }
-            OnCancelled::Void | OnCancelled::Nothing => {
-                tracing::info!(order_id, status = %payment.status, "nothing charged to give back");
+            (_, payment) => {
+                tracing::info!(order_id, status = ?payment.map(|p| p.status), "nothing charged to give back");
                 Ok(())
             }
         }
@@ -230,14 +232,24 @@ impl<P: PaymentProvider> Handler<P> {
         if let Some(stray) = self.find_and_refund(order_id).await? {
             return self.record_stray_refund(payment, &stray, event, transaction);
         }
-        let now = Utc::now();
-        if payment.charge_may_still_appear(now, self.settle_window) {
-            return Err(ConsumeError::Transient(format!(
-                "order {order_id}: no charge found yet, but one may still be completing at the provider; reconciling later"
-            )));
+        if let Some(left) = payment.charge_may_appear_within(Utc::now(), self.settle_window) {
+            if left > MAX_SETTLE_WAIT {
+                return Err(ConsumeError::Transient(format!(
+                    "order {order_id}: no charge found yet, but one may still be completing at the provider for {left:?}; reconciling later"
+                )));
+            }
+            tracing::info!(
+                order_id,
+                wait_ms = left.as_millis() as u64,
+                "no charge found yet; waiting until none can still appear"
+            );
+            tokio::time::sleep(left).await;
+            if let Some(stray) = self.find_and_refund(order_id).await? {
+                return self.record_stray_refund(payment, &stray, event, transaction);
+            }
         }
         let settled = payment
-            .settle_uncertainty(now)
+            .settle_uncertainty(Utc::now())
             .map_err(|refused| ConsumeError::Transient(refused.to_string()))?;
         tracing::info!(
             order_id,

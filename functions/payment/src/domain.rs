@@ -404,23 +404,32 @@ impl Payment {
         })
     }
 
-    /// Whether a charge request that went unanswered when this payment was recorded might
-    /// still be completing at the provider at `now`. A provider finishes what it started
-    /// even after its client gave up, so "no charge found" only proves there will be none
-    /// once `settle_window` (longer than the provider may take over one request) has
-    /// passed since the failure was recorded.
-    pub fn charge_may_still_appear(&self, now: DateTime<Utc>, settle_window: Duration) -> bool {
+    /// How long a charge request that went unanswered when this payment was recorded
+    /// might still be completing at the provider, from `now`; `None` once none can. A
+    /// provider finishes what it started even after its client gave up, so "no charge
+    /// found" only proves there will be none once `settle_window` (longer than the
+    /// provider may take over one request) has passed since the failure was recorded.
+    pub fn charge_may_appear_within(
+        &self,
+        now: DateTime<Utc>,
+        settle_window: Duration,
+    ) -> Option<Duration> {
         if !self.charge_uncertain {
-            return false;
+            return None;
         }
-        let Ok(recorded) = DateTime::parse_from_rfc3339(&self.updated_at) else {
-            // An unreadable instant cannot prove the window has passed.
-            return true;
-        };
-        let elapsed = now.signed_duration_since(recorded.with_timezone(&Utc));
-        elapsed
-            .to_std()
-            .map_or(true, |elapsed| elapsed < settle_window)
+        // An unreadable instant, or a clock behind the record's, cannot prove any of the
+        // window has passed.
+        let elapsed = DateTime::parse_from_rfc3339(&self.updated_at)
+            .ok()
+            .and_then(|recorded| {
+                now.signed_duration_since(recorded.with_timezone(&Utc))
+                    .to_std()
+                    .ok()
+            })
+            .unwrap_or(Duration::ZERO);
+        settle_window
+            .checked_sub(elapsed)
+            .filter(|left| !left.is_zero())
     }
 
     /// What `GET /payments/{orderId}` answers; a tombstone is no payment to show.
@@ -726,19 +735,26 @@ mod tests {
     fn a_charge_may_still_appear_only_within_the_window_after_an_uncertain_failure() {
         let window = Duration::from_secs(30);
         let payment = uncertain();
-        assert!(payment.charge_may_still_appear(at(1_000), window));
-        assert!(payment.charge_may_still_appear(at(1_029), window));
-        assert!(!payment.charge_may_still_appear(at(1_030), window));
-        assert!(
-            payment.charge_may_still_appear(at(999), window),
+        let left = |seconds| payment.charge_may_appear_within(at(seconds), window);
+        assert_eq!(left(1_000), Some(window));
+        assert_eq!(left(1_029), Some(Duration::from_secs(1)));
+        assert_eq!(left(1_030), None);
+        assert_eq!(left(5_000), None);
+        assert_eq!(
+            left(999),
+            Some(window),
             "a clock behind the record proves nothing"
         );
-        assert!(!declined().charge_may_still_appear(at(1_000), window));
+        assert_eq!(declined().charge_may_appear_within(at(1_000), window), None);
+        assert_eq!(refunded().charge_may_appear_within(at(1_000), window), None);
         let garbled = Payment {
             updated_at: "yesterday".into(),
             ..uncertain()
         };
-        assert!(garbled.charge_may_still_appear(at(1_000_000), window));
+        assert_eq!(
+            garbled.charge_may_appear_within(at(1_000_000), window),
+            Some(window)
+        );
     }
 
     #[test]

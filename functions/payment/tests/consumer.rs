@@ -474,7 +474,8 @@ async fn a_timed_out_charge_is_an_uncertain_failure_that_the_cancellation_reconc
 
 #[tokio::test]
 async fn an_uncertain_failure_without_a_charge_is_settled_only_after_the_window() {
-    let payments = Payments::with(quick_policy(), Duration::from_secs(60)).await;
+    // A window longer than the handler may wait: the cancellation goes back to the queue.
+    let payments = Payments::with(quick_policy(), Duration::from_secs(600)).await;
     // A declined card behind a slow provider: every attempt times out, no charge exists.
     payments
         .provider
@@ -488,7 +489,6 @@ async fn an_uncertain_failure_without_a_charge_is_settled_only_after_the_window(
     let uncertain = payments.payment(&order).await.unwrap();
     assert!(uncertain.charge_uncertain);
 
-    // Within the window "no charge" proves nothing yet: back to the queue.
     let cancelled = order_cancelled(&order);
     assert!(matches!(
         payments.deliver(&cancelled).await,
@@ -496,14 +496,25 @@ async fn an_uncertain_failure_without_a_charge_is_settled_only_after_the_window(
     ));
     assert_eq!(payments.payment(&order).await.unwrap(), uncertain);
 
-    // Past it (a consumer whose window has passed), the failure is settled, silently.
+    // A window short enough to wait out: the handler waits, looks again, and settles the
+    // failure as certain, silently.
+    let window = Duration::from_secs(2);
     let mut handler = Handler::new(payments.store.clone(), payments.provider.adapter().await);
     handler.retry = quick_policy();
-    handler.settle_window = Duration::ZERO;
-    let later = payments.table.consumer(CONSUMER_NAME, handler);
+    handler.settle_window = window;
+    let patient = payments.table.consumer(CONSUMER_NAME, handler);
+    let recorded = chrono::DateTime::parse_from_rfc3339(&uncertain.updated_at).unwrap();
     assert_eq!(
-        sqs::deliver(&later, &sqs::redelivered(&cancelled)).await,
+        sqs::deliver(&patient, &sqs::redelivered(&cancelled)).await,
         Outcome::Applied
+    );
+    let waited = chrono::Utc::now()
+        .signed_duration_since(recorded)
+        .to_std()
+        .unwrap();
+    assert!(
+        waited >= window,
+        "settled only once the window had passed: {waited:?}"
     );
     let settled = payments.payment(&order).await.unwrap();
     assert_eq!(
