@@ -298,6 +298,7 @@ impl Sandbox {
         if let ("GET", ["health"]) = (method, segments.as_slice()) {
             return health("payment-sandbox", &self.ledger).await;
         }
+        // Before test mode: a caller without the key must not use up queued failures.
         self.authenticate(request).await?;
         match (method, segments.as_slice()) {
             // Exempt from test mode, or an outage could never be ended.
