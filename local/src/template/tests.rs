@@ -295,7 +295,7 @@ fn the_project_templates_honour_the_stage_parameter() {
         .iter()
         .filter(|f| f.binary.ends_with("-relay"))
         .collect();
-    assert_eq!(relays.len(), 4);
+    assert_eq!(relays.len(), 6, "one outbox relay per capability");
     assert!(
         relays
             .iter()
