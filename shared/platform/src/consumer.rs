@@ -160,9 +160,17 @@ impl<H: EventHandler> SqsConsumer<H> {
 
     /// Handles one SQS batch and reports the messages that failed.
     pub async fn handle_batch(&self, batch: SqsEvent) -> SqsBatchResponse {
+        // The messages of a batch are handled at once: a standard queue promises no order
+        // anyway, and two deliveries touching the same item already meet through the
+        // conditional writes and their retries (two pollers can hold them concurrently).
+        // One slow message (a provider timing out) then costs the batch its own time,
+        // not the sum of everyone's, which is what the functions' timeouts are sized on.
+        let outcomes =
+            futures::future::join_all(batch.records.iter().map(|m| self.handle_message(m)))
+                .await;
         let mut response = SqsBatchResponse::default();
-        for message in batch.records {
-            if let Outcome::Failed(_) = self.handle_message(&message).await {
+        for (message, outcome) in batch.records.iter().zip(outcomes) {
+            if let Outcome::Failed(_) = outcome {
                 match &message.message_id {
                     Some(id) => response.add_failure(id.clone()),
                     None => {
