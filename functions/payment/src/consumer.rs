@@ -25,28 +25,36 @@ use crate::domain::{
     OnCancelled, OnStockConfirmed, Payment, Recorded, StrayCharge, charge_idempotency_key,
     refund_idempotency_key,
 };
-use crate::provider::{PaymentProvider, ProviderError, RetryPolicy};
+use crate::provider::{CircuitBreaker, PaymentProvider, ProviderError, RetryPolicy};
 use crate::store::PaymentStore;
 
 /// The name the harness gives this consumer's processed-event markers.
 pub const CONSUMER_NAME: &str = "payment";
 
 /// How long after an uncertain failure a charge may still turn up at the provider: it
-/// finishes a request it started even when payment stopped waiting. Longer than the
-/// sandbox's longest test-mode delay (10 s) with ample margin, and than a card processor
-/// keeps a request open; a provider that may take longer needs a longer window.
-pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_secs(30);
+/// finishes a request it started even when payment stopped waiting. The last attempt left
+/// at least one attempt timeout (2 s) before the failure was recorded, and the sandbox
+/// holds a request at most 5 s (its longest test-mode delay): 10 s leaves a margin. A
+/// provider that may keep a request longer needs a longer window.
+pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_secs(10);
 
 /// The longest a reconciliation waits in the handler for the settle window to pass.
 /// Cancellations of orders that failed together arrive together, so one wait serves the
-/// whole batch; a longer wait goes back to the queue, which takes the visibility timeout.
-pub const MAX_SETTLE_WAIT: Duration = Duration::from_secs(30);
+/// whole batch; a longer one goes back to the queue, for its visibility timeout.
+pub const MAX_SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the consumer stops asking a provider it just found down (see
+/// [`CircuitBreaker`]): about one policy's worth, so a sustained outage costs one full
+/// try per ten seconds instead of one per order.
+pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(10);
 
 pub struct Handler<P> {
     pub store: PaymentStore,
     pub provider: P,
     /// The policy every provider call runs under.
     pub retry: RetryPolicy,
+    /// Spares each message of a batch the whole policy while the provider is down.
+    pub breaker: CircuitBreaker,
     /// See [`DEFAULT_SETTLE_WINDOW`].
     pub settle_window: Duration,
 }
@@ -57,6 +65,7 @@ impl<P: PaymentProvider> Handler<P> {
             store,
             provider,
             retry: RetryPolicy::default(),
+            breaker: CircuitBreaker::new(DEFAULT_COOL_DOWN),
             settle_window: DEFAULT_SETTLE_WINDOW,
         }
     }
@@ -140,8 +149,7 @@ impl<P: PaymentProvider> Handler<P> {
         let key = charge_idempotency_key(order_id);
         let total = &confirmed.total;
         let outcome = self
-            .retry
-            .run("charge", || {
+            .call("charge", || {
                 self.provider.charge(&key, total, &confirmed.payment_token)
             })
             .await;
@@ -294,8 +302,7 @@ impl<P: PaymentProvider> Handler<P> {
     async fn find_and_refund(&self, order_id: &str) -> Result<Option<StrayCharge>, ConsumeError> {
         let key = charge_idempotency_key(order_id);
         let found = self
-            .retry
-            .run("find charge", || self.provider.find_charge(&key))
+            .call("find charge", || self.provider.find_charge(&key))
             .await
             .map_err(|error| provider_later(order_id, error))?;
         let Some(charge) = found else {
@@ -323,8 +330,7 @@ impl<P: PaymentProvider> Handler<P> {
     ) -> Result<String, ConsumeError> {
         let key = refund_idempotency_key(order_id);
         let refunded = self
-            .retry
-            .run("refund", || self.provider.refund(&key, charge_id, amount))
+            .call("refund", || self.provider.refund(&key, charge_id, amount))
             .await;
         match refunded {
             Ok(refund) => Ok(refund.id),
@@ -333,8 +339,7 @@ impl<P: PaymentProvider> Handler<P> {
             Err(ProviderError::Rejected { status: 409, .. }) => {
                 let charge_key = charge_idempotency_key(order_id);
                 let charge = self
-                    .retry
-                    .run("find charge", || self.provider.find_charge(&charge_key))
+                    .call("find charge", || self.provider.find_charge(&charge_key))
                     .await
                     .map_err(|error| provider_later(order_id, error))?;
                 match charge {
@@ -352,6 +357,15 @@ impl<P: PaymentProvider> Handler<P> {
             }
             Err(error) => Err(provider_later(order_id, error)),
         }
+    }
+
+    /// One provider call, under the retry policy and the breaker.
+    async fn call<T, Op, Fut>(&self, what: &str, operation: Op) -> Result<T, ProviderError>
+    where
+        Op: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        self.breaker.run(&self.retry, what, operation).await
     }
 
     fn record_first<E: DomainEvent>(

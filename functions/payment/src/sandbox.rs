@@ -46,9 +46,11 @@ use crate::secret::{ApiKey, ApiKeySecret, SecretError};
 
 /// The prefix of the tokens the sandbox declines, as a card processor's test cards.
 pub const DECLINED_TOKEN_PREFIX: &str = "tok_decline";
-/// The longest delay test mode may impose on a request: well inside the function's
-/// timeout, so a delayed request still completes (its client may have given up).
-pub const MAX_DELAY_MS: u64 = 10_000;
+/// The longest delay test mode may impose on a request: longer than the consumer's
+/// attempt timeout (2 s), to leave charges uncertain; well inside the function's timeout,
+/// so a delayed request still completes after its client gave up; and within the
+/// consumer's settle window (see `consumer::DEFAULT_SETTLE_WINDOW`).
+pub const MAX_DELAY_MS: u64 = 5_000;
 /// The most failures test mode may queue up.
 pub const MAX_FAIL_NEXT: u64 = 1_000;
 /// The largest charge: more than any order can total (50 lines of 99 units at 10^9).
