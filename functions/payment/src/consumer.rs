@@ -44,9 +44,10 @@ pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_secs(10);
 pub const MAX_SETTLE_WAIT: Duration = Duration::from_secs(10);
 
 /// How long the consumer stops asking a provider it just found down (see
-/// [`CircuitBreaker`]): about one policy's worth, so a sustained outage costs one full
-/// try per ten seconds instead of one per order.
-pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(10);
+/// [`CircuitBreaker`]). Long enough for the rest of a batch to fail at once after the call
+/// that found the provider down (they take milliseconds each), short enough that orders
+/// arriving after the provider came back are not failed for long.
+pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(3);
 
 pub struct Handler<P> {
     pub store: PaymentStore,
