@@ -25,7 +25,7 @@ use crate::domain::{
     OnCancelled, OnStockConfirmed, Payment, Recorded, StrayCharge, charge_idempotency_key,
     refund_idempotency_key,
 };
-use crate::provider::{CircuitBreaker, PaymentProvider, ProviderError, RetryPolicy};
+use crate::provider::{PaymentProvider, ProviderError, RetryPolicy};
 use crate::store::PaymentStore;
 
 /// The name the harness gives this consumer's processed-event markers.
@@ -38,24 +38,16 @@ pub const CONSUMER_NAME: &str = "payment";
 /// provider that may keep a request longer needs a longer window.
 pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_secs(10);
 
-/// The longest a reconciliation waits in the handler for the settle window to pass.
-/// Cancellations of orders that failed together arrive together, so one wait serves the
-/// whole batch; a longer one goes back to the queue, for its visibility timeout.
+/// The longest a reconciliation waits in the handler for the settle window to pass. The
+/// harness handles a batch's messages at once, so the waits of orders that failed together
+/// overlap; a longer one goes back to the queue, for its visibility timeout.
 pub const MAX_SETTLE_WAIT: Duration = Duration::from_secs(10);
-
-/// How long the consumer stops asking a provider it just found down (see
-/// [`CircuitBreaker`]). Long enough for the rest of a batch to fail at once after the call
-/// that found the provider down (they take milliseconds each), short enough that orders
-/// arriving after the provider came back are not failed for long.
-pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(3);
 
 pub struct Handler<P> {
     pub store: PaymentStore,
     pub provider: P,
     /// The policy every provider call runs under.
     pub retry: RetryPolicy,
-    /// Spares each message of a batch the whole policy while the provider is down.
-    pub breaker: CircuitBreaker,
     /// See [`DEFAULT_SETTLE_WINDOW`].
     pub settle_window: Duration,
 }
@@ -66,7 +58,6 @@ impl<P: PaymentProvider> Handler<P> {
             store,
             provider,
             retry: RetryPolicy::default(),
-            breaker: CircuitBreaker::new(DEFAULT_COOL_DOWN),
             settle_window: DEFAULT_SETTLE_WINDOW,
         }
     }
@@ -150,7 +141,8 @@ impl<P: PaymentProvider> Handler<P> {
         let key = charge_idempotency_key(order_id);
         let total = &confirmed.total;
         let outcome = self
-            .call("charge", || {
+            .retry
+            .run("charge", || {
                 self.provider.charge(&key, total, &confirmed.payment_token)
             })
             .await;
@@ -303,7 +295,8 @@ impl<P: PaymentProvider> Handler<P> {
     async fn find_and_refund(&self, order_id: &str) -> Result<Option<StrayCharge>, ConsumeError> {
         let key = charge_idempotency_key(order_id);
         let found = self
-            .call("find charge", || self.provider.find_charge(&key))
+            .retry
+            .run("find charge", || self.provider.find_charge(&key))
             .await
             .map_err(|error| provider_later(order_id, error))?;
         let Some(charge) = found else {
@@ -331,7 +324,8 @@ impl<P: PaymentProvider> Handler<P> {
     ) -> Result<String, ConsumeError> {
         let key = refund_idempotency_key(order_id);
         let refunded = self
-            .call("refund", || self.provider.refund(&key, charge_id, amount))
+            .retry
+            .run("refund", || self.provider.refund(&key, charge_id, amount))
             .await;
         match refunded {
             Ok(refund) => Ok(refund.id),
@@ -340,7 +334,8 @@ impl<P: PaymentProvider> Handler<P> {
             Err(ProviderError::Rejected { status: 409, .. }) => {
                 let charge_key = charge_idempotency_key(order_id);
                 let charge = self
-                    .call("find charge", || self.provider.find_charge(&charge_key))
+                    .retry
+                    .run("find charge", || self.provider.find_charge(&charge_key))
                     .await
                     .map_err(|error| provider_later(order_id, error))?;
                 match charge {
@@ -358,15 +353,6 @@ impl<P: PaymentProvider> Handler<P> {
             }
             Err(error) => Err(provider_later(order_id, error)),
         }
-    }
-
-    /// One provider call, under the retry policy and the breaker.
-    async fn call<T, Op, Fut>(&self, what: &str, operation: Op) -> Result<T, ProviderError>
-    where
-        Op: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, ProviderError>>,
-    {
-        self.breaker.run(&self.retry, what, operation).await
     }
 
     fn record_first<E: DomainEvent>(

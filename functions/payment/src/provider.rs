@@ -5,8 +5,8 @@
 //! most once however often it is asked: that is what makes retrying safe, including a
 //! retry after a timeout that left the first attempt's fate unknown.
 
-use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::RwLock;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -164,79 +164,6 @@ impl RetryPolicy {
             uncertain,
             format!("{attempts} attempts failed; the last: {last}"),
         ))
-    }
-}
-
-/// Stops asking a provider that was just found down. Once a call has run a whole
-/// [`RetryPolicy`] out on an unavailable provider, further calls fail at once, as not
-/// processed, for `cool_down`; the first call after it tries again in full. A provider
-/// outage then costs one policy's worth of waiting per cool-down instead of one per
-/// message, which keeps a batch of charges during an outage inside the consumer's
-/// timeout; the orders fail as they would have, only sooner.
-#[derive(Debug)]
-pub struct CircuitBreaker {
-    cool_down: Duration,
-    opened_at: Mutex<Option<Instant>>,
-}
-
-impl CircuitBreaker {
-    pub fn new(cool_down: Duration) -> Self {
-        Self {
-            cool_down,
-            opened_at: Mutex::new(None),
-        }
-    }
-
-    /// A breaker that never opens.
-    pub fn disabled() -> Self {
-        Self::new(Duration::ZERO)
-    }
-
-    fn opened_at(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        // A panic while holding the lock left an instant or nothing: both still valid.
-        self.opened_at
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Whether calls fail at once at `now`.
-    pub fn is_open(&self, now: Instant) -> bool {
-        self.opened_at()
-            .is_some_and(|opened| now.saturating_duration_since(opened) < self.cool_down)
-    }
-
-    /// What a call under the policy came to: an unavailable provider opens the breaker,
-    /// any answer from it closes it.
-    pub fn record<T>(&self, outcome: &Result<T, ProviderError>, now: Instant) {
-        *self.opened_at() = match outcome {
-            Err(ProviderError::Unavailable { .. }) => Some(now),
-            _ => None,
-        };
-    }
-
-    /// Runs `operation` under `policy`, unless the breaker is open.
-    pub async fn run<T, Op, Fut>(
-        &self,
-        policy: &RetryPolicy,
-        what: &str,
-        operation: Op,
-    ) -> Result<T, ProviderError>
-    where
-        Op: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, ProviderError>>,
-    {
-        if self.is_open(Instant::now()) {
-            return Err(ProviderError::unavailable(
-                false,
-                format!(
-                    "not tried: the provider was unavailable less than {:?} ago",
-                    self.cool_down
-                ),
-            ));
-        }
-        let outcome = policy.run(what, operation).await;
-        self.record(&outcome, Instant::now());
-        outcome
     }
 }
 
@@ -586,56 +513,6 @@ mod tests {
 
     fn down(uncertain: bool) -> Option<Result<u32, ProviderError>> {
         Some(Err(ProviderError::unavailable(uncertain, "down")))
-    }
-
-    #[test]
-    fn a_breaker_opens_on_an_unavailable_provider_for_its_cool_down_and_closes_on_an_answer() {
-        let breaker = CircuitBreaker::new(Duration::from_secs(10));
-        let start = Instant::now();
-        assert!(!breaker.is_open(start));
-        breaker.record::<()>(&Err(ProviderError::unavailable(true, "down")), start);
-        assert!(breaker.is_open(start));
-        assert!(breaker.is_open(start + Duration::from_secs(9)));
-        assert!(
-            !breaker.is_open(start + Duration::from_secs(10)),
-            "half open: try again"
-        );
-        for answer in [Ok(()), Err(ProviderError::Declined)] {
-            breaker.record::<()>(&Err(ProviderError::unavailable(false, "down")), start);
-            breaker.record(&answer, start + Duration::from_secs(1));
-            assert!(
-                !breaker.is_open(start + Duration::from_secs(1)),
-                "{answer:?}"
-            );
-        }
-        let disabled = CircuitBreaker::disabled();
-        disabled.record::<()>(&Err(ProviderError::unavailable(false, "down")), start);
-        assert!(!disabled.is_open(start));
-    }
-
-    #[tokio::test]
-    async fn an_open_breaker_fails_calls_at_once_as_not_processed() {
-        let breaker = CircuitBreaker::new(Duration::from_secs(60));
-        let script = Script::new(vec![down(false); 4]);
-        assert!(
-            breaker
-                .run(&quick(), "test", || script.call())
-                .await
-                .is_err()
-        );
-        assert_eq!(script.calls(), 4);
-        let outcome = breaker.run(&quick(), "test", || script.call()).await;
-        assert!(
-            matches!(
-                outcome,
-                Err(ProviderError::Unavailable {
-                    uncertain: false,
-                    ..
-                })
-            ),
-            "{outcome:?}"
-        );
-        assert_eq!(script.calls(), 4, "not tried");
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use payment::consumer::{CONSUMER_NAME, Handler};
 use payment::domain::PaymentStatus;
-use payment::provider::{CircuitBreaker, RetryPolicy};
+use payment::provider::RetryPolicy;
 use serde_json::{Value, json};
 use shop_events::payment::PaymentFailureReason;
 use shop_platform::consumer::Outcome;
@@ -171,57 +171,6 @@ async fn an_outage_fails_the_payment_after_the_attempts_instead_of_hanging() {
         .await;
     assert_eq!(payments.provider.charges().await, (0, 0));
     assert_eq!(payments.payment(&order).await.unwrap(), payment);
-}
-
-#[tokio::test]
-async fn after_an_outage_the_breaker_fails_orders_at_once_until_its_cool_down_has_passed() {
-    let payments = Payments::new().await;
-    let cool_down = Duration::from_secs(2);
-    let mut handler = Handler::new(payments.store.clone(), payments.provider.adapter().await);
-    handler.retry = quick_policy();
-    handler.breaker = CircuitBreaker::new(cool_down);
-    let consumer = payments.table.consumer(CONSUMER_NAME, handler);
-    let failure = async |order: &str| {
-        let payment = payments.payment(order).await.unwrap();
-        (payment.status, payment.reason, payment.charge_uncertain)
-    };
-    let unavailable = (
-        PaymentStatus::Failed,
-        Some(PaymentFailureReason::ProviderUnavailable),
-        false,
-    );
-
-    payments
-        .provider
-        .set_test_mode(json!({"outage": true}))
-        .await;
-    let first = new_order_id();
-    sqs::deliver(&consumer, &stock_confirmed(&first, 100, APPROVED_TOKEN)).await;
-    // The breaker opened when the policy ran out, at the latest now.
-    let opened = Instant::now();
-    assert_eq!(failure(&first).await, unavailable);
-
-    // Back up, but the breaker does not know yet: the next order fails without a try.
-    payments.provider.set_test_mode(json!({})).await;
-    let second = new_order_id();
-    let started = Instant::now();
-    sqs::deliver(&consumer, &stock_confirmed(&second, 100, APPROVED_TOKEN)).await;
-    assert!(
-        started.elapsed() < quick_policy().attempt_timeout,
-        "failed at once"
-    );
-    assert_eq!(failure(&second).await, unavailable);
-    assert_eq!(payments.provider.charges().await, (0, 0));
-
-    tokio::time::sleep(cool_down.saturating_sub(opened.elapsed())).await;
-    let third = new_order_id();
-    sqs::deliver(&consumer, &stock_confirmed(&third, 100, APPROVED_TOKEN)).await;
-    assert_eq!(
-        payments.payment(&third).await.unwrap().status,
-        PaymentStatus::Succeeded,
-        "tried again once the cool-down passed"
-    );
-    assert_eq!(payments.provider.charges().await, (1, 0));
 }
 
 #[tokio::test]

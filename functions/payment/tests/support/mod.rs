@@ -13,7 +13,7 @@ use std::time::Duration;
 use payment::api::{App, handle};
 use payment::consumer::{CONSUMER_NAME, Handler};
 use payment::domain::Payment;
-use payment::provider::{CircuitBreaker, HttpProvider, RetryPolicy};
+use payment::provider::{HttpProvider, RetryPolicy};
 use payment::sandbox::{self, Sandbox};
 use payment::secret::ApiKeySecret;
 use payment::store::PaymentStore;
@@ -241,8 +241,6 @@ impl Payments {
         let mut handler = Handler::new(store.clone(), provider.adapter().await);
         handler.retry = retry;
         handler.settle_window = settle_window;
-        // Each scenario sees every provider call made; the breaker has its own test.
-        handler.breaker = CircuitBreaker::disabled();
         Self {
             app: App {
                 store: store.clone(),
