@@ -16,39 +16,96 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 
 def roll_back_transactions_in_place() -> None:
-    """Makes a cancelled TransactWriteItems leave its tables' streams intact.
+    """Makes a cancelled TransactWriteItems undo exactly its own writes, cheaply.
 
-    moto rolls a cancelled transaction back by swapping each table for a deep copy taken
-    when the transaction began. A stream reader's shard iterator still points at the old
-    table's shard, which keeps the cancelled writes' records and never sees another one:
-    the relay would publish events of transactions that never happened, then nothing.
-    Here the live table objects are kept, their contents restored from moto's copies,
-    and their own stream shard cut back to where it was.
+    moto backs every transaction up by deep-copying each table it names - all its items
+    and its whole stream shard, once per item of the transaction - and rolls a cancelled
+    one back by swapping the tables for those copies. Two defects follow. The copy costs
+    what the table holds, so every transaction gets slower as the tables fill (a run of
+    a hundred orders spent most of moto's time copying, and grew it to 2 GB). And a
+    stream reader's shard iterator still points at the swapped-out table's shard, which
+    keeps the cancelled writes' records and never sees another one: the relay would
+    publish events of transactions that never happened, then nothing.
+
+    Here moto's backup is skipped (the table itself stands for its copy, so its own
+    roll-back swaps nothing), and only what the transaction may write is saved: the
+    items at its keys, and the length of each table's stream shard. A cancelled
+    transaction gets those items back and its stream records cut off. Sound because
+    every DynamoDB operation holds one lock (serialise_dynamodb): nothing else writes
+    while a transaction runs.
     """
-    cancellable = DynamoDBBackend.transact_write_items
+    import copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    class TablesAreTheirOwnBackup:
+        @staticmethod
+        def deepcopy(value, *args, **kwargs):
+            if isinstance(value, Table):
+                return value
+            return copy.deepcopy(value, *args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(copy, name)
+
+    models.copy = TablesAreTheirOwnBackup()
+
+    def written_keys(backend, transact_items):
+        for entry in transact_items:
+            _, operation = next(iter(entry.items()))
+            table = backend.tables.get(operation.get("TableName"))
+            if table is None:
+                continue
+            attributes = operation.get("Key") or operation.get("Item") or {}
+            hash_value = attributes.get(table.hash_key_attr)
+            if hash_value is None:
+                continue
+            range_value = attributes.get(table.range_key_attr) if table.range_key_attr else None
+            yield table, DynamoType(hash_value), DynamoType(range_value) if range_value is not None else None
+
+    def saved(table, hash_key, range_key):
+        if range_key is None:
+            item = table.items.get(hash_key)
+        else:
+            item = table.items.get(hash_key, {}).get(range_key)
+        return copy.deepcopy(item)
+
+    def restore(table, hash_key, range_key, item):
+        if range_key is None:
+            if item is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = item
+            return
+        items = table.items[hash_key]
+        if item is None:
+            items.pop(range_key, None)
+            if not items:
+                table.items.pop(hash_key, None)
+        else:
+            items[range_key] = item
+
+    cancellable = models.DynamoDBBackend.transact_write_items
 
     def transact_write_items(self, transact_items):
-        live = dict(self.tables)
+        before = [(table, h, r, saved(table, h, r)) for table, h, r in written_keys(self, transact_items)]
         shard_lengths = {
-            name: len(table.stream_shard.items) for name, table in live.items() if table.stream_shard is not None
+            name: len(table.stream_shard.items) for name, table in self.tables.items() if table.stream_shard is not None
         }
         try:
             return cancellable(self, transact_items)
         except Exception:
-            for name, table in live.items():
-                restored = self.tables.get(name)
-                if restored is None or restored is table:
-                    continue
-                shard = table.stream_shard
-                table.__dict__.update(restored.__dict__)
-                if shard is not None:
-                    del shard.items[shard_lengths[name]:]
-                    shard.table = table
-                    table.stream_shard = shard
-                self.tables[name] = table
+            for table, hash_key, range_key, item in reversed(before):
+                restore(table, hash_key, range_key, item)
+            for name, length in shard_lengths.items():
+                table = self.tables.get(name)
+                if table is not None and table.stream_shard is not None:
+                    del table.stream_shard.items[length:]
             raise
 
-    DynamoDBBackend.transact_write_items = transact_write_items
+    models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
 def serialise_dynamodb() -> None:
