@@ -263,15 +263,19 @@ pub fn alive(pid: u32) -> bool {
 }
 
 /// Polls until `check` answers `Some`, for effects that cross the bus asynchronously. The
-/// bound only keeps a broken saga from hanging the suite.
+/// bound only keeps a broken saga from hanging the suite. Polls back off from 25 ms to
+/// 100 ms: quick answers are seen quickly, and a hundred clients waiting on slow ones
+/// do not bury the emulator (one Python process) under their polls.
 pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + STARTUP_LIMIT;
+    let mut pause = Duration::from_millis(25);
     loop {
         if let Some(value) = check().await {
             return value;
         }
         assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 3 / 2).min(Duration::from_millis(100));
     }
 }
 
