@@ -116,7 +116,12 @@ async fn place(shop: &Shop, products: &[String], n: usize, order: &Order) -> Out
         eventually("the order exists to be cancelled", async || {
             let (status, answer) = shop
                 .stack
-                .call_retrying("POST", &format!("{path}/cancel"), Some(&order.shopper), None)
+                .call_retrying(
+                    "POST",
+                    &format!("{path}/cancel"),
+                    Some(&order.shopper),
+                    None,
+                )
                 .await;
             match status {
                 404 => None,
@@ -134,7 +139,14 @@ async fn place(shop: &Shop, products: &[String], n: usize, order: &Order) -> Out
     if settled["status"] == "paid" {
         match order.plan {
             Plan::CancelWhenPaid => {
-                must(shop, "POST", &format!("{path}/cancel"), &order.shopper, None).await;
+                must(
+                    shop,
+                    "POST",
+                    &format!("{path}/cancel"),
+                    &order.shopper,
+                    None,
+                )
+                .await;
             }
             Plan::Dispatch | Plan::Deliver => {
                 shop.pending_shipment(&order_id).await;
@@ -316,7 +328,8 @@ async fn a_hundred_mixed_orders_under_faults_keep_every_invariant() {
 /// catalog is searched for the name before trying again.
 async fn create_product(shop: &Shop, n: usize, price: i64) -> String {
     let name = format!("Mixed Product {n}");
-    let body = json!({"name": name, "category": "mixed", "price": {"amount": price, "currency": "USD"}});
+    let body =
+        json!({"name": name, "category": "mixed", "price": {"amount": price, "currency": "USD"}});
     loop {
         let (status, product) = shop
             .stack

@@ -36,9 +36,14 @@ async fn an_order_lives_to_delivered_and_every_way_out_of_it_compensates() {
     let (status, problem) = shop.shipment_step(&happy, "deliver").await;
     assert_eq!(status, 409, "deliver before dispatch: {problem}");
     let (status, shipment) = shop.shipment_step(&happy, "dispatch").await;
-    assert_eq!((status, shipment["status"].clone()), (200, json!("dispatched")));
-    shop.order_when(&ada, &happy, "the order ships", |o| o["status"] == "shipped")
-        .await;
+    assert_eq!(
+        (status, shipment["status"].clone()),
+        (200, json!("dispatched"))
+    );
+    shop.order_when(&ada, &happy, "the order ships", |o| {
+        o["status"] == "shipped"
+    })
+    .await;
     let (status, problem) = shop.cancel(&ada, &happy).await;
     assert_eq!(status, 409, "cancel after dispatch: {problem}");
     let (status, _) = shop.shipment_step(&happy, "dispatch").await;
@@ -52,7 +57,13 @@ async fn an_order_lives_to_delivered_and_every_way_out_of_it_compensates() {
         .await;
     assert_eq!(
         history(&order),
-        ["submitted", "stock_confirmed", "paid", "shipped", "delivered"]
+        [
+            "submitted",
+            "stock_confirmed",
+            "paid",
+            "shipped",
+            "delivered"
+        ]
     );
     eventually("inventory ships the reservation", async || {
         let stock = shop.stock(&lamp).await;

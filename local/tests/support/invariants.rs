@@ -62,8 +62,11 @@ impl Provider {
         let url = stats["functionUrls"]
             .as_array()
             .and_then(|urls| {
-                urls.iter()
-                    .find(|u| u["logicalId"].as_str().is_some_and(|id| id.ends_with("/SandboxFunctionUrl")))
+                urls.iter().find(|u| {
+                    u["logicalId"]
+                        .as_str()
+                        .is_some_and(|id| id.ends_with("/SandboxFunctionUrl"))
+                })
             })
             .and_then(|u| u["url"].as_str())
             .expect("the sandbox provider's function URL")
@@ -318,7 +321,8 @@ pub async fn violations(shop: &Shop, provider: &Provider, scenario: &Scenario) -
                 "product {product}: {available} + {reserved} + {shipped} != the {set} the admin set"
             ));
         }
-        let (orders_reserved, orders_shipped) = held.get(product.as_str()).copied().unwrap_or_default();
+        let (orders_reserved, orders_shipped) =
+            held.get(product.as_str()).copied().unwrap_or_default();
         if (reserved, shipped) != (orders_reserved, orders_shipped) {
             found.push(format!(
                 "product {product}: reserved {reserved} / shipped {shipped}, but the orders hold {orders_reserved} / {orders_shipped}"
