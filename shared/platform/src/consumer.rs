@@ -166,8 +166,7 @@ impl<H: EventHandler> SqsConsumer<H> {
         // One slow message (a provider timing out) then costs the batch its own time,
         // not the sum of everyone's, which is what the functions' timeouts are sized on.
         let outcomes =
-            futures::future::join_all(batch.records.iter().map(|m| self.handle_message(m)))
-                .await;
+            futures::future::join_all(batch.records.iter().map(|m| self.handle_message(m))).await;
         let mut response = SqsBatchResponse::default();
         for (message, outcome) in batch.records.iter().zip(outcomes) {
             if let Outcome::Failed(_) = outcome {
