@@ -71,8 +71,11 @@ where
     F: Fn(&'static A, Request) -> Fut + Copy + Send + 'static,
     Fut: Future<Output = Response<Body>> + Send,
 {
-    let init = init().await?;
-    serve_http(api(init.dynamodb, init.table), handle).await
+    run_api_with(
+        async |init: &Init| Ok(api(init.dynamodb.clone(), init.table.clone())),
+        handle,
+    )
+    .await
 }
 
 /// The whole `main` of a consumer function: `handler` is built on the DynamoDB client and
@@ -82,14 +85,9 @@ pub async fn run_consumer<H: EventHandler + Send + 'static>(
     consumer_name: &str,
     handler: impl FnOnce(aws_sdk_dynamodb::Client, &str) -> H,
 ) -> Result<(), Error> {
-    let init = init().await?;
-    let handler = handler(init.dynamodb.clone(), &init.table);
-    serve_sqs(SqsConsumer::new(
-        init.dynamodb,
-        init.table,
-        consumer_name,
-        handler,
-    ))
+    run_consumer_with(consumer_name, async |init: &Init| {
+        Ok(handler(init.dynamodb.clone(), &init.table))
+    })
     .await
 }
 
