@@ -24,26 +24,26 @@ Rules (see ../shared/DESIGN.md, "Reliability rules"):
    must actually be wired up as one: referenced from a RedrivePolicy, a
    DestinationConfig, a DeadLetterQueue or a DeadLetterConfig in the same template.
 
-Rules 3-5 are least privilege (DESIGN.md §1: a service owns its data, nobody else reads or
-writes it; §4: `source` is shop.<capability>). They judge every Allow statement a function
+Rules 3-7 are least privilege (DESIGN.md §1: a service owns its data, nobody else reads or
+writes it; §4: `source` is shop.<capability>), judged on what a function can EFFECTIVELY do.
+Rule 6 makes that its role's statements: every function names its own role, so nothing is
+granted by SAM behind the template's back. Rules 3-5 judge every Allow statement a function
 can act under - Deny statements only take rights away and are not judged:
+  - the PolicyDocument of every AWS::IAM::Role policy, AWS::IAM::Policy, ::ManagedPolicy and
+    ::RolePolicy in the template;
   - the `Policies` of an AWS::Serverless::Function (or ::StateMachine), and of
-    Globals.Function: inline policy documents, and SAM policy templates (DynamoDBCrudPolicy,
+    Globals.Function, where they take effect: for a function only if it names no Role (SAM
+    applies Policies to the role it generates and ignores them beside a Role; rule 6 reports
+    both cases). Inline policy documents, and SAM policy templates (DynamoDBCrudPolicy,
     SQSPollerPolicy, AWSSecretsManagerGetSecretValuePolicy, EventBridgePutEventsPolicy, ...)
     expanded with the pinned SAM translator's own definitions, so what is judged is what SAM
     will grant, not the parameter alone;
-  - the PolicyDocument of every AWS::IAM::Role policy, AWS::IAM::Policy, ::ManagedPolicy and
-    ::RolePolicy in the template;
-  - what SAM grants from a function's other properties, judged as if it were a Resource:
+  - what a function reaches through its other properties, judged as if it were a Resource:
     the Queue/Stream/Broker/Cluster of a pull event source (SQS, DynamoDB, Kinesis, MQ, MSK,
     DocumentDB) and its DestinationConfig targets, the function's DeadLetterQueue TargetArn
     and EventInvokeConfig destinations; likewise the EventSourceArn and DestinationConfig of
     an AWS::Lambda::EventSourceMapping and the Destination of every AWS::Serverless::Connector
     (also those embedded under a resource's Connectors).
-Not judged: what SAM attaches on its own whatever the template says - AWSLambdaBasicExecutionRole,
-X-Ray write access for Tracing: Active, and for a pull event source the AWS managed
-AWSLambdaSQSQueueExecutionRole / AWSLambdaDynamoDBExecutionRole, whose statements are on
-Resource "*"; a template can only avoid them by declaring the function's Role itself.
 
 3. Own resources only: every Resource (as above) is derived from a resource declared in
    this same template, or is one of the platform parameters EventBusArn / EventBusName in a
@@ -62,14 +62,22 @@ Resource "*"; a template can only avoid them by declaring the function's Role it
    template's resources: a managed policy given in Policies (a name, an ARN or a reference,
    unless a Ref to an AWS::IAM::ManagedPolicy declared here, which is judged where it is
    declared), a Policies entry that is neither a policy document nor a known SAM policy
-   template, an AWS::IAM::Role ManagedPolicyArns entry on the same terms, and a function
-   Role that is not a Ref/GetAtt of an AWS::IAM::Role declared here.
+   template, and a state machine's Role that is not a Ref/GetAtt of an AWS::IAM::Role
+   declared here. The one exception is rule 4's X-Ray statement below.
 
 4. No wildcard resources: no Resource (as above) contains an IAM wildcard, "*" or "?",
    anywhere - judged after expansion, so `${Table.Arn}/index/*` is a finding and so are
    DynamoDBCrudPolicy and DynamoDBReadPolicy, which grant `table/<name>/index/*`; name each
-   index the function queries. An Allow statement with NotResource (everything but what it
-   names) is a finding too.
+   index the function queries. The Arn of an AWS::Logs::LogGroup counts as one: it ends in
+   ":*". An Allow statement with NotResource (everything but what it names) is a finding
+   too. Two exceptions, each for exactly what cannot be written without one:
+     - Resource "*" in a statement whose every Action is xray:PutTraceSegments or
+       xray:PutTelemetryRecords (Tracing: Active): X-Ray defines no resource types for them
+       (IAM service authorization reference), so "*" is the only Resource that grants them;
+     - `arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${G}:log-stream:*`,
+       G an AWS::Logs::LogGroup declared here, in a statement whose every Action is
+       logs:CreateLogStream or logs:PutLogEvents: Lambda names the streams at run time.
+       Whose group G may be is rule 7.
 
 5. PutEvents only as itself: an Allow statement whose Action matches events:PutEvents
    (events:PutEvents, events:*, events:Put*, "*", or a NotAction that does not exclude it)
@@ -79,11 +87,35 @@ Resource "*"; a template can only avoid them by declaring the function's Role it
    Connector writing to an AWS::Events::EventBus are findings (SAM grants PutEvents for
    them with no condition), and in a template outside functions/<capability>/ (the root
    template) every PutEvents grant is one.
+
+6. Every function has its own explicit role: an AWS::Serverless::Function or
+   AWS::Lambda::Function has `Role: !GetAtt <Role>.Arn` (its own or from Globals.Function),
+   <Role> an AWS::IAM::Role declared in this template that no other function uses. Without
+   a Role SAM generates one carrying AWS managed policies whose statements are on Resource
+   "*" (AWSLambdaBasicExecutionRole, and X-Ray write access for Tracing: Active,
+   AWSLambdaSQSQueueExecutionRole / AWSLambdaDynamoDBExecutionRole for an SQS / DynamoDB
+   event), so a consumer could read any queue and a relay any table's stream. `Policies`
+   beside a Role is a finding too: SAM ignores it, so it would only mislead. Every
+   AWS::IAM::Role: no ManagedPolicyArns (AWS's grant on "*", and a managed policy can be
+   attached anywhere: write the statements inline), and its trust policy lets only the
+   Lambda service assume it (every Allow statement's Principal is exactly
+   {Service: lambda.amazonaws.com}, no NotPrincipal).
+
+7. Logs only into the function's own log group. A function's own group is the
+   AWS::Logs::LogGroup declared here that its LoggingConfig.LogGroup names by Ref (merged
+   with Globals.Function's LoggingConfig, as SAM does), and no two functions share one.
+   Every Allow statement that grants a logs: action (logs:*, "*", a NotAction that does not
+   exclude logs:*, ...) in a policy of a function's role (its inline Policies, or an
+   AWS::IAM::Policy / ::ManagedPolicy / ::RolePolicy attached to it), or in the Policies of
+   a function without a Role: grants only logs:CreateLogStream and logs:PutLogEvents
+   (Lambda creates no group: the group is declared), the function names its own group, and
+   every Resource is that group's streams (the form in rule 4, or its Arn).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
 import functools
 import json
@@ -242,9 +274,47 @@ ARN_SEPARATORS = ("/", ":")
 IAM_WILDCARDS = ("*", "?")
 SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
+FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
+ROLE_TYPE = "AWS::IAM::Role"
+LOG_GROUP_TYPE = "AWS::Logs::LogGroup"
+LAMBDA_SERVICE = "lambda.amazonaws.com"
+# X-Ray defines no resource types for these, so "*" is the only Resource that grants them.
+XRAY_WRITE_ACTIONS = {"xray:puttracesegments", "xray:puttelemetryrecords"}
+# All Lambda does in a log group that exists: create its streams and write to them.
+LOG_WRITE_ACTIONS = {"logs:createlogstream", "logs:putlogevents"}
+
 NOT_OWNED = "reaches a resource this template does not own"
 UNSCOPED = "grants what cannot be scoped to this template's resources"
 WILDCARD = "wildcard resource"
+NO_ROLE = (
+    "no Role: SAM generates the function's role with AWS managed policies on Resource \"*\" "
+    "(AWSLambdaBasicExecutionRole; X-Ray write access for Tracing: Active; "
+    "AWSLambdaSQSQueueExecutionRole / AWSLambdaDynamoDBExecutionRole for an SQS / DynamoDB "
+    "event); declare its AWS::IAM::Role and set Role: !GetAtt <Role>.Arn"
+)
+NOT_OWN_ROLE = "Role is not !GetAtt <Role>.Arn of an AWS::IAM::Role declared in this template"
+SHARED_ROLE = "the role of more than one function, so each has the others' rights"
+IGNORED_POLICIES = (
+    "ignored: SAM applies Policies only to a role it generates, and the function names its "
+    "Role; put these statements into that role"
+)
+MANAGED_ON_ROLE = (
+    "managed policy on a role (AWS's grant on Resource \"*\", and a managed policy can be "
+    "attached anywhere): write the statements inline"
+)
+TRUSTS_OTHERS = "trusts a principal other than the Lambda service"
+LOGS_BEYOND_WRITING = (
+    "logs actions beyond logs:CreateLogStream and logs:PutLogEvents (the function's log group "
+    "is declared, Lambda only writes into it)"
+)
+LOGS_WITHOUT_GROUP = (
+    "grants logs actions, but the function names no log group of this template "
+    "(LoggingConfig.LogGroup: !Ref <AWS::Logs::LogGroup>)"
+)
+LOGS_ELSEWHERE = "logs actions outside the function's own log group (its LoggingConfig.LogGroup)"
+SHARED_LOG_GROUP = (
+    "the LoggingConfig.LogGroup of more than one function, so each writes into the others' group"
+)
 
 # A piece of a resource as it will be rendered: ("text", s), ("ref", name, attribute or None)
 # for a Ref/GetAtt/${...}, or ("opaque", shown) for an intrinsic that cannot be followed.
@@ -395,14 +465,52 @@ def shown(pieces: list[Piece]) -> str:
     return "!Sub " + "".join(out)
 
 
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """Whose rights a policy document is: the functions whose role it belongs to, and the log
+    groups those functions name in LoggingConfig (rule 7)."""
+
+    functions: tuple[str, ...]
+    log_groups: frozenset[str]
+
+
+def grants_service(patterns: list[str], service: str) -> bool:
+    """Whether an Action pattern (IAM wildcards, case-insensitive) matches some action of service."""
+    return any(fnmatch.fnmatchcase(service, p.lower().split(":", 1)[0]) for p in patterns)
+
+
+def excludes_service(not_actions: list[str], service: str) -> bool:
+    """Whether a NotAction pattern matches every action of service (service:* or broader)."""
+    for pattern in not_actions:
+        head, _, tail = pattern.lower().partition(":")
+        if fnmatch.fnmatchcase(service, head) and (tail == "*" or (not tail and head == "*")):
+            return True
+    return False
+
+
 class LeastPrivilege:
-    """Rules 3-5 over one template; findings are grouped per place and rule."""
+    """Rules 3-7 over one template; findings are grouped per place and rule."""
 
     def __init__(self, template: dict, capability: str | None) -> None:
         self.resources = template.get("Resources") or {}
         self.parameters = template.get("Parameters") or {}
+        globals_function = (template.get("Globals") or {}).get("Function")
+        self.globals_function = globals_function if isinstance(globals_function, dict) else {}
         self.capability = capability
         self.findings: dict[tuple[str, int, str], list[str]] = {}
+        # Rule 6's view of every function: the role it names (None: SAM generates one) and the
+        # log group it names (rule 7).
+        self.names_role: dict[str, bool] = {}
+        self.role_of: dict[str, str | None] = {}
+        self.log_group_of: dict[str, str | None] = {}
+        for logical_id, resource in self.resources.items():
+            if isinstance(resource, dict) and resource.get("Type") in FUNCTION_TYPES:
+                props = resource.get("Properties") or {}
+                props = props if isinstance(props, dict) else {}
+                role = self.effective(resource, props, "Role")
+                self.names_role[logical_id] = role is not None
+                self.role_of[logical_id] = self.role_id(role) if role is not None else None
+                self.log_group_of[logical_id] = self.log_group_id(resource, props)
 
     def report(self, where: str, rule: int, message: str, detail: str | None = None) -> None:
         details = self.findings.setdefault((where, rule, message), [])
@@ -428,6 +536,54 @@ class LeastPrivilege:
             return "bus"
         return "foreign"
 
+    # --- which function a grant belongs to -------------------------------------------------
+
+    def effective(self, resource: dict, props: dict, key: str) -> Any:
+        """A function property as SAM applies it: the function's own, else Globals.Function's."""
+        if key in props:
+            return props[key]
+        if resource.get("Type") == "AWS::Serverless::Function":
+            return self.globals_function.get(key)
+        return None
+
+    def role_id(self, role: Any) -> str | None:
+        """The AWS::IAM::Role declared here that `!GetAtt <Role>.Arn` names, else None."""
+        pieces = renderings(role)
+        if len(pieces) == 1 and pieces[0] is not None and len(pieces[0]) == 1:
+            piece = pieces[0][0]
+            if piece[0] == "ref" and piece[2] == "Arn" and self.type_of(piece[1]) == ROLE_TYPE:
+                return piece[1]
+        return None
+
+    def log_group_id(self, resource: dict, props: dict) -> str | None:
+        """The AWS::Logs::LogGroup declared here that the function's LoggingConfig.LogGroup
+        names by Ref (LoggingConfig merged over Globals.Function's, as SAM merges maps)."""
+        config: dict = {}
+        layers = [props.get("LoggingConfig")]
+        if resource.get("Type") == "AWS::Serverless::Function":
+            layers.insert(0, self.globals_function.get("LoggingConfig"))
+        for layer in layers:
+            if isinstance(layer, dict):
+                config.update(layer)
+        group = config.get("LogGroup")
+        if isinstance(group, dict) and list(group) == ["Ref"]:
+            if self.type_of(str(group["Ref"])) == LOG_GROUP_TYPE:
+                return str(group["Ref"])
+        return None
+
+    def served_by(self, functions: Iterable[str]) -> Served | None:
+        names = tuple(dict.fromkeys(functions))
+        if not names:
+            return None
+        groups = frozenset(g for f in names if (g := self.log_group_of.get(f)) is not None)
+        return Served(names, groups)
+
+    def served_by_roles(self, roles: Iterable[str]) -> Served | None:
+        wanted = set(roles)
+        return self.served_by(f for f, role in self.role_of.items() if role in wanted)
+
+    # --- rules 3-5 and 7 on statements ---------------------------------------------------------
+
     def owned(self, pieces: list[Piece], bus_allowed: bool) -> bool:
         anchors = 0
         for k, piece in enumerate(pieces):
@@ -449,7 +605,45 @@ class LeastPrivilege:
             anchors += 1
         return anchors > 0
 
-    def judge_resources(self, where: str, value: Any, bus_allowed: bool, label: str = "") -> None:
+    def log_streams_of(self, pieces: list[Piece]) -> str | None:
+        """G if pieces are exactly the streams of log group G declared here:
+        arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${G}:log-stream:*"""
+        shape = [
+            ("text", "arn:"), ("ref", "AWS::Partition", None), ("text", ":logs:"),
+            ("ref", "AWS::Region", None), ("text", ":"), ("ref", "AWS::AccountId", None),
+            ("text", ":log-group:"), None, ("text", ":log-stream:*"),
+        ]
+        if len(pieces) != len(shape):
+            return None
+        if any(want is not None and got != want for got, want in zip(pieces, shape)):
+            return None
+        group = pieces[7]
+        if group[0] == "ref" and group[2] is None and self.type_of(group[1]) == LOG_GROUP_TYPE:
+            return group[1]
+        return None
+
+    def log_group_named(self, pieces: list[Piece]) -> str | None:
+        """G if pieces are log group G declared here, or its streams: the streams' form above,
+        `!GetAtt G.Arn`, or its ARN arn:${AWS::Partition}:...:log-group:${G}."""
+        as_streams = pieces + [("text", ":log-stream:*")] if pieces and pieces[-1][0] == "ref" else pieces
+        return self.log_streams_of(as_streams) or self.log_group_arn_of(pieces)
+
+    def log_group_arn_of(self, pieces: list[Piece]) -> str | None:
+        """G if pieces are `!GetAtt G.Arn` of a log group declared here (which ends in ":*")."""
+        if len(pieces) == 1 and pieces[0][0] == "ref" and pieces[0][2] == "Arn":
+            if self.type_of(pieces[0][1]) == LOG_GROUP_TYPE:
+                return pieces[0][1]
+        return None
+
+    def judge_resources(
+        self,
+        where: str,
+        value: Any,
+        bus_allowed: bool,
+        label: str = "",
+        xray_only: bool = False,
+        log_writes_only: bool = False,
+    ) -> None:
         """Rules 3 and 4 on a Resource list (or on a target SAM grants access to)."""
         for leaf in leaves(value):
             if leaf is None:  # no Resource at all
@@ -457,13 +651,19 @@ class LeastPrivilege:
             for pieces in renderings(leaf):
                 if pieces is None:
                     continue
+                if xray_only and pieces == [("text", "*")]:
+                    continue  # rule 4's X-Ray exception
                 detail = f"{label}{shown(pieces)}"
                 if not self.owned(pieces, bus_allowed):
                     if not bus_allowed and any(p[0] == "ref" and self.kind(p[1]) == "bus" for p in pieces):
                         detail += " (the bus parameters serve events:PutEvents/DescribeEventBus only)"
                     self.report(where, 3, NOT_OWNED, detail)
-                if any(p[0] == "text" and any(w in p[1] for w in IAM_WILDCARDS) for p in pieces):
-                    self.report(where, 4, WILDCARD, f"{label}{shown(pieces)}")
+                if self.log_group_arn_of(pieces) is not None:
+                    self.report(where, 4, WILDCARD, f"{detail} (a log group's Arn ends in \":*\"; name its "
+                                "streams: arn:...:log-group:${Group}:log-stream:*)")
+                elif any(p[0] == "text" and any(w in p[1] for w in IAM_WILDCARDS) for p in pieces):
+                    if not (log_writes_only and self.log_streams_of(pieces) is not None):
+                        self.report(where, 4, WILDCARD, detail)
 
     def publish_finding(self, where: str, why: str) -> None:
         if self.capability is None:
@@ -486,18 +686,52 @@ class LeastPrivilege:
             value = value[0]
         return value == f"shop.{self.capability}"
 
-    def judge_statement(self, where: str, statement: Any, template_name: str | None = None) -> None:
+    def judge_logs(
+        self, where: str, stmt: dict, actions: list[str], not_actions: list[str], served: Served
+    ) -> None:
+        """Rule 7 on one Allow statement of a function's policy."""
+        if "NotAction" in stmt:
+            if excludes_service(not_actions, "logs"):
+                return
+            beyond = ["NotAction " + ", ".join(not_actions)]
+        else:
+            if not grants_service(actions, "logs"):
+                return
+            beyond = [
+                a for a in actions if grants_service([a], "logs") and a.lower() not in LOG_WRITE_ACTIONS
+            ]
+        for action in beyond:
+            self.report(where, 7, LOGS_BEYOND_WRITING, action)
+        if not served.log_groups:
+            self.report(where, 7, LOGS_WITHOUT_GROUP, ", ".join(served.functions))
+            return
+        for leaf in leaves(stmt.get("Resource")):
+            for pieces in renderings(leaf) if leaf is not None else []:
+                if pieces is None:
+                    continue
+                if self.log_group_named(pieces) not in served.log_groups:
+                    self.report(where, 7, LOGS_ELSEWHERE, shown(pieces))
+
+    def judge_statement(
+        self, where: str, statement: Any, template_name: str | None = None, served: Served | None = None
+    ) -> None:
         for stmt in branches(statement):
             if not isinstance(stmt, dict) or stmt.get("Effect") == "Deny":
                 continue
             actions = strings(stmt.get("Action"))
             not_actions = strings(stmt.get("NotAction"))
-            bus_allowed = (
-                bool(actions) and "NotAction" not in stmt and all(a.lower() in BUS_ACTIONS for a in actions)
-            )
+            lowered = {a.lower() for a in actions}
+            plain = bool(actions) and "NotAction" not in stmt
+            bus_allowed = plain and lowered <= BUS_ACTIONS
             if "NotResource" in stmt:
                 self.report(where, 4, WILDCARD, "NotResource (allows every resource but those it names)")
-            self.judge_resources(where, stmt.get("Resource"), bus_allowed)
+            self.judge_resources(
+                where,
+                stmt.get("Resource"),
+                bus_allowed,
+                xray_only=plain and lowered <= XRAY_WRITE_ACTIONS,
+                log_writes_only=plain and lowered <= LOG_WRITE_ACTIONS,
+            )
             matches = matches_action("events:putevents", actions)
             if "NotAction" in stmt and not matches_action("events:putevents", not_actions):
                 matches.append("NotAction " + ", ".join(not_actions))
@@ -509,8 +743,12 @@ class LeastPrivilege:
                         "write the statement inline)"
                     )
                 self.publish_finding(where, why)
+            if served is not None:
+                self.judge_logs(where, stmt, actions, not_actions, served)
 
-    def judge_document(self, where: str, document: Any, template_name: str | None = None) -> None:
+    def judge_document(
+        self, where: str, document: Any, template_name: str | None = None, served: Served | None = None
+    ) -> None:
         if isinstance(document, str):
             try:
                 document = json.loads(document)
@@ -521,14 +759,14 @@ class LeastPrivilege:
             statements = doc.get("Statement") if isinstance(doc, dict) else None
             if template_name is not None:  # one place: the policy template entry
                 for statement in leaves(statements):
-                    self.judge_statement(where, statement, template_name)
+                    self.judge_statement(where, statement, template_name, served)
                 continue
             for j, statement in enumerate(statements if isinstance(statements, list) else [statements]):
                 if statement is None:
                     continue
                 sid = statement.get("Sid") if isinstance(statement, dict) else None
                 label = f"{where}.Statement[{j}]" + (f" ({sid})" if isinstance(sid, str) else "")
-                self.judge_statement(f"{label}{line_of(statement)}", statement)
+                self.judge_statement(f"{label}{line_of(statement)}", statement, served=served)
 
     def own_managed_policy(self, value: Any) -> bool:
         return (
@@ -537,7 +775,7 @@ class LeastPrivilege:
             and self.type_of(str(value["Ref"])) == "AWS::IAM::ManagedPolicy"
         )
 
-    def judge_policies(self, where: str, policies: Any) -> None:
+    def judge_policies(self, where: str, policies: Any, served: Served | None = None) -> None:
         """A SAM Policies property: a managed policy name, a document, or a list of those
         and of SAM policy templates."""
         listed = isinstance(policies, list)
@@ -548,17 +786,17 @@ class LeastPrivilege:
                 if isinstance(entry, str):
                     self.report(at, 3, UNSCOPED, f"managed policy {entry}")
                 elif isinstance(entry, dict) and "Statement" in entry:
-                    self.judge_document(place, entry)
+                    self.judge_document(place, entry, served=served)
                 elif is_intrinsic(entry):
                     if not self.own_managed_policy(entry):
                         self.report(at, 3, UNSCOPED, f"managed policy {show_value(entry)}")
                 elif isinstance(entry, dict) and len(entry) == 1:
-                    self.judge_policy_template(place, entry)
+                    self.judge_policy_template(place, entry, served)
                 else:
                     what = f"neither a policy document nor a SAM policy template: {show_value(entry)}"
                     self.report(at, 3, UNSCOPED, what)
 
-    def judge_policy_template(self, place: str, entry: dict) -> None:
+    def judge_policy_template(self, place: str, entry: dict, served: Served | None) -> None:
         name, values = next(iter(entry.items()))
         at = f"{place} ({name}){line_of(entry)}"
         processor = sam_policy_templates()
@@ -570,22 +808,23 @@ class LeastPrivilege:
         except (InsufficientParameterValues, InvalidParameterValues) as error:
             self.report(at, 3, UNSCOPED, f"cannot be expanded: {error}")
             return
-        self.judge_document(at, document, template_name=name)
+        self.judge_document(at, document, template_name=name, served=served)
 
     def judge_role(self, where: str, role: Any) -> None:
+        """A state machine's Role (rule 3); functions' roles are rule 6."""
         for leaf in leaves(role):
             for pieces in renderings(leaf):
                 if pieces is None:
                     continue
                 role_id = pieces[0][1] if len(pieces) == 1 and pieces[0][0] == "ref" else None
-                if role_id is not None and self.type_of(role_id) == "AWS::IAM::Role":
+                if role_id is not None and self.type_of(role_id) == ROLE_TYPE:
                     continue  # its policies are judged where it is declared
                 what = f"execution role {shown(pieces)}, not declared in this template"
                 self.report(where, 3, UNSCOPED, what)
 
     def judge_destinations(self, where: str, config: Any) -> None:
-        """DestinationConfig-like {OnSuccess, OnFailure: {Type, Destination}}: SAM grants the
-        function the right to send there."""
+        """DestinationConfig-like {OnSuccess, OnFailure: {Type, Destination}}: the function
+        (Lambda, with its role) sends there."""
         if not isinstance(config, dict):
             return
         for outcome in ("OnSuccess", "OnFailure"):
@@ -597,11 +836,9 @@ class LeastPrivilege:
                 if is_bus:
                     self.publish_finding(where, f"{outcome} destination of Type EventBridge")
 
-    def judge_function(self, logical_id: str, props: dict) -> None:
-        if "Policies" in props:
-            self.judge_policies(f"{logical_id}.Policies", props["Policies"])
-        if "Role" in props:
-            self.judge_role(f"{logical_id}.Role{line_of(props['Role'])}", props["Role"])
+    def judge_reach(self, logical_id: str, props: dict) -> None:
+        """What a function or state machine reaches besides its policies: event sources,
+        destinations, dead-letter queue."""
         events = props.get("Events")
         for event_id, event in (events.items() if isinstance(events, dict) else []):
             if not isinstance(event, dict):
@@ -640,10 +877,97 @@ class LeastPrivilege:
             if is_bus and "Write" in permissions:
                 self.publish_finding(where, "Write to an AWS::Events::EventBus")
 
-    def run(self, template: dict) -> list[str]:
-        globals_function = (template.get("Globals") or {}).get("Function")
-        if isinstance(globals_function, dict):
-            self.judge_function("Globals.Function", globals_function)
+    # --- rule 6: every function its own role --------------------------------------------------
+
+    def judge_function(self, logical_id: str, resource: dict, props: dict) -> None:
+        where = f"{logical_id}{line_of(resource)}"
+        role = self.effective(resource, props, "Role")
+        if not self.names_role[logical_id]:
+            self.report(where, 6, NO_ROLE)
+            # SAM applies the function's Policies to the role it generates: they take effect.
+            if "Policies" in props:
+                self.judge_policies(f"{logical_id}.Policies", props["Policies"], self.served_by([logical_id]))
+        else:
+            at = f"{logical_id}.Role{line_of(props['Role'])}" if "Role" in props else "Globals.Function.Role"
+            if self.role_of[logical_id] is None:
+                self.report(at, 6, NOT_OWN_ROLE, show_value(role) if not isinstance(role, str) else role)
+            if "Policies" in props:
+                self.report(f"{logical_id}.Policies{line_of(props['Policies'])}", 6, IGNORED_POLICIES)
+        if resource.get("Type") == "AWS::Serverless::Function":
+            self.judge_reach(logical_id, props)
+
+    def judge_globals(self) -> None:
+        policies = self.globals_function.get("Policies")
+        if policies is not None:
+            serverless = [f for f in self.names_role if self.type_of(f) == "AWS::Serverless::Function"]
+            # SAM adds Globals' Policies to every function's, with the same effect as its own.
+            with_role = [f for f in serverless if self.names_role[f]]
+            if with_role:
+                self.report("Globals.Function.Policies", 6, IGNORED_POLICIES, ", ".join(with_role))
+            without_role = [f for f in serverless if not self.names_role[f]]
+            if without_role:
+                self.judge_policies("Globals.Function.Policies", policies, self.served_by(without_role))
+        self.judge_reach("Globals.Function", self.globals_function)
+
+    def judge_trust(self, where: str, document: Any) -> None:
+        for doc in branches(document):
+            statements = doc.get("Statement") if isinstance(doc, dict) else None
+            for j, statement in enumerate(statements if isinstance(statements, list) else [statements]):
+                for stmt in branches(statement):
+                    if not isinstance(stmt, dict) or stmt.get("Effect") == "Deny":
+                        continue
+                    sid = stmt.get("Sid")
+                    place = f"{where}.Statement[{j}]" + (f" ({sid})" if isinstance(sid, str) else "")
+                    place += line_of(stmt)
+                    if "NotPrincipal" in stmt:
+                        what = f"NotPrincipal {show_value(stmt['NotPrincipal'])}"
+                        self.report(place, 6, TRUSTS_OTHERS, what)
+                    if "Principal" in stmt and not self.only_lambda(stmt["Principal"]):
+                        self.report(place, 6, TRUSTS_OTHERS, f"Principal {show_value(stmt['Principal'])}")
+
+    @staticmethod
+    def only_lambda(principal: Any) -> bool:
+        """Principal exactly {Service: lambda.amazonaws.com} (or a list of that one)."""
+        if not (isinstance(principal, dict) and list(principal) == ["Service"]):
+            return False
+        return list(leaves(principal["Service"])) == [LAMBDA_SERVICE]
+
+    def judge_role_resource(self, logical_id: str, resource: dict, props: dict) -> None:
+        users = [f for f, role in self.role_of.items() if role == logical_id]
+        if len(users) > 1:
+            self.report(f"{logical_id}{line_of(resource)}", 6, SHARED_ROLE, ", ".join(users))
+        self.judge_trust(f"{logical_id}.AssumeRolePolicyDocument", props.get("AssumeRolePolicyDocument"))
+        managed = props.get("ManagedPolicyArns")
+        for i, arn in enumerate(leaves(managed) if managed is not None else []):
+            if arn is None:
+                continue
+            shown_arn = arn if isinstance(arn, str) else show_value(arn)
+            self.report(f"{logical_id}.ManagedPolicyArns[{i}]{line_of(arn)}", 6, MANAGED_ON_ROLE, shown_arn)
+        served = self.served_by(users)
+        for i, policy in enumerate(leaves(props.get("Policies"))):
+            if isinstance(policy, dict):
+                where = f"{logical_id}.Policies[{i}]"
+                self.judge_document(where, policy.get("PolicyDocument"), served=served)
+
+    def attached_roles(self, props: dict) -> list[str]:
+        """The roles declared here that an AWS::IAM::Policy / ::ManagedPolicy (Roles) or
+        ::RolePolicy (RoleName) is attached to."""
+        named = list(leaves(props.get("Roles"))) + list(leaves(props.get("RoleName")))
+        return [str(r["Ref"]) for r in named if isinstance(r, dict) and list(r) == ["Ref"]]
+
+    def judge_log_groups(self) -> None:
+        writers: dict[str, list[str]] = {}
+        for function, group in self.log_group_of.items():
+            if group is not None:
+                writers.setdefault(group, []).append(function)
+        for group, functions in writers.items():
+            if len(functions) > 1:
+                where = f"{group}{line_of(self.resources[group])}"
+                self.report(where, 7, SHARED_LOG_GROUP, ", ".join(functions))
+
+    def run(self) -> list[str]:
+        self.judge_globals()
+        self.judge_log_groups()
         for logical_id, resource in self.resources.items():
             if not isinstance(resource, dict):
                 continue
@@ -651,21 +975,20 @@ class LeastPrivilege:
             props = resource.get("Properties") or {}
             if not isinstance(props, dict):
                 continue
-            if kind in POLICY_HOLDER_TYPES:
-                self.judge_function(logical_id, props)
-            elif kind == "AWS::Lambda::Function" and "Role" in props:
-                self.judge_role(f"{logical_id}.Role{line_of(props['Role'])}", props["Role"])
-            elif kind == "AWS::IAM::Role":
-                for i, policy in enumerate(leaves(props.get("Policies"))):
-                    if isinstance(policy, dict):
-                        self.judge_document(f"{logical_id}.Policies[{i}]", policy.get("PolicyDocument"))
-                for i, arn in enumerate(leaves(props.get("ManagedPolicyArns"))):
-                    if not self.own_managed_policy(arn):
-                        shown_arn = arn if isinstance(arn, str) else show_value(arn)
-                        self.report(f"{logical_id}.ManagedPolicyArns[{i}]{line_of(arn)}", 3, UNSCOPED,
-                                    f"managed policy {shown_arn}")
+            if kind in FUNCTION_TYPES:
+                self.judge_function(logical_id, resource, props)
+            elif kind == "AWS::Serverless::StateMachine":
+                if "Policies" in props:
+                    self.judge_policies(f"{logical_id}.Policies", props["Policies"])
+                if "Role" in props:
+                    self.judge_role(f"{logical_id}.Role{line_of(props['Role'])}", props["Role"])
+                self.judge_reach(logical_id, props)
+            elif kind == ROLE_TYPE:
+                self.judge_role_resource(logical_id, resource, props)
             elif kind in IAM_DOCUMENT_TYPES:
-                self.judge_document(f"{logical_id}.PolicyDocument", props.get("PolicyDocument"))
+                served = self.served_by_roles(self.attached_roles(props))
+                where = f"{logical_id}.PolicyDocument"
+                self.judge_document(where, props.get("PolicyDocument"), served=served)
             elif kind == "AWS::Serverless::Connector":
                 self.judge_connector(f"{logical_id}{line_of(resource)}", props)
             elif kind == "AWS::Lambda::EventSourceMapping":
@@ -691,7 +1014,7 @@ def check_file(path: str) -> list[str]:
     template, matches = decode(path)
     if template is None:
         return [f"cannot read template: {m}" for m in matches] or ["cannot read template"]
-    return check_template(template) + LeastPrivilege(template, capability_of(path)).run(template)
+    return check_template(template) + LeastPrivilege(template, capability_of(path)).run()
 
 
 # --- self-test -------------------------------------------------------------------------
@@ -714,6 +1037,8 @@ Resources:
       CodeUri: .
       Handler: bootstrap
       Runtime: provided.al2023
+      # Its own role, so that the least-privilege rules have nothing to say here.
+      Role: !GetAtt ConsumerRole.Arn
       Events:
         BadMisspeltStream:
           Type: DynamoDB
@@ -732,6 +1057,12 @@ Resources:
             FunctionResponseTypes: [ReportBatchItemFailures]
         Api:
           Type: HttpApi
+  ConsumerRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement:
+          - {Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}
   BadMapping:
     Type: AWS::Lambda::EventSourceMapping
     Properties:
@@ -783,9 +1114,10 @@ SEEDED = [
     ("BadUnusedDLQ", 2),
 ]
 
-# Rules 3-5, checked as functions/ordering/template.yaml (so its capability is ordering).
+# Rules 3-7, checked as functions/ordering/template.yaml (so its capability is ordering).
 # Every Good* grant is one the rules must allow; each Bad* place must be reported exactly
-# once for each rule listed in LEAST_PRIVILEGE_SEEDED, and nothing else.
+# once for each rule listed in LEAST_PRIVILEGE_SEEDED, and nothing else. Most cases are a
+# role, Bad<Case>, with the one statement at fault: rules 3-5 judge roles like any policy.
 LEAST_PRIVILEGE = """
 Transform: AWS::Serverless-2016-10-31
 Parameters:
@@ -801,6 +1133,7 @@ Globals:
     CodeUri: .
     Handler: bootstrap
     Runtime: provided.al2023
+    LoggingConfig: {LogFormat: JSON}
 Resources:
   Table:
     Type: AWS::DynamoDB::Table
@@ -822,68 +1155,87 @@ Resources:
     Type: AWS::Serverless::Application
     Properties:
       Location: ../inventory/template.yaml
+  ApiLogs:
+    Type: AWS::Logs::LogGroup
+  RelayLogs:
+    Type: AWS::Logs::LogGroup
+  # Named by no function.
+  SpareLogs:
+    Type: AWS::Logs::LogGroup
   OwnPolicy:
     Type: AWS::IAM::ManagedPolicy
     Properties:
       PolicyDocument:
         Statement:
           - {Effect: Allow, Action: dynamodb:GetItem, Resource: !GetAtt Table.Arn}
-  OwnRole:
-    Type: AWS::IAM::Role
-    Properties:
-      AssumeRolePolicyDocument:
-        Statement:
-          - {Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}
-      ManagedPolicyArns: [!Ref OwnPolicy]
-      Policies:
-        - PolicyName: own
-          PolicyDocument:
-            Statement:
-              - {Effect: Allow, Action: sqs:SendMessage, Resource: !GetAtt Queue.Arn}
 
   GoodApi:
     Type: AWS::Serverless::Function
     Properties:
-      Policies:
-        - Statement:
-            - Effect: Allow
-              Action: [dynamodb:GetItem, dynamodb:Query]
-              Resource:
-                - !GetAtt Table.Arn
-                - !Sub ${Table.Arn}/index/gsi1
-                - !Sub arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Table}
-                - !Join ["", [!GetAtt Table.Arn, /index/gsi2]]
-                - !Sub ["${Arn}/index/gsi3", {Arn: !GetAtt Table.Arn}]
-                - !If [IsProd, !Sub "${Table.Arn}/index/gsi4", !Ref AWS::NoValue]
-            # Deny takes rights away: not judged.
-            - {Effect: Deny, Action: "dynamodb:*", NotResource: "*"}
-            - !If
-              - IsProd
-              - {Effect: Allow, Action: sqs:SendMessage, Resource: !GetAtt Queue.Arn}
-              - !Ref AWS::NoValue
-        - SQSPollerPolicy: {QueueName: !GetAtt Queue.QueueName}
-        - SQSSendMessagePolicy: {QueueName: !GetAtt QueueDLQ.QueueName}
-        - AWSSecretsManagerGetSecretValuePolicy: {SecretArn: !Ref Secret}
-        - !Ref OwnPolicy
+      Role: !GetAtt GoodApiRole.Arn
+      LoggingConfig: {LogGroup: !Ref ApiLogs}
       Events:
         Queue:
           Type: SQS
           Properties:
             Queue: !GetAtt Queue.Arn
             FunctionResponseTypes: [ReportBatchItemFailures]
+  GoodApiRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: &lambda
+        Statement:
+          - Effect: Allow
+            Principal: {Service: lambda.amazonaws.com}
+            Action: sts:AssumeRole
+            Condition: {StringEquals: {aws:SourceAccount: !Ref AWS::AccountId}}
+          # Deny takes rights away: not judged.
+          - {Effect: Deny, Principal: {AWS: "*"}, Action: "sts:*"}
+      Policies:
+        - PolicyName: api
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: [logs:CreateLogStream, logs:PutLogEvents]
+                Resource: !Sub arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${ApiLogs}:log-stream:*
+              - {Effect: Allow, Action: [xray:PutTraceSegments, xray:PutTelemetryRecords], Resource: "*"}
+              - {Effect: Allow, Action: xray:PutTraceSegments, Resource: ["*"]}
+              - Effect: Allow
+                Action: [dynamodb:GetItem, dynamodb:Query]
+                Resource:
+                  - !GetAtt Table.Arn
+                  - !Sub ${Table.Arn}/index/gsi1
+                  - !Sub arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Table}
+                  - !Join ["", [!GetAtt Table.Arn, /index/gsi2]]
+                  - !Sub ["${Arn}/index/gsi3", {Arn: !GetAtt Table.Arn}]
+                  - !If [IsProd, !Sub "${Table.Arn}/index/gsi4", !Ref AWS::NoValue]
+              # Deny takes rights away: not judged.
+              - {Effect: Deny, Action: "dynamodb:*", NotResource: "*"}
+              - !If
+                - IsProd
+                - {Effect: Allow, Action: sqs:SendMessage, Resource: !GetAtt Queue.Arn}
+                - !Ref AWS::NoValue
+              - Effect: Allow
+                Action: [sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility, sqs:GetQueueAttributes]
+                Resource: !GetAtt Queue.Arn
+              - {Effect: Allow, Action: secretsmanager:GetSecretValue, Resource: !Ref Secret}
+  # A policy attached to a function's role is part of what the function may do.
+  GoodApiPolicy:
+    Type: AWS::IAM::Policy
+    Properties:
+      PolicyName: dead-letters
+      Roles: [!Ref GoodApiRole]
+      PolicyDocument:
+        Statement:
+          - {Effect: Allow, Action: sqs:SendMessage, Resource: !GetAtt QueueDLQ.Arn}
+          - Effect: Allow
+            Action: logs:PutLogEvents
+            Resource: !Sub arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${ApiLogs}:log-stream:*
   GoodRelay:
     Type: AWS::Serverless::Function
     Properties:
-      Policies:
-        - Statement:
-            - Effect: Allow
-              Action: events:PutEvents
-              Resource: !Ref EventBusArn
-              Condition: {StringEquals: {events:source: shop.ordering}}
-            - Effect: Allow
-              Action: [events:PutEvents, events:DescribeEventBus]
-              Resource: !Sub arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}
-              Condition: {StringEquals: {events:source: [shop.ordering]}}
+      Role: !GetAtt GoodRelayRole.Arn
+      LoggingConfig: {LogGroup: !Ref RelayLogs}
       DeadLetterQueue: {Type: SQS, TargetArn: !GetAtt QueueDLQ.Arn}
       EventInvokeConfig:
         DestinationConfig:
@@ -897,10 +1249,31 @@ Resources:
             FunctionResponseTypes: [ReportBatchItemFailures]
             DestinationConfig:
               OnFailure: {Type: SQS, Destination: !GetAtt RelayFailureQueue.Arn}
-  GoodOwnRole:
-    Type: AWS::Serverless::Function
+  GoodRelayRole:
+    Type: AWS::IAM::Role
     Properties:
-      Role: !GetAtt OwnRole.Arn
+      AssumeRolePolicyDocument:
+        Statement:
+          - {Effect: Allow, Principal: {Service: [lambda.amazonaws.com]}, Action: [sts:AssumeRole]}
+      Policies:
+        - PolicyName: relay
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: [logs:CreateLogStream, logs:PutLogEvents]
+                Resource: !Sub arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${RelayLogs}:log-stream:*
+              - Effect: Allow
+                Action: events:PutEvents
+                Resource: !Ref EventBusArn
+                Condition: {StringEquals: {events:source: shop.ordering}}
+              - Effect: Allow
+                Action: [events:PutEvents, events:DescribeEventBus]
+                Resource: !Sub arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}
+                Condition: {StringEquals: {events:source: [shop.ordering]}}
+              - Effect: Allow
+                Action: [dynamodb:DescribeStream, dynamodb:GetRecords, dynamodb:GetShardIterator, dynamodb:ListStreams]
+                Resource: !GetAtt Table.StreamArn
+              - {Effect: Allow, Action: sqs:SendMessage, Resource: [!GetAtt RelayFailureQueue.Arn, !GetAtt QueueDLQ.Arn]}
   GoodConnector:
     Type: AWS::Serverless::Connector
     Properties:
@@ -909,109 +1282,112 @@ Resources:
       Permissions: [Read]
 
   BadLiteralArn:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - Effect: Allow
-              Action: dynamodb:GetItem
-              Resource: arn:aws:dynamodb:us-east-1:123456789012:table/shop-dev-inventory
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: dynamodb:GetItem
+                Resource: arn:aws:dynamodb:us-east-1:123456789012:table/shop-dev-inventory
   BadForeignParameter:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - {Effect: Allow, Action: dynamodb:GetItem, Resource: !Ref InventoryTableArn}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: dynamodb:GetItem, Resource: !Ref InventoryTableArn}
   BadBuiltName:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - Effect: Allow
-              Action: dynamodb:GetItem
-              Resource: !Sub arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/shop-${Stage}-inventory
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: dynamodb:GetItem
+                Resource: !Sub arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/shop-${Stage}-inventory
   BadTouchingName:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - Effect: Allow
-              Action: dynamodb:GetItem
-              Resource: !Sub arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Table}-archive
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: dynamodb:GetItem
+                Resource: !Sub arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Table}-archive
   BadIfBranch:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - Effect: Allow
-              Action: dynamodb:GetItem
-              Resource:
-                - !If [IsProd, !GetAtt Table.Arn, "arn:aws:dynamodb:us-east-1:123456789012:table/legacy"]
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: dynamodb:GetItem
+                Resource:
+                  - !If [IsProd, !GetAtt Table.Arn, "arn:aws:dynamodb:us-east-1:123456789012:table/legacy"]
   BadImportValue:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - {Effect: Allow, Action: dynamodb:GetItem, Resource: !ImportValue shop-inventory-table-arn}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: dynamodb:GetItem, Resource: !ImportValue shop-inventory-table-arn}
   BadNestedStackOutput:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - {Effect: Allow, Action: dynamodb:GetItem, Resource: !GetAtt Inventory.Outputs.InventoryTableArn}
-  BadManagedPolicies:
-    Type: AWS::Serverless::Function
-    Properties:
-      Policies:
-        - AmazonDynamoDBFullAccess
-        - arn:aws:iam::aws:policy/AmazonSQSFullAccess
-  BadManagedPolicyAlone:
-    Type: AWS::Serverless::Function
-    Properties:
-      Policies: AWSLambdaExecute
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: dynamodb:GetItem, Resource: !GetAtt Inventory.Outputs.InventoryTableArn}
   BadBusForOtherActions:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - Effect: Allow
-              Action: [events:PutEvents, events:PutRule]
-              Resource: !Ref EventBusArn
-              Condition: {StringEquals: {events:source: shop.ordering}}
-  BadForeignPolicyTemplate:
-    Type: AWS::Serverless::Function
-    Properties:
-      Policies:
-        - SQSSendMessagePolicy: {QueueName: shop-dev-inventory}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: [events:PutEvents, events:PutRule]
+                Resource: !Ref EventBusArn
+                Condition: {StringEquals: {events:source: shop.ordering}}
   BadEventSource:
     Type: AWS::Serverless::Function
     Properties:
+      Role: !GetAtt BadEventSourceRole.Arn
       Events:
         Queue:
           Type: SQS
           Properties:
             Queue: !Ref InventoryQueueArn
             FunctionResponseTypes: [ReportBatchItemFailures]
+  BadEventSourceRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
   BadDeadLetterQueue:
     Type: AWS::Serverless::Function
     Properties:
+      Role: !GetAtt BadDeadLetterQueueRole.Arn
       DeadLetterQueue: {Type: SQS, TargetArn: !Ref InventoryQueueArn}
-  BadRole:
-    Type: AWS::Serverless::Function
-    Properties:
-      Role: arn:aws:iam::123456789012:role/shop-shared
-  BadIamRole:
+  BadDeadLetterQueueRole:
     Type: AWS::IAM::Role
     Properties:
-      AssumeRolePolicyDocument:
-        Statement:
-          - {Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}
-      ManagedPolicyArns: [arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]
-      Policies:
-        - PolicyName: inventory
-          PolicyDocument:
-            Statement:
-              - {Effect: Allow, Action: dynamodb:GetItem, Resource: !Ref InventoryTableArn}
+      AssumeRolePolicyDocument: *lambda
   BadConnector:
     Type: AWS::Serverless::Connector
     Properties:
@@ -1020,105 +1396,324 @@ Resources:
       Permissions: [Read]
 
   BadIndexWildcard:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - {Effect: Allow, Action: dynamodb:Query, Resource: !Sub "${Table.Arn}/index/*"}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: dynamodb:Query, Resource: !Sub "${Table.Arn}/index/*"}
   BadSingleCharacterWildcard:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - {Effect: Allow, Action: dynamodb:Query, Resource: !Sub "${Table.Arn}/index/gsi?"}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: dynamodb:Query, Resource: !Sub "${Table.Arn}/index/gsi?"}
   BadStar:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - {Effect: Allow, Action: dynamodb:GetItem, Resource: "*"}
-  BadCrudPolicyTemplate:
-    Type: AWS::Serverless::Function
-    Properties:
-      Policies:
-        - DynamoDBCrudPolicy: {TableName: !Ref Table}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: dynamodb:GetItem, Resource: "*"}
   BadNotResource:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - {Effect: Allow, Action: dynamodb:GetItem, NotResource: !GetAtt Table.Arn}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: dynamodb:GetItem, NotResource: !GetAtt Table.Arn}
   BadIamPolicy:
     Type: AWS::IAM::Policy
     Properties:
       PolicyName: streams
-      Roles: [!Ref OwnRole]
+      Roles: [!Ref GoodRelayRole]
       PolicyDocument:
         Statement:
           - {Effect: Allow, Action: dynamodb:GetRecords, Resource: !Sub "${Table.Arn}/stream/*"}
+  # The X-Ray exception is for exactly its two actions, on exactly "*".
+  BadXrayWithOtherAction:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+      Policies:
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: [xray:PutTraceSegments, xray:GetSamplingRules], Resource: "*"}
+  BadXrayPattern:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+      Policies:
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: "xray:Put*", Resource: "*"}
+  # The log-stream exception is for exactly the two writing actions.
+  BadLogStreamsForAll:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+      Policies:
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: "logs:*"
+                Resource: !Sub arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${SpareLogs}:log-stream:*
+  BadLogsGroupArn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt BadLogsGroupArnRole.Arn
+      LoggingConfig: {LogGroup: !Ref BadLogsGroupArnLogs}
+  BadLogsGroupArnLogs:
+    Type: AWS::Logs::LogGroup
+  # Its own group, but a group's Arn ends in ":*".
+  BadLogsGroupArnRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+      Policies:
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: [logs:CreateLogStream, logs:PutLogEvents], Resource: !GetAtt BadLogsGroupArnLogs.Arn}
 
   BadPublishUnconditioned:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - {Effect: Allow, Action: events:PutEvents, Resource: !Ref EventBusArn}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: events:PutEvents, Resource: !Ref EventBusArn}
   BadPublishAsAnother:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - Effect: Allow
-              Action: events:PutEvents
-              Resource: !Ref EventBusArn
-              Condition: {StringEquals: {events:source: shop.inventory}}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: events:PutEvents
+                Resource: !Ref EventBusArn
+                Condition: {StringEquals: {events:source: shop.inventory}}
   BadPublishStringLike:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - Effect: Allow
-              Action: events:PutEvents
-              Resource: !Ref EventBusArn
-              Condition: {StringLike: {events:source: shop.ordering}}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: events:PutEvents
+                Resource: !Ref EventBusArn
+                Condition: {StringLike: {events:source: shop.ordering}}
   BadPublishTwoSources:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - Effect: Allow
-              Action: events:PutEvents
-              Resource: !Ref EventBusArn
-              Condition: {StringEquals: {events:source: [shop.ordering, shop.inventory]}}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: events:PutEvents
+                Resource: !Ref EventBusArn
+                Condition: {StringEquals: {events:source: [shop.ordering, shop.inventory]}}
   BadEventsStar:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - {Effect: Allow, Action: "events:*", Resource: !Ref EventBusArn}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: "events:*", Resource: !Ref EventBusArn}
   BadNotAction:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
+      AssumeRolePolicyDocument: *lambda
       Policies:
-        - Statement:
-            - {Effect: Allow, NotAction: "dynamodb:*", Resource: !GetAtt Table.Arn}
-  BadPutEventsPolicyTemplate:
-    Type: AWS::Serverless::Function
-    Properties:
-      Policies:
-        - EventBridgePutEventsPolicy: {EventBusName: !Ref EventBusName}
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, NotAction: "dynamodb:*", Resource: !GetAtt Table.Arn}
   BadInvokeConfigBus:
     Type: AWS::Serverless::Function
     Properties:
+      Role: !GetAtt BadInvokeConfigBusRole.Arn
       EventInvokeConfig:
         DestinationConfig:
           OnSuccess: {Type: EventBridge, Destination: !Ref EventBusArn}
+  BadInvokeConfigBusRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
   BadBusConnector:
     Type: AWS::Serverless::Connector
     Properties:
       Source: {Id: GoodRelay}
       Destination: {Type: AWS::Events::EventBus, Arn: !Ref EventBusArn}
       Permissions: [Write]
+
+  BadNoRole:
+    Type: AWS::Serverless::Function
+  BadLiteralRole:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: arn:aws:iam::123456789012:role/shop-shared
+  BadRoleOfAnotherStack:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt Inventory.Outputs.InventoryRoleArn
+  BadSharedRoleFirst:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt BadSharedRole.Arn
+  BadSharedRoleSecond:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt BadSharedRole.Arn
+  BadSharedRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+  # SAM ignores Policies beside a Role: what they say is not judged, since it grants nothing.
+  BadPoliciesBesideRole:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt BadPoliciesBesideRoleRole.Arn
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: dynamodb:GetItem, Resource: !Ref InventoryTableArn}
+  BadPoliciesBesideRoleRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+  BadManagedPolicyArns:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+      ManagedPolicyArns:
+        - arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole
+        - !Ref OwnPolicy
+  BadTrustsEc2:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement:
+          - {Effect: Allow, Principal: {Service: [lambda.amazonaws.com, ec2.amazonaws.com]}, Action: sts:AssumeRole}
+  BadTrustsAnAccount:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement:
+          - {Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}
+          - {Effect: Allow, Principal: {AWS: "arn:aws:iam::123456789012:root"}, Action: sts:AssumeRole}
+  BadTrustsAllButOne:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement:
+          - {Effect: Allow, NotPrincipal: {Service: ec2.amazonaws.com}, Action: sts:AssumeRole}
+
+  BadLogsIntoAnother:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt BadLogsIntoAnotherRole.Arn
+      LoggingConfig: {LogGroup: !Ref BadLogsIntoAnotherLogs}
+  BadLogsIntoAnotherLogs:
+    Type: AWS::Logs::LogGroup
+  # GoodApi's group, not its own.
+  BadLogsIntoAnotherRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+      Policies:
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: [logs:CreateLogStream, logs:PutLogEvents]
+                Resource: !Sub arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${ApiLogs}:log-stream:*
+  # Through a policy attached to GoodApi's role: GoodRelay's group.
+  BadLogsByAttachedPolicy:
+    Type: AWS::IAM::Policy
+    Properties:
+      PolicyName: logs
+      Roles: [!Ref GoodApiRole]
+      PolicyDocument:
+        Statement:
+          - Effect: Allow
+            Action: logs:PutLogEvents
+            Resource: !Sub arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${RelayLogs}:log-stream:*
+  BadLogsCreateGroup:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt BadLogsCreateGroupRole.Arn
+      LoggingConfig: {LogGroup: !Ref BadLogsCreateGroupLogs}
+  BadLogsCreateGroupLogs:
+    Type: AWS::Logs::LogGroup
+  BadLogsCreateGroupRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+      Policies:
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: logs:CreateLogGroup
+                Resource: !Sub arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${BadLogsCreateGroupLogs}
+  # Names no log group of its own, so no logs grant is its own.
+  BadLogsWithoutGroup:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt BadLogsWithoutGroupRole.Arn
+  BadLogsWithoutGroupRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+      Policies:
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: [logs:CreateLogStream, logs:PutLogEvents]
+                Resource: !Sub arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${SpareLogs}:log-stream:*
+  BadSharedLogsFirst:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt BadSharedLogsFirstRole.Arn
+      LoggingConfig: {LogGroup: !Ref BadSharedLogs}
+  BadSharedLogsFirstRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+  BadSharedLogsSecond:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt BadSharedLogsSecondRole.Arn
+      LoggingConfig: {LogGroup: !Ref BadSharedLogs}
+  BadSharedLogsSecondRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+  BadSharedLogs:
+    Type: AWS::Logs::LogGroup
 """
 
 LEAST_PRIVILEGE_SEEDED = [
@@ -1129,24 +1724,22 @@ LEAST_PRIVILEGE_SEEDED = [
     ("BadIfBranch.Policies[0]", 3),
     ("BadImportValue.Policies[0]", 3),
     ("BadNestedStackOutput.Policies[0]", 3),
-    ("BadManagedPolicies.Policies[0]", 3),
-    ("BadManagedPolicies.Policies[1]", 3),
-    ("BadManagedPolicyAlone.Policies", 3),
     ("BadBusForOtherActions.Policies[0]", 3),
-    ("BadForeignPolicyTemplate.Policies[0]", 3),
     ("BadEventSource.Events.Queue", 3),
     ("BadDeadLetterQueue.DeadLetterQueue", 3),
-    ("BadRole.Role", 3),
-    ("BadIamRole.ManagedPolicyArns[0]", 3),
-    ("BadIamRole.Policies[0]", 3),
     ("BadConnector", 3),
     ("BadIndexWildcard.Policies[0]", 4),
     ("BadSingleCharacterWildcard.Policies[0]", 4),
     ("BadStar.Policies[0]", 3),
     ("BadStar.Policies[0]", 4),
-    ("BadCrudPolicyTemplate.Policies[0]", 4),
     ("BadNotResource.Policies[0]", 4),
     ("BadIamPolicy.PolicyDocument", 4),
+    ("BadXrayWithOtherAction.Policies[0]", 3),
+    ("BadXrayWithOtherAction.Policies[0]", 4),
+    ("BadXrayPattern.Policies[0]", 3),
+    ("BadXrayPattern.Policies[0]", 4),
+    ("BadLogStreamsForAll.Policies[0]", 4),
+    ("BadLogsGroupArnRole.Policies[0]", 4),
     ("BadPublishUnconditioned.Policies[0]", 5),
     ("BadPublishAsAnother.Policies[0]", 5),
     ("BadPublishStringLike.Policies[0]", 5),
@@ -1154,9 +1747,99 @@ LEAST_PRIVILEGE_SEEDED = [
     ("BadEventsStar.Policies[0]", 3),
     ("BadEventsStar.Policies[0]", 5),
     ("BadNotAction.Policies[0]", 5),
-    ("BadPutEventsPolicyTemplate.Policies[0]", 5),
     ("BadInvokeConfigBus.EventInvokeConfig", 5),
     ("BadBusConnector", 5),
+    ("BadNoRole", 6),
+    ("BadLiteralRole.Role", 6),
+    ("BadRoleOfAnotherStack.Role", 6),
+    ("BadSharedRole", 6),
+    ("BadPoliciesBesideRole.Policies", 6),
+    ("BadManagedPolicyArns.ManagedPolicyArns[0]", 6),
+    ("BadManagedPolicyArns.ManagedPolicyArns[1]", 6),
+    ("BadTrustsEc2.AssumeRolePolicyDocument", 6),
+    ("BadTrustsAnAccount.AssumeRolePolicyDocument", 6),
+    ("BadTrustsAllButOne.AssumeRolePolicyDocument", 6),
+    ("BadLogsIntoAnotherRole.Policies[0]", 7),
+    ("BadLogsByAttachedPolicy.PolicyDocument", 7),
+    ("BadLogsCreateGroupRole.Policies[0]", 7),
+    ("BadLogsWithoutGroupRole.Policies[0]", 7),
+    ("BadSharedLogs", 7),
+]
+
+# Functions on SAM's generated role: each one is a rule 6 finding, and since without a Role
+# SAM applies their Policies (managed policy names, SAM policy templates) to that role, what
+# those grant is judged by rules 3-5 as well.
+SAM_GENERATED_ROLES = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  EventBusName: {Type: String}
+Globals:
+  Function:
+    CodeUri: .
+    Handler: bootstrap
+    Runtime: provided.al2023
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      RedrivePolicy: {deadLetterTargetArn: !GetAtt QueueDLQ.Arn, maxReceiveCount: 5}
+  QueueDLQ:
+    Type: AWS::SQS::Queue
+  Secret:
+    Type: AWS::SecretsManager::Secret
+  # Policy templates on its own resources: nothing for rules 3-5, but still SAM's role.
+  BadGeneratedRole:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - SQSPollerPolicy: {QueueName: !GetAtt Queue.QueueName}
+        - SQSSendMessagePolicy: {QueueName: !GetAtt QueueDLQ.QueueName}
+        - AWSSecretsManagerGetSecretValuePolicy: {SecretArn: !Ref Secret}
+  BadManagedPolicies:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - AmazonDynamoDBFullAccess
+        - arn:aws:iam::aws:policy/AmazonSQSFullAccess
+  BadManagedPolicyAlone:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies: AWSLambdaExecute
+  BadForeignPolicyTemplate:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - SQSSendMessagePolicy: {QueueName: shop-dev-inventory}
+  BadCrudPolicyTemplate:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - DynamoDBCrudPolicy: {TableName: !Ref Table}
+  BadPutEventsPolicyTemplate:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - EventBridgePutEventsPolicy: {EventBusName: !Ref EventBusName}
+"""
+
+SAM_GENERATED_ROLES_SEEDED = [
+    ("BadGeneratedRole", 6),
+    ("BadManagedPolicies", 6),
+    ("BadManagedPolicies.Policies[0]", 3),
+    ("BadManagedPolicies.Policies[1]", 3),
+    ("BadManagedPolicyAlone", 6),
+    ("BadManagedPolicyAlone.Policies", 3),
+    ("BadForeignPolicyTemplate", 6),
+    ("BadForeignPolicyTemplate.Policies[0]", 3),
+    ("BadCrudPolicyTemplate", 6),
+    ("BadCrudPolicyTemplate.Policies[0]", 4),
+    ("BadPutEventsPolicyTemplate", 6),
+    ("BadPutEventsPolicyTemplate.Policies[0]", 5),
 ]
 
 # The root template is no capability: it may publish as nobody, and a nested stack's outputs
@@ -1172,23 +1855,27 @@ Resources:
     Properties:
       Location: functions/ordering/template.yaml
   BadRootPublisher:
-    Type: AWS::Serverless::Function
+    Type: AWS::IAM::Role
     Properties:
-      CodeUri: .
-      Handler: bootstrap
-      Runtime: provided.al2023
+      AssumeRolePolicyDocument:
+        Statement:
+          - {Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}
       Policies:
-        - Statement:
-            - Effect: Allow
-              Action: events:PutEvents
-              Resource: !GetAtt EventBus.Arn
-              Condition: {StringEquals: {events:source: shop.ordering}}
-        - Statement:
-            - Effect: Allow
-              Action: dynamodb:GetItem
-              Resource: !Sub
-                - arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Name}
-                - Name: !GetAtt OrderingService.Outputs.OrderingTableName
+        - PolicyName: publish
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: events:PutEvents
+                Resource: !GetAtt EventBus.Arn
+                Condition: {StringEquals: {events:source: shop.ordering}}
+        - PolicyName: read
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: dynamodb:GetItem
+                Resource: !Sub
+                  - arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Name}
+                  - Name: !GetAtt OrderingService.Outputs.OrderingTableName
 """
 
 ROOT_SEEDED = [
@@ -1196,37 +1883,67 @@ ROOT_SEEDED = [
     ("BadRootPublisher.Policies[1]", 3),
 ]
 
-# The issue's own case, on a copy of a real capability template: ordering's consumer granted
-# inventory's table, once through a SAM policy template fed a new parameter, once inline by
-# literal ARN. The unmodified copy must pass; the seeded one must fail with exactly these.
+# The issue's own case, on copies of the real ordering template. The unmodified copy must
+# pass; each seeded copy must fail with exactly its findings.
 ROOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 CAPABILITY_COPY = os.path.join(ROOT_DIR, "functions", "ordering", "template.yaml")
-CAPABILITY_COPY_SEEDED = [
-    ("OrderingConsumerFunction.Policies[1]", 3),
-    # DynamoDBCrudPolicy also grants table/<name>/index/*.
-    ("OrderingConsumerFunction.Policies[1]", 4),
-    ("OrderingConsumerFunction.Policies[2]", 3),
-]
+CONSUMER = "OrderingConsumerFunction"
+CONSUMER_ROLE = "OrderingConsumerFunctionRole"
 
 
-def granted_inventory_table(template: dict) -> dict:
+def consumer_statements(template: dict) -> list:
+    return template["Resources"][CONSUMER_ROLE]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
+def consumer_role_grants_inventory_table(template: dict) -> tuple[dict, list[tuple[str, int]]]:
+    """Issue 6's Done-when: ordering's consumer granted inventory's table in its own role,
+    once by a new parameter, once by literal ARN. Rule 3, at each statement."""
+    seeded = copy.deepcopy(template)
+    seeded["Parameters"]["InventoryTableArn"] = {"Type": "String"}
+    statements = consumer_statements(seeded)
+    first = len(statements)
+    statements += [
+        {"Sid": "InventoryTableByParameter", "Effect": "Allow", "Action": ["dynamodb:GetItem"],
+         "Resource": {"Ref": "InventoryTableArn"}},
+        {"Sid": "InventoryTableByArn", "Effect": "Allow", "Action": ["dynamodb:GetItem"],
+         "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/shop-dev-inventory"},
+    ]
+    where = f"{CONSUMER_ROLE}.Policies[0].Statement"
+    return seeded, [
+        (f"{where}[{first}] (InventoryTableByParameter)", 3),
+        (f"{where}[{first + 1}] (InventoryTableByArn)", 3),
+    ]
+
+
+def consumer_without_role_grants_inventory_table(template: dict) -> tuple[dict, list[tuple[str, int]]]:
+    """The same grant the way it was possible before explicit roles: the consumer back on SAM's
+    generated role (rule 6), given DynamoDBCrudPolicy for inventory's table (rule 3, and rule
+    4 for the template's table/<name>/index/*)."""
     seeded = copy.deepcopy(template)
     seeded["Parameters"]["InventoryTableName"] = {"Type": "String"}
-    seeded["Resources"]["OrderingConsumerFunction"]["Properties"]["Policies"] += [
-        {"DynamoDBCrudPolicy": {"TableName": {"Ref": "InventoryTableName"}}},
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "InventoryTable",
-                    "Effect": "Allow",
-                    "Action": ["dynamodb:GetItem"],
-                    "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/shop-dev-inventory",
-                }
-            ],
-        },
-    ]
-    return seeded
+    props = seeded["Resources"][CONSUMER]["Properties"]
+    del props["Role"]
+    props["Policies"] = [{"DynamoDBCrudPolicy": {"TableName": {"Ref": "InventoryTableName"}}}]
+    return seeded, [(CONSUMER, 6), (f"{CONSUMER}.Policies[0]", 3), (f"{CONSUMER}.Policies[0]", 4)]
+
+
+def consumer_role_writes_relay_logs(template: dict) -> tuple[dict, list[tuple[str, int]]]:
+    """The consumer's role made to write into the relay's log group: rule 7."""
+    seeded = copy.deepcopy(template)
+    statement = next(s for s in consumer_statements(seeded) if s.get("Sid") == "WriteOwnLogs")
+    statement["Resource"] = {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+        "${OrderingRelayFunctionLogGroup}:log-stream:*"
+    }
+    index = consumer_statements(seeded).index(statement)
+    return seeded, [(f"{CONSUMER_ROLE}.Policies[0].Statement[{index}] (WriteOwnLogs)", 7)]
+
+
+CAPABILITY_COPY_CASES = [
+    ("ordering's function granted inventory's table, in its role (issue 6)", consumer_role_grants_inventory_table),
+    ("ordering's function on SAM's role, granted inventory's table", consumer_without_role_grants_inventory_table),
+    ("ordering's function writing the relay's logs", consumer_role_writes_relay_logs),
+]
 
 
 def rule_of(finding: str) -> int | None:
@@ -1265,13 +1982,14 @@ def write(directory: str, name: str, text: str) -> str:
 def self_test() -> int:
     problems = []
     with tempfile.TemporaryDirectory() as tmp:
-        # Rules 3-5 read the capability from the path: functions/<capability>/template.yaml.
+        # Rules 3-7 read the capability from the path: functions/<capability>/template.yaml.
         def capability(case: str, text: str) -> str:
             return write(os.path.join(tmp, case, "functions", "ordering"), "template.yaml", text)
 
         cases = [
             ("broken", write(tmp, "broken.yaml", BROKEN), SEEDED),
             ("least-privilege", capability("least-privilege", LEAST_PRIVILEGE), LEAST_PRIVILEGE_SEEDED),
+            ("SAM-generated roles", capability("generated", SAM_GENERATED_ROLES), SAM_GENERATED_ROLES_SEEDED),
             ("root", write(os.path.join(tmp, "root"), "template.yaml", ROOT), ROOT_SEEDED),
         ]
         original, matches = decode(CAPABILITY_COPY)
@@ -1279,15 +1997,10 @@ def self_test() -> int:
             problems.append(f"cannot read {CAPABILITY_COPY} to copy it: {matches}")
         else:
             # Written back as JSON, which is YAML too: the decoded nodes serialise as plain data.
-            seeded = granted_inventory_table(original)
-            cases += [
-                ("ordering copy", capability("clean", json.dumps(original, indent=1)), []),
-                (
-                    "ordering copy granted inventory's table",
-                    capability("seeded", json.dumps(seeded, indent=1)),
-                    CAPABILITY_COPY_SEEDED,
-                ),
-            ]
+            cases.append(("ordering copy", capability("clean", json.dumps(original, indent=1)), []))
+            for n, (name, seed) in enumerate(CAPABILITY_COPY_CASES):
+                seeded, defects = seed(original)
+                cases.append((name, capability(f"seeded-{n}", json.dumps(seeded, indent=1)), defects))
         for name, path, seeded_defects in cases:
             problems += expect(name, path, seeded_defects)
     if problems:
