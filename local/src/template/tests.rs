@@ -254,6 +254,7 @@ fn the_project_templates_give_the_catalog_topology() {
         "AdminGroup (AWS::Cognito::UserPoolGroup)",
         "HttpApiAccessLogs (AWS::Logs::LogGroup)",
         "HttpApiStage (AWS::ApiGatewayV2::Stage)",
+        "AlarmTopic (AWS::SNS::Topic)",
         "catalog/CatalogApiFunctionRole (AWS::IAM::Role)",
         "catalog/CatalogRelayFunctionRole (AWS::IAM::Role)",
         "catalog/CatalogApiInvokePermission (AWS::Lambda::Permission)",
@@ -269,7 +270,7 @@ fn the_project_templates_give_the_catalog_topology() {
     }
     assert_eq!(
         topology.not_emulated.len(),
-        11,
+        12,
         "{:?}",
         topology.not_emulated
     );
