@@ -17,6 +17,7 @@ use serde_json::Value;
 use shop_events::{DomainEvent, Envelope, EventMetadata};
 use tracing::Instrument;
 
+use crate::metrics::Metrics;
 use crate::store::TableError;
 use crate::transaction::{CommitError, Transaction};
 
@@ -118,7 +119,8 @@ impl From<TableError> for ConsumeError {
 }
 
 /// A capability's reaction to the events it consumes. It reads what it needs and adds
-/// its writes (and the events it raises) to `transaction`; the harness commits.
+/// its writes (and the events it raises, and the business facts to count) to
+/// `transaction`; the harness commits, and counts the facts once the commit succeeded.
 pub trait EventHandler: Sync {
     fn handle(
         &self,
@@ -141,6 +143,7 @@ pub struct SqsConsumer<H> {
     /// Names the markers, so two consumers sharing a table keep separate books.
     consumer_name: String,
     handler: H,
+    metrics: Metrics,
 }
 
 impl<H: EventHandler> SqsConsumer<H> {
@@ -155,7 +158,14 @@ impl<H: EventHandler> SqsConsumer<H> {
             table: table.into(),
             consumer_name: consumer_name.into(),
             handler,
+            metrics: Metrics::global(),
         }
+    }
+
+    /// The harness counting the handler's facts into `metrics` instead of the process's
+    /// recorder (a test's own, say).
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        Self { metrics, ..self }
     }
 
     /// Handles one SQS batch and reports the messages that failed.
@@ -228,8 +238,15 @@ impl<H: EventHandler> SqsConsumer<H> {
                 Err(ConsumeError::Conflict) => continue,
                 Err(other) => return Outcome::Failed(other.to_string()),
             }
+            // Counted only once the facts are committed: a duplicate (its marker's
+            // condition fails), a conflict or a failure counts nothing, and a retry stages
+            // its facts afresh.
+            let facts = transaction.counts().to_vec();
             match transaction.commit(&self.client).await {
-                Ok(()) => return Outcome::Applied,
+                Ok(()) => {
+                    self.metrics.count_all(&facts);
+                    return Outcome::Applied;
+                }
                 Err(CommitError::ConditionFailed { failed }) if failed.contains(&marker) => {
                     return Outcome::Duplicate;
                 }

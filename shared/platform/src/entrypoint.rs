@@ -1,6 +1,7 @@
-//! The `main` of every Lambda, written once: tracing, the function's table from its
-//! environment, clients built once per process with the connection warmed during init,
-//! then the runtime loop handing each invocation to the capability's handler.
+//! The `main` of every Lambda, written once: tracing and business metrics, the function's
+//! table from its environment, clients built once per process with the connection warmed
+//! during init, then the runtime loop handing each invocation to the capability's handler
+//! and flushing what it counted.
 
 use aws_config::SdkConfig;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
@@ -17,9 +18,11 @@ pub struct Init {
     pub table: String,
 }
 
-/// Tracing, `TABLE_NAME`, the DynamoDB client, and a warm connection to it.
+/// Tracing, business metrics (`CAPABILITY`, `METRICS_NAMESPACE`), `TABLE_NAME`, the
+/// DynamoDB client, and a warm connection to it.
 pub async fn init() -> Result<Init, Error> {
     crate::telemetry::init_tracing();
+    crate::metrics::init()?;
     let table = crate::aws::required_env("TABLE_NAME")?;
     let config = crate::aws::sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
@@ -32,7 +35,8 @@ pub async fn init() -> Result<Init, Error> {
 }
 
 /// Serves an HTTP API function until the runtime stops it: `handle` answers every request
-/// to `api`, errors included (problem+json).
+/// to `api`, errors included (problem+json). What a request counted is flushed before its
+/// answer goes back: after that, Lambda may freeze the process for good.
 pub async fn serve_http<A, F, Fut>(api: A, handle: F) -> Result<(), Error>
 where
     A: Sync + 'static,
@@ -42,19 +46,24 @@ where
     // The process lives as long as the handler: a 'static borrow spares every request an Arc.
     let api: &'static A = Box::leak(Box::new(api));
     lambda_http::run(lambda_http::service_fn(move |request| async move {
-        Ok::<_, Error>(handle(api, request).await)
+        let response = handle(api, request).await;
+        crate::metrics::flush();
+        Ok::<_, Error>(response)
     }))
     .await
 }
 
-/// Serves an SQS consumer function until the runtime stops it.
+/// Serves an SQS consumer function until the runtime stops it, flushing what each batch
+/// counted before reporting it.
 pub async fn serve_sqs<H: EventHandler + Send + 'static>(
     consumer: SqsConsumer<H>,
 ) -> Result<(), Error> {
     let consumer: &'static SqsConsumer<H> = Box::leak(Box::new(consumer));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<SqsEvent>| async move {
-            Ok::<SqsBatchResponse, Error>(consumer.handle_batch(event.payload).await)
+            let response = consumer.handle_batch(event.payload).await;
+            crate::metrics::flush();
+            Ok::<SqsBatchResponse, Error>(response)
         },
     ))
     .await

@@ -1,5 +1,6 @@
 //! One DynamoDB transaction: the state change, the events it raises (the outbox) and,
-//! for consumers, the processed-event marker. All or nothing.
+//! for consumers, the processed-event marker. All or nothing. It also carries the business
+//! facts the change makes true, for whoever commits it to count once it has committed.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -7,6 +8,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use shop_events::{DomainEvent, Envelope};
 
+use crate::metrics::Count;
 use crate::outbox::OutboxEvent;
 
 /// DynamoDB's limit on items in one transaction.
@@ -17,6 +19,7 @@ pub struct Transaction {
     table: String,
     items: Vec<TransactWriteItem>,
     events: Vec<OutboxEvent>,
+    counts: Vec<Count>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,7 @@ impl Transaction {
             table: table.into(),
             items: Vec::new(),
             events: Vec::new(),
+            counts: Vec::new(),
         }
     }
 
@@ -69,6 +73,22 @@ impl Transaction {
     /// The events recorded so far, in order.
     pub fn events(&self) -> &[OutboxEvent] {
         &self.events
+    }
+
+    /// A business fact this transaction makes true: counted if and only if it commits
+    /// (the consumer harness counts it; see [`crate::metrics`]). Writes nothing.
+    pub fn count(&mut self, fact: Count) {
+        self.counts.push(fact);
+    }
+
+    /// [`Self::count`] for each of `facts` (none, for a `None`).
+    pub fn count_all(&mut self, facts: impl IntoIterator<Item = Count>) {
+        self.counts.extend(facts);
+    }
+
+    /// The facts to count once this transaction has committed.
+    pub fn counts(&self) -> &[Count] {
+        &self.counts
     }
 
     pub fn len(&self) -> usize {

@@ -1,16 +1,19 @@
 //! The SQS consumer harness against moto: real messages from the bus, dedup in the
-//! same transaction as the effect, one failure per bad message.
+//! same transaction as the effect, one failure per bad message, and a handler's business
+//! facts counted once they are committed, never for a duplicate or a failed commit.
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use shop_events::Envelope;
 use shop_events::catalog::ProductDeleted;
 use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent, Outcome, SqsConsumer};
+use shop_platform::metrics::Count;
 use shop_platform::relay::{EventBridgePublisher, Relay, RetryPolicy};
 use shop_platform::transaction::Transaction;
+use shop_testing::metrics::{Counts, expected};
 use shop_testing::{bus_with_queue, create_table, sdk_config, stream_batch, unique};
 
-/// Counts the ProductDeleted events it sees, per product.
+/// Counts the ProductDeleted events it sees, per product, in the table and as a metric.
 struct CountDeletions;
 
 impl EventHandler for CountDeletions {
@@ -32,6 +35,7 @@ impl EventHandler for CountDeletions {
             .build()
             .unwrap();
         transaction.write(TransactWriteItem::builder().update(update).build());
+        transaction.count(Count::of("ProductsDeleted"));
         Ok(())
     }
 }
@@ -110,7 +114,9 @@ async fn a_redelivered_event_is_applied_once() {
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let table = unique("consumer");
     create_table(&dynamodb, &table, &[], false).await;
-    let consumer = SqsConsumer::new(dynamodb.clone(), &table, "counter", CountDeletions);
+    let counts = Counts::new();
+    let consumer = SqsConsumer::new(dynamodb.clone(), &table, "counter", CountDeletions)
+        .with_metrics(counts.metrics());
 
     let event = Envelope::new(
         ProductDeleted {
@@ -137,6 +143,7 @@ async fn a_redelivered_event_is_applied_once() {
         Outcome::Duplicate
     );
     assert_eq!(seen(&dynamodb, &table, "p1").await, 1);
+    assert_eq!(counts.snapshot(), expected([("ProductsDeleted", 1)]));
 }
 
 #[tokio::test]
@@ -201,7 +208,9 @@ async fn a_failed_commit_records_no_marker_so_the_retry_applies_it() {
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let table = unique("consumer");
     // The table does not exist yet: the commit fails as a transient error.
-    let consumer = SqsConsumer::new(dynamodb.clone(), &table, "counter", CountDeletions);
+    let counts = Counts::new();
+    let consumer = SqsConsumer::new(dynamodb.clone(), &table, "counter", CountDeletions)
+        .with_metrics(counts.metrics());
     let event = Envelope::new(
         ProductDeleted {
             product_id: "p9".into(),
@@ -216,6 +225,11 @@ async fn a_failed_commit_records_no_marker_so_the_retry_applies_it() {
         consumer.handle_message(&message("m", body.clone())).await,
         Outcome::Failed(_)
     ));
+    assert_eq!(
+        counts.snapshot(),
+        expected([]),
+        "nothing committed, nothing counted"
+    );
 
     create_table(&dynamodb, &table, &[], false).await;
     assert_eq!(
@@ -223,4 +237,5 @@ async fn a_failed_commit_records_no_marker_so_the_retry_applies_it() {
         Outcome::Applied
     );
     assert_eq!(seen(&dynamodb, &table, "p9").await, 1);
+    assert_eq!(counts.snapshot(), expected([("ProductsDeleted", 1)]));
 }

@@ -9,8 +9,8 @@
 //! table, what it holds), [`api`] (calling an HTTP handler with a sample request),
 //! [`sqs`] (consumer batches, redelivered and republished), [`outbox`] (what a capability
 //! recorded, and what the relay makes of it), [`samples`] (the files of `events/`),
-//! [`secrets`] (a function's credentials in moto) and [`serve`] (a handler on loopback
-//! HTTP, as a Function URL serves it).
+//! [`secrets`] (a function's credentials in moto), [`serve`] (a handler on loopback
+//! HTTP, as a Function URL serves it) and [`metrics`] (a test's own metrics recorder).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -26,6 +26,7 @@ use serde_json::Value;
 use shop_local::emulator::Moto;
 
 pub mod api;
+pub mod metrics;
 pub mod outbox;
 pub mod samples;
 pub mod secrets;
