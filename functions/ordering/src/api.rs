@@ -13,10 +13,12 @@ use shop_events::ordering::CancellationReason;
 use shop_events::{Address, Envelope, Money, OrderLine};
 use shop_platform::Problem;
 use shop_platform::http::{Identity, answer, health, json_response, path_param, require_user};
+use shop_platform::metrics::Metrics;
 use shop_platform::pagination::{Page, encode_cursor, page_request};
 use shop_platform::store::TableError;
 
 use crate::domain::{CancelOutcome, Order, OrderStatus, StatusChange, is_order_id};
+use crate::metrics::Counted;
 use crate::store::OrderStore;
 
 /// A cancellation that loses a race with a consumer (stock confirmed, payment taken) reads
@@ -25,6 +27,8 @@ const CANCEL_ATTEMPTS: usize = 3;
 
 pub struct App {
     pub store: OrderStore,
+    /// Where a cancellation is counted (OrdersCancelled, `customer_request`).
+    pub metrics: Metrics,
 }
 
 /// An order as the API shows it (DESIGN §6). Built from the stored order field by field,
@@ -140,6 +144,7 @@ async fn cancel(
         let event = Envelope::new(event, correlation_id);
         match app.store.change(&order, read_version, &event).await {
             Ok(()) => {
+                app.metrics.count_all(event.data.counted().as_slice());
                 tracing::info!(order_id = %order.id, event_id = %event.metadata.event_id, "order cancelled by its owner");
                 return Ok(json_response(
                     StatusCode::ACCEPTED,

@@ -3,6 +3,10 @@
 //! message and will commit what a handler stages here together with the processed-event
 //! marker, so a redelivered event is a no-op before it reaches this code.
 //!
+//! A handler also stages the facts its change makes true (OrdersPlaced, OrdersPaid,
+//! OrdersCancelled by reason: [`crate::metrics`]); the harness counts them only once the
+//! transaction commits, so a redelivery counts nothing.
+//!
 //! Every decision is taken from the order's current state, never from the order in which
 //! events arrive: an event whose transition the order's status no longer (or never) allows
 //! (late, republished with a new id, or after the customer cancelled) changes nothing and
@@ -20,6 +24,7 @@ use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent};
 use shop_platform::transaction::Transaction;
 
 use crate::domain::{NotAllowed, Order, is_order_id};
+use crate::metrics::Counted;
 use crate::store::OrderStore;
 
 /// The name the harness gives this consumer's processed-event markers.
@@ -104,16 +109,18 @@ impl Handler {
             tracing::info!(order_id, "the order already exists; nothing to do");
             return Ok(());
         }
+        let placed = submitted.counted();
         let outgoing = Envelope::at(submitted, event.correlation_id(), now);
         // Conditional on the order not existing: should another delivery create it between
         // our read and this commit, the harness retries and the read above sees it.
         self.store.stage_create(transaction, &order, &outgoing)?;
+        transaction.count_all(placed);
         tracing::info!(order_id, user_id = %order.user_id, event_id = %outgoing.metadata.event_id, "order submitted");
         Ok(())
     }
 
     /// Step 4 and every later step: one guarded transition of an existing order.
-    async fn transition<T: DomainEvent>(
+    async fn transition<T: DomainEvent + Counted>(
         &self,
         order_id: &str,
         event: &IncomingEvent,
@@ -135,9 +142,11 @@ impl Handler {
         let read_version = order.version;
         match change(&mut order) {
             Ok(raised) => {
+                let fact = raised.counted();
                 let outgoing = Envelope::at(raised, event.correlation_id(), now);
                 self.store
                     .stage_change(transaction, &order, read_version, &outgoing)?;
+                transaction.count_all(fact);
                 tracing::info!(order_id, status = %order.status, event_id = %outgoing.metadata.event_id, "order moved on");
             }
             Err(refused) if refused.is_premature() => {

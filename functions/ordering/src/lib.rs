@@ -7,6 +7,7 @@
 //! - [`consumer`]: the reactions to CheckoutRequested, StockReserved,
 //!   StockReservationFailed, PaymentSucceeded, PaymentFailed, ShipmentDispatched and
 //!   ShipmentDelivered.
+//! - [`metrics`]: the business facts it counts (orders placed, paid, cancelled by reason).
 //!
 //! Its events (OrderSubmitted, OrderStockConfirmed, OrderCancelled, ...) leave only through
 //! the outbox; the relay Lambda (`src/bin/relay.rs`) publishes them.
@@ -14,4 +15,5 @@
 pub mod api;
 pub mod consumer;
 pub mod domain;
+pub mod metrics;
 pub mod store;

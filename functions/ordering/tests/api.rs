@@ -13,6 +13,7 @@ use shop_testing::api::{
     BadRequest, anonymous, assert_rejected_without_writes, call, page_shape, pages, with_claims,
     with_query,
 };
+use shop_testing::metrics::expected;
 use shop_testing::sqs;
 use support::*;
 
@@ -332,6 +333,14 @@ async fn the_owner_cancels_once_with_202_and_again_gets_200() {
     assert_eq!(again, cancelled);
     let (_, read, _) = ordering.call(fixture("api-get-order.json")).await;
     assert_eq!(read, cancelled);
+    assert_eq!(
+        ordering.counts.snapshot(),
+        expected([
+            ("OrdersPlaced", 1),
+            ("OrdersCancelled{Reason=customer_request}", 1)
+        ]),
+        "counted once, by the request that cancelled"
+    );
 
     let events = ordering.outbox().await;
     assert_eq!(events.len(), 2, "one OrderCancelled for two requests");
@@ -396,6 +405,11 @@ async fn cancelling_is_accepted_until_the_order_ships_and_a_conflict_after() {
     assert_eq!(
         ordering.raised().await,
         ["OrderCancelled", "OrderCancelled", "OrderCancelled"]
+    );
+    assert_eq!(
+        ordering.counts.snapshot(),
+        expected([("OrdersCancelled{Reason=customer_request}", 3)]),
+        "neither a refusal nor an order cancelled already counts"
     );
 }
 
@@ -526,6 +540,7 @@ async fn health_answers_200_when_the_table_is_reachable_and_503_when_not() {
             ordering.table.dynamodb.clone(),
             shop_testing::unique("no-such-table"),
         ),
+        metrics: ordering.counts.metrics(),
     };
     let (status, _, _) = call(
         |request| ordering::api::handle(&missing, request),

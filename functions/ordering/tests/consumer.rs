@@ -9,6 +9,7 @@ use ordering::domain::OrderStatus;
 use serde_json::{Value, json};
 use shop_events::ordering::CancellationReason;
 use shop_platform::consumer::Outcome;
+use shop_testing::metrics::expected;
 use shop_testing::sqs;
 use support::*;
 
@@ -76,6 +77,7 @@ async fn checkout_requested_twice_makes_one_order_and_one_order_submitted() {
     let once = checkout_requested();
     assert_eq!(ordering.deliver_one(&once).await, Outcome::Applied);
     let after_once = ordering.order(ORDER_ID).await.unwrap();
+    assert_eq!(ordering.counts.snapshot(), expected([("OrdersPlaced", 1)]));
 
     // SQS redelivers the message; an EventBridge retry brings it in a new one.
     assert_eq!(ordering.deliver_one(&once).await, Outcome::Duplicate);
@@ -91,6 +93,11 @@ async fn checkout_requested_twice_makes_one_order_and_one_order_submitted() {
 
     assert_eq!(ordering.order(ORDER_ID).await.unwrap(), after_once);
     assert_eq!(ordering.raised().await, ["OrderSubmitted"]);
+    assert_eq!(
+        ordering.counts.snapshot(),
+        expected([("OrdersPlaced", 1)]),
+        "placed once, however often the checkout came"
+    );
 }
 
 #[tokio::test]
@@ -102,6 +109,11 @@ async fn the_same_checkout_arriving_twice_at_once_makes_one_order() {
     assert!(a.is_empty() && b.is_empty(), "{a:?} {b:?}");
     assert_eq!(ordering.raised().await, ["OrderSubmitted"]);
     assert_eq!(ordering.order(ORDER_ID).await.unwrap().version, 1);
+    assert_eq!(
+        ordering.counts.snapshot(),
+        expected([("OrdersPlaced", 1)]),
+        "the commit that lost the race counted nothing"
+    );
 }
 
 #[tokio::test]
@@ -218,6 +230,13 @@ async fn stock_reservation_failed_cancels_the_order_for_out_of_stock() {
         events[1]["detail"]["data"],
         json!({"orderId": ORDER_ID, "userId": SHOPPER, "reason": "out_of_stock"})
     );
+    assert_eq!(
+        ordering.counts.snapshot(),
+        expected([
+            ("OrdersCancelled{Reason=out_of_stock}", 1),
+            ("OrdersPlaced", 1)
+        ])
+    );
 }
 
 #[tokio::test]
@@ -268,6 +287,11 @@ async fn a_stock_answer_before_its_order_exists_is_given_back_and_applies_once_i
     let failed = stock_reservation_failed();
     assert_eq!(ordering.deliver(failed).await.len(), 1);
     assert_eq!(ordering.table.item_count().await, 0);
+    assert_eq!(
+        ordering.counts.snapshot(),
+        expected([]),
+        "nothing committed, nothing counted"
+    );
 
     ordering.deliver(checkout_requested()).await;
     // SQS redelivers after the visibility timeout.
@@ -492,6 +516,11 @@ async fn every_later_step_delivered_twice_or_recorded_twice_moves_the_order_once
             "OrderDelivered"
         ]
     );
+    assert_eq!(
+        ordering.counts.snapshot(),
+        expected([("OrdersPaid", 1), ("OrdersPlaced", 1)]),
+        "paid once; shipping and delivery are not counted"
+    );
 }
 
 #[tokio::test]
@@ -500,6 +529,17 @@ async fn a_declined_payment_cancels_the_order_for_payment_failed() {
     assert_eq!(
         ordering.deliver_one(&payment_failed()).await,
         Outcome::Applied
+    );
+    assert_eq!(
+        ordering.deliver_one(&payment_failed()).await,
+        Outcome::Duplicate
+    );
+    assert_eq!(
+        ordering.counts.snapshot(),
+        expected([
+            ("OrdersCancelled{Reason=payment_failed}", 1),
+            ("OrdersPlaced", 1)
+        ])
     );
 
     let order = ordering.order(ORDER_ID).await.unwrap();
@@ -527,6 +567,13 @@ async fn an_unreachable_provider_cancels_the_order_for_provider_unavailable() {
     assert_eq!(
         order.cancellation_reason,
         Some(CancellationReason::ProviderUnavailable)
+    );
+    assert_eq!(
+        ordering.counts.snapshot(),
+        expected([
+            ("OrdersCancelled{Reason=provider_unavailable}", 1),
+            ("OrdersPlaced", 1)
+        ])
     );
     assert_eq!(
         ordering.raised().await,

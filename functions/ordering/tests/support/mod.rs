@@ -1,6 +1,7 @@
 //! What ordering's tests share: a table of their own in the binary's moto, the two
-//! handlers over it, the sample events of `events/ordering/`, and ways to look at what was
-//! written (orders, outbox events, item counts).
+//! handlers over it counting into a recorder of their own, the sample events of
+//! `events/ordering/`, and ways to look at what was written (orders, outbox events, item
+//! counts) and counted.
 
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
@@ -16,6 +17,7 @@ use shop_events::basket::CheckoutRequested;
 use shop_platform::consumer::{Outcome, SqsConsumer};
 use shop_platform::transaction::Transaction;
 use shop_testing::api::{Answer, call};
+use shop_testing::metrics::Counts;
 use shop_testing::{Table, sqs};
 
 /// The order, shopper and correlation id the sample events are about.
@@ -41,22 +43,29 @@ pub struct Ordering {
     pub store: OrderStore,
     pub app: App,
     pub consumer: SqsConsumer<Handler>,
+    /// What the API and the consumer counted.
+    pub counts: Counts,
 }
 
 impl Ordering {
     pub async fn new() -> Self {
         let table = Table::new("orders", &["gsi1"]).await;
         let store = OrderStore::new(table.dynamodb.clone(), &table.name);
+        let counts = Counts::new();
         Self {
             app: App {
                 store: store.clone(),
+                metrics: counts.metrics(),
             },
-            consumer: table.consumer(
-                CONSUMER_NAME,
-                Handler {
-                    store: store.clone(),
-                },
-            ),
+            consumer: table
+                .consumer(
+                    CONSUMER_NAME,
+                    Handler {
+                        store: store.clone(),
+                    },
+                )
+                .with_metrics(counts.metrics()),
+            counts,
             table,
             store,
         }
