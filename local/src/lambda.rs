@@ -163,6 +163,8 @@ struct Inner {
     pool: Arc<Pool>,
     stats: Mutex<stats::Recorder>,
     next_seq: AtomicU64,
+    /// Variables that replace the configured ones in processes started from now on.
+    environment_overrides: Mutex<BTreeMap<String, String>>,
 }
 
 struct Pool {
@@ -180,6 +182,8 @@ struct PoolState {
     live: BTreeMap<u64, Arc<Process>>,
     /// Warm processes waiting for an invocation; the most recently used last.
     idle: Vec<Arc<Process>>,
+    /// Processes killed on purpose by [`LambdaFunction::retire_idle`], until reaped.
+    retired: std::collections::BTreeSet<u64>,
 }
 
 impl Pool {
@@ -187,16 +191,17 @@ impl Pool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forgets a reaped process; whether the function is shut down.
+    /// Forgets a reaped process; whether its exit was expected (the function is shut
+    /// down, or the process was retired).
     fn remove(&self, seq: u64) -> bool {
-        let shut_down = {
+        let expected = {
             let mut state = self.lock();
             state.live.remove(&seq);
             state.idle.retain(|process| process.seq != seq);
-            state.shut_down
+            state.retired.remove(&seq) || state.shut_down
         };
         self.changed.notify_waiters();
-        shut_down
+        expected
     }
 }
 
@@ -216,10 +221,19 @@ enum Acquired {
 enum Run {
     Done {
         outcome: Outcome,
-        duration: Duration,
+        timing: Timing,
     },
     /// The process went before taking the event.
-    NotDelivered { reason: String },
+    NotDelivered {
+        reason: String,
+    },
+}
+
+/// What a finished invocation measured, beside its outcome.
+struct Timing {
+    duration: Duration,
+    /// Spawn to the response, for the first invocation of a process that answered one.
+    first_response: Option<Duration>,
 }
 
 impl LambdaFunction {
@@ -260,6 +274,7 @@ impl LambdaFunction {
                 }),
                 stats: Mutex::new(stats::Recorder::default()),
                 next_seq: AtomicU64::new(1),
+                environment_overrides: Mutex::new(BTreeMap::new()),
                 config,
             }),
         })
@@ -305,6 +320,46 @@ impl LambdaFunction {
         self.inner
             .lock_stats()
             .snapshot(&self.inner.config.display_name, processes)
+    }
+
+    /// Invocations run so far: [`Self::stats`] without the percentiles' cost.
+    pub fn invocation_count(&self) -> u64 {
+        self.inner.lock_stats().invocations()
+    }
+
+    /// Starts the figures afresh (a measurement's baseline); processes are not touched.
+    pub fn reset_stats(&self) {
+        *self.inner.lock_stats() = stats::Recorder::default();
+    }
+
+    /// Sets (`Some`) or clears (`None`) an environment variable over the configured one,
+    /// for processes started from now on; running processes keep theirs.
+    pub fn override_environment(&self, name: &str, value: Option<String>) {
+        let mut overrides = self
+            .inner
+            .environment_overrides
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match value {
+            Some(value) => overrides.insert(name.to_owned(), value),
+            None => overrides.remove(name),
+        };
+    }
+
+    /// Kills the idle processes and waits until they are reaped, so that the next
+    /// invocation starts a new process: a cold start on demand. Busy processes stay.
+    pub async fn retire_idle(&self) {
+        let idle = {
+            let mut pool = self.inner.pool.lock();
+            let idle = std::mem::take(&mut pool.idle);
+            for process in &idle {
+                pool.retired.insert(process.seq);
+            }
+            idle
+        };
+        for process in idle {
+            process.kill().await;
+        }
     }
 
     /// The live processes' pids, oldest first.
@@ -433,8 +488,19 @@ impl Inner {
                 .run_on(&process, &request_id, &payload, init, kill)
                 .await
             {
-                Run::Done { outcome, duration } => {
-                    self.lock_stats().invocation(&outcome, Some(duration));
+                Run::Done {
+                    outcome,
+                    timing:
+                        Timing {
+                            duration,
+                            first_response,
+                        },
+                } => {
+                    {
+                        let mut stats = self.lock_stats();
+                        stats.invocation(&outcome, Some(duration));
+                        stats.ran(duration, init.map(|init| (init, first_response)));
+                    }
                     return Invocation {
                         request_id,
                         outcome,
@@ -494,6 +560,12 @@ impl Inner {
                 .environment
                 .iter()
                 .map(|(name, value)| (name.clone(), value.clone())),
+        );
+        env.extend(
+            self.environment_overrides
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
         );
         let task_root = self.task_root.to_string_lossy().into_owned();
         let stream = format!(
@@ -728,8 +800,13 @@ impl Inner {
                 }
             }
         };
-        let duration = started.elapsed();
+        let answered_at = Instant::now();
+        let duration = answered_at.saturating_duration_since(started);
         process.api.end();
+        // Read here, where the answer has just arrived: the first response of a cold process.
+        let first_response = (init.is_some()
+            && matches!(phase, Phase::Answered(Answer::Response(_))))
+        .then(|| answered_at.saturating_duration_since(process.spawned_at));
 
         let (outcome, rss) = match phase {
             Phase::Answered(answer) => {
@@ -776,7 +853,13 @@ impl Inner {
         if matches!(outcome, Outcome::Success(_) | Outcome::FunctionError { .. }) {
             self.release(process);
         }
-        Run::Done { outcome, duration }
+        Run::Done {
+            outcome,
+            timing: Timing {
+                duration,
+                first_response,
+            },
+        }
     }
 
     /// Back to the idle list, unless it has gone or the function is shutting down.

@@ -14,6 +14,8 @@ pub mod issuer;
 pub mod lambda;
 pub mod mappings;
 pub mod pattern;
+pub mod percentile;
+pub mod procfs;
 pub mod provision;
 pub mod server;
 pub mod stack;

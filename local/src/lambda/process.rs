@@ -161,29 +161,9 @@ impl Process {
         if self.has_exited() {
             return None;
         }
-        let path = format!("/proc/{}/status", self.pid);
-        let status = tokio::task::spawn_blocking(move || std::fs::read_to_string(path))
+        let pid = self.pid;
+        tokio::task::spawn_blocking(move || crate::procfs::peak_rss(pid))
             .await
             .ok()?
-            .ok()?;
-        parse_vm_hwm(&status)
-    }
-}
-
-fn parse_vm_hwm(status: &str) -> Option<u64> {
-    let line = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?;
-    let kilobytes = line.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
-    Some(kilobytes * 1024)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn vm_hwm_is_read_in_bytes() {
-        let status = "Name:\tx\nVmPeak:\t  10 kB\nVmHWM:\t    1234 kB\nVmRSS:\t 1000 kB\n";
-        assert_eq!(super::parse_vm_hwm(status), Some(1234 * 1024));
-        assert_eq!(super::parse_vm_hwm("State: Z (zombie)\n"), None);
     }
 }

@@ -24,6 +24,17 @@ pub struct FunctionStats {
     pub init_ms: InitStats,
     /// Event handed over to answer (or crash, or timeout); init not included.
     pub duration_ms: DurationStats,
+    /// Spawn to the process's first `POST .../response` (an invocation that succeeded on a
+    /// new process): what the first caller of a cold function waits, init included.
+    pub first_response_ms: InitStats,
+    /// The durations of invocations on processes that had run one before: the warm path.
+    pub warm_duration_ms: DurationStats,
+    /// Invocations on warm processes (the samples of `warm_duration_ms`, up to 10 000).
+    pub warm_invocations: u64,
+    /// Lambda's billed duration summed over the warm invocations: each rounded up to 1 ms.
+    pub warm_billed_ms: u64,
+    /// The same over the cold ones, whose billed duration is init plus invocation.
+    pub cold_billed_ms: u64,
     /// The highest `VmHWM` seen in any of the function's processes.
     pub peak_rss_bytes: u64,
     /// Live processes now.
@@ -56,9 +67,23 @@ pub(super) struct Recorder {
     peak_rss_bytes: u64,
     init: Samples,
     durations: Samples,
+    first_responses: Samples,
+    warm: Samples,
+    warm_invocations: u64,
+    warm_billed_ms: u64,
+    cold_billed_ms: u64,
+}
+
+/// Lambda bills each invocation's duration rounded up to the millisecond.
+fn billed_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 impl Recorder {
+    pub(super) fn invocations(&self) -> u64 {
+        self.invocations
+    }
+
     pub(super) fn cold_start(&mut self) {
         self.cold_starts += 1;
     }
@@ -69,6 +94,25 @@ impl Recorder {
 
     pub(super) fn rss(&mut self, bytes: u64) {
         self.peak_rss_bytes = self.peak_rss_bytes.max(bytes);
+    }
+
+    /// The invoke phase of an invocation that reached a process: on a warm process
+    /// (`cold` is `None`), or on the one it started, with that process's init and the time
+    /// from its spawn to this answer (`None` unless it answered with a response).
+    pub(super) fn ran(&mut self, duration: Duration, cold: Option<(Duration, Option<Duration>)>) {
+        match cold {
+            None => {
+                self.warm_invocations += 1;
+                self.warm_billed_ms += billed_ms(duration);
+                self.warm.push(duration);
+            }
+            Some((init, first_response)) => {
+                self.cold_billed_ms += billed_ms(init + duration);
+                if let Some(first_response) = first_response {
+                    self.first_responses.push(first_response);
+                }
+            }
+        }
     }
 
     /// One finished invocation; `duration` is `None` when it never reached the invoke phase.
@@ -105,6 +149,17 @@ impl Recorder {
                 p50: self.durations.percentile(0.50),
                 p99: self.durations.percentile(0.99),
             },
+            first_response_ms: InitStats {
+                p50: self.first_responses.percentile(0.50),
+                max: self.first_responses.percentile(1.0),
+            },
+            warm_duration_ms: DurationStats {
+                p50: self.warm.percentile(0.50),
+                p99: self.warm.percentile(0.99),
+            },
+            warm_invocations: self.warm_invocations,
+            warm_billed_ms: self.warm_billed_ms,
+            cold_billed_ms: self.cold_billed_ms,
             peak_rss_bytes: self.peak_rss_bytes,
             processes,
             crashes: self.crashes,
@@ -129,10 +184,8 @@ impl Samples {
         if self.0.is_empty() {
             return 0.0;
         }
-        let mut sorted: Vec<f64> = self.0.iter().copied().collect();
-        sorted.sort_by(f64::total_cmp);
-        let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        (sorted[rank - 1] * 1000.0).round() / 1000.0
+        let mut samples: Vec<f64> = self.0.iter().copied().collect();
+        (crate::percentile::nearest_rank(&mut samples, p) * 1000.0).round() / 1000.0
     }
 }
 
@@ -172,5 +225,22 @@ mod tests {
             (3, 2, 1, 1)
         );
         assert_eq!(stats.duration_ms, DurationStats { p50: 2.0, p99: 4.0 });
+    }
+
+    #[test]
+    fn warm_and_cold_invocations_are_told_apart_and_billed_by_the_millisecond() {
+        let mut recorder = Recorder::default();
+        recorder.ran(
+            Duration::from_micros(1_200),
+            Some((Duration::from_micros(7_500), Some(Duration::from_millis(9)))),
+        );
+        recorder.ran(Duration::from_micros(2_100), None);
+        recorder.ran(Duration::from_micros(3_000), None);
+        let stats = recorder.snapshot("f", 1);
+        assert_eq!(stats.warm_invocations, 2);
+        assert_eq!(stats.warm_billed_ms, 3 + 3);
+        assert_eq!(stats.cold_billed_ms, 9);
+        assert_eq!(stats.warm_duration_ms, DurationStats { p50: 2.1, p99: 3.0 });
+        assert_eq!(stats.first_response_ms, InitStats { p50: 9.0, max: 9.0 });
     }
 }
