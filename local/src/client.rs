@@ -43,3 +43,56 @@ pub async fn send(
     let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(http::Response::from_parts(parts, bytes))
 }
+
+/// A client of the shop's HTTP API, as a front end is: JSON in and out, a bearer token.
+#[derive(Clone)]
+pub struct ApiClient {
+    http: HttpClient,
+    base_url: String,
+}
+
+impl ApiClient {
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            http: http_client(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The status and the JSON answer (`Null` when the body is not JSON); `Err` only when
+    /// no answer came back.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value), String> {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base_url));
+        if let Some(token) = token {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let response = send(&self.http, request)
+            .await
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        Ok((response.status().as_u16(), value))
+    }
+}

@@ -6,6 +6,7 @@
 //! checks, and feeds functions from SQS queues and DynamoDB streams as Lambda's event
 //! source mappings do.
 
+pub mod bench;
 pub mod client;
 pub mod emulator;
 pub mod faults;
@@ -18,6 +19,7 @@ pub mod percentile;
 pub mod procfs;
 pub mod provision;
 pub mod server;
+pub mod shop;
 pub mod stack;
 pub mod streams;
 pub mod template;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use http_body_util::{BodyExt, Full};
+use shop_local::bench::{self, BenchOptions};
 use shop_local::client::{http_client, running_stack, send};
 use shop_local::faults::FaultSettings;
 use shop_local::issuer::Issuer;
@@ -82,6 +83,48 @@ enum Command {
         function: String,
         #[arg(long)]
         event: PathBuf,
+    },
+    /// Measure the shop: cold starts, a load of virtual shoppers, the saga, the cost per order.
+    Bench {
+        /// Times each function is started fresh for the cold-start figures.
+        #[arg(long, default_value_t = 5)]
+        cold_starts: usize,
+        /// Virtual shoppers.
+        #[arg(long, default_value_t = 20)]
+        users: usize,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 120)]
+        duration: u64,
+        /// A shopper's mean pause between two steps, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        think_ms: u64,
+        /// Seed of the shoppers' choices; the same seed replays the same choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seconds to wait after the load for its orders to be paid.
+        #[arg(long, default_value_t = 60)]
+        saga_wait: u64,
+        /// Repetitions of each action when counting AWS calls for the cost.
+        #[arg(long, default_value_t = 3)]
+        census_repetitions: usize,
+        /// Processes per function at most, unless its template reserves concurrency.
+        #[arg(long, default_value_t = 4)]
+        max_processes: usize,
+        /// Measure debug builds of the functions instead of release ones (for tests).
+        #[arg(long)]
+        debug: bool,
+        /// Use the binaries already built instead of running `cargo build` first.
+        #[arg(long)]
+        no_build: bool,
+        /// Directory holding the function binaries (default: target/release or target/debug).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Where the functions' log lines go (default: .shop-local/bench.log).
+        #[arg(long)]
+        log_file: Option<PathBuf>,
     },
     /// Print the events crossing the bus as they pass.
     Tail {
@@ -159,6 +202,41 @@ async fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Command::Invoke { function, event } => invoke(&run_dir, &function, &event).await,
         Command::Tail { json } => tail(&run_dir, json).await,
+        Command::Bench {
+            cold_starts,
+            users,
+            duration,
+            think_ms,
+            seed,
+            saga_wait,
+            census_repetitions,
+            max_processes,
+            debug,
+            no_build,
+            bin_dir,
+            json,
+            log_file,
+        } => {
+            let options = BenchOptions {
+                release: !debug,
+                build: !no_build,
+                bin_dir,
+                cold_starts,
+                users,
+                duration: Duration::from_secs(duration),
+                think: Duration::from_millis(think_ms),
+                seed,
+                saga_wait: Duration::from_secs(saga_wait),
+                census_repetitions,
+                max_processes: max_processes.max(1),
+                json,
+                log_file: log_file.unwrap_or_else(|| repo_root.join(".shop-local/bench.log")),
+                repo_root,
+            };
+            bench::run(&options)
+                .await
+                .map(|report| print!("{}", report.table()))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -206,6 +206,45 @@ pub async fn up(options: UpOptions) -> Result<(), UpError> {
     outcome
 }
 
+/// A stack started inside this process (for `bench`), with no run file and no signal
+/// handling of its own; [`LocalStack::stop`] ends every process it started.
+pub struct LocalStack {
+    pub stack: Arc<Stack>,
+    tasks: Vec<JoinHandle<()>>,
+    moto: Moto,
+}
+
+impl LocalStack {
+    /// Starts moto and everything else as `up` does, logging to `logs`.
+    pub async fn start(options: &UpOptions, logs: LogSink) -> Result<Self, UpError> {
+        std::fs::create_dir_all(&options.run_dir).map_err(fail("run directory"))?;
+        let listener = TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .map_err(fail(&format!("port {}", options.port)))?;
+        let api_url = format!(
+            "http://{}",
+            listener.local_addr().map_err(fail("listener"))?
+        );
+        let root = options.repo_root.clone();
+        let moto = tokio::task::spawn_blocking(move || Moto::start(&root))
+            .await
+            .map_err(fail("moto"))?
+            .map_err(fail("moto"))?;
+        let (stack, tasks) = start(options, &moto, listener, api_url, logs).await?;
+        Ok(Self { stack, tasks, moto })
+    }
+
+    pub async fn stop(mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for function in self.stack.functions.values() {
+            function.shutdown().await;
+        }
+        self.moto.stop();
+    }
+}
+
 /// What `token`, `invoke` and `tail` read to find the running stack.
 pub const RUN_FILE: &str = "run.json";
 

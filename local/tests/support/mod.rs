@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::Value;
-use shop_local::client::{HttpClient, http_client, send};
+use shop_local::client::{ApiClient, HttpClient, http_client, send};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -48,6 +48,7 @@ pub struct Runner {
     pub run_dir: PathBuf,
     pub url: String,
     http: HttpClient,
+    pub api: ApiClient,
 }
 
 impl Runner {
@@ -88,6 +89,7 @@ impl Runner {
             child,
             _lines: lines,
             run_dir,
+            api: ApiClient::new(&url),
             url,
             http: http_client(),
         }
@@ -135,24 +137,10 @@ impl Runner {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url));
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let response = send(&self.http, request.body(Full::new(body)).unwrap())
+        self.api
+            .call(method, path, token, body.as_ref(), headers)
             .await
-            .unwrap();
-        let value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
-        (response.status().as_u16(), value)
+            .unwrap()
     }
 
     /// [`Self::call`], again while the answer is a 5xx: what a client does when a

@@ -3,17 +3,11 @@
 //! call goes through the local API Gateway.
 
 use serde_json::{Value, json};
+// Re-exported for the tests: not every test binary uses both.
+#[allow(unused_imports)]
+pub use shop_local::shop::{address, checkout_body};
 
-use super::{Runner, eventually};
-
-pub fn address() -> Value {
-    json!({"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London",
-           "postalCode": "SW1Y 4JH", "country": "GB"})
-}
-
-pub fn checkout_body(payment_token: &str) -> Value {
-    json!({"shippingAddress": address(), "paymentToken": payment_token})
-}
+use super::{Runner, STARTUP_LIMIT, eventually};
 
 /// Where an order ends without anyone's help (DESIGN §3): paid or cancelled; shipped and
 /// delivered only follow an admin's step.
@@ -35,29 +29,21 @@ impl Shop {
 
     /// A product with `stock` units, known to basket (its ProductCreated has arrived).
     pub async fn product_with_stock(&self, name: &str, price: i64, stock: u32) -> String {
-        let body = json!({"name": name, "category": "e2e",
-                          "price": {"amount": price, "currency": "USD"}});
-        let (status, product) = self
-            .stack
-            .call("POST", "/products", Some(&self.admin), Some(body))
-            .await;
-        assert_eq!(status, 201, "{product}");
-        let id = product["id"].as_str().unwrap().to_owned();
-        self.set_stock(&id, stock).await;
+        let product = json!({"name": name, "category": "e2e",
+                             "price": {"amount": price, "currency": "USD"}});
         // The basket learns products from catalog's events: a probe basket retries as a
         // client would, then leaves nothing behind.
         let probe = self.stack.token("catalog-probe", false);
-        let path = format!("/basket/items/{id}");
-        eventually("basket knows the product", async || {
-            let (status, _) = self
-                .stack
-                .call("PUT", &path, Some(&probe), Some(json!({"quantity": 1})))
-                .await;
-            self.stack.call("DELETE", &path, Some(&probe), None).await;
-            (status == 200).then_some(())
-        })
-        .await;
-        id
+        shop_local::shop::product_with_stock(
+            &self.stack.api,
+            &self.admin,
+            &probe,
+            &product,
+            stock,
+            STARTUP_LIMIT,
+        )
+        .await
+        .unwrap()
     }
 
     pub async fn set_stock(&self, product: &str, available: u32) {

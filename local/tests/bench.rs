@@ -1,0 +1,135 @@
+//! `shop-local bench` end to end, with tiny settings and debug binaries: the JSON it
+//! writes names every function of the templates and every route of the shopper's mix,
+//! with positive counts and no errors. Timing values are figures, never asserted.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::Value;
+use support::{build_functions, repo_root};
+
+const MIX_ROUTES: [&str; 5] = [
+    "GET /products",
+    "GET /products/{productId}",
+    "PUT /basket/items/{productId}",
+    "GET /basket",
+    "POST /basket/checkout",
+];
+
+#[test]
+fn a_tiny_bench_measures_every_function_and_route_without_errors() {
+    build_functions();
+    let dir = std::env::temp_dir().join(format!("shop-local-bench-{}", ulid::Ulid::generate()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_shop-local"))
+        .args([
+            "bench",
+            "--debug",
+            "--no-build",
+            "--cold-starts",
+            "1",
+            "--users",
+            "2",
+            "--duration",
+            "5",
+            "--think-ms",
+            "100",
+            "--census-repetitions",
+            "1",
+            "--seed",
+            "1",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--log-file")
+        .arg(dir.join("bench.log"))
+        .current_dir(repo_root())
+        .output()
+        .expect("shop-local bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "bench failed: {}\n{stdout}\n{stderr}",
+        output.status
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+
+    let topology = shop_local::template::load(
+        &repo_root().join("template.yaml"),
+        &shop_local::template::LoadOptions {
+            endpoint_url: "http://127.0.0.1:1".into(),
+            api_url: "http://127.0.0.1:2".into(),
+            parameters: Default::default(),
+        },
+    )
+    .unwrap();
+    let expected: BTreeSet<&str> = topology
+        .functions
+        .iter()
+        .map(|f| f.binary.as_str())
+        .collect();
+    let functions = report["functions"].as_array().unwrap();
+    let measured: BTreeSet<&str> = functions
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(measured, expected);
+    for function in functions {
+        let name = &function["name"];
+        assert!(function["binaryBytes"].as_u64().unwrap() > 0, "{name}");
+        assert!(function["maxRssBytes"].as_u64().unwrap() > 0, "{name}");
+        assert!(
+            function["coldStartMs"]["p50"].as_f64().unwrap() > 0.0,
+            "{name}"
+        );
+        assert!(
+            function["firstResponseMs"]["max"].as_f64().unwrap() > 0.0,
+            "{name}"
+        );
+        assert_eq!(function["coldStarts"], 1, "{name}");
+    }
+    let invoked = |name: &str| {
+        functions
+            .iter()
+            .find(|f| f["name"] == name)
+            .and_then(|f| f["invocations"].as_u64())
+            .unwrap_or(0)
+    };
+    for name in [
+        "catalog-api",
+        "basket-api",
+        "ordering-consumer",
+        "payment-consumer",
+    ] {
+        assert!(invoked(name) > 0, "{name} was not invoked by the load");
+    }
+
+    let routes = report["routes"].as_array().unwrap();
+    for route in MIX_ROUTES {
+        let figures = routes
+            .iter()
+            .find(|r| r["route"] == route)
+            .unwrap_or_else(|| panic!("{route} missing from {routes:?}"));
+        assert!(figures["count"].as_u64().unwrap() > 0, "{route}");
+        assert_eq!(figures["errors"], 0, "{route}");
+    }
+    let saga = &report["saga"];
+    assert!(saga["orders"].as_u64().unwrap() > 0, "{saga}");
+    assert_eq!(saga["paid"], saga["orders"], "{saga}");
+    let cost = &report["cost"];
+    assert!(
+        cost["usdPerMillionOrders"]["total"].as_f64().unwrap() > 0.0,
+        "{cost}"
+    );
+    assert!(
+        cost["perOrder"]["dynamodbWriteUnits"].as_f64().unwrap() > 0.0,
+        "{cost}"
+    );
+    assert_eq!(report["errors"], 0, "{stdout}");
+    assert!(stdout.contains("cost per million orders"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
