@@ -118,6 +118,8 @@ struct Consumer {
 }
 
 fn topology(root: &Path) -> Topology {
+    // The endpoints only spell queue URLs and the API's address; rules, queues and
+    // mappings name each other the same whatever they are.
     let options = LoadOptions {
         endpoint_url: "http://127.0.0.1:4566".into(),
         api_url: "http://127.0.0.1:3000".into(),

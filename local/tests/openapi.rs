@@ -563,6 +563,7 @@ impl Contract {
     }
 }
 
+/// `POST /basket/checkout`, under `key` when there is one.
 fn checkout<'a>(caller: Caller<'a>, key: Option<&str>, body: Value) -> Request<'a> {
     let request = Request::new("POST", "/basket/checkout", caller).json(body);
     match key {
@@ -589,6 +590,7 @@ fn fill(template: &str, value: &str) -> String {
 /// The routes the running shop serves: its gateway routes exactly the topology that
 /// shop-local reads from the templates, which this reads the same way.
 fn served_routes(api_url: &str) -> Vec<RouteSpec> {
+    // moto's endpoint only spells queue URLs, which routes do not use.
     let options = LoadOptions {
         endpoint_url: "http://127.0.0.1:1".into(),
         api_url: api_url.into(),
