@@ -133,14 +133,55 @@ async fn measure(
     status: &Status,
     logs: LogSink,
 ) -> Result<Report, String> {
-    let log: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |line: &str| logs("bench", line));
+    let log: Log = Arc::new(move |line: &str| logs("bench", line));
     let api = ApiClient::new(&stack.api_url);
+    let cold = cold_starts(stack, &api, options, status, &log).await;
+    status.say("setting up the catalog");
+    let catalog = Arc::new(set_up_catalog(stack, &api).await?);
+    let load = load(stack, &api, catalog.clone(), options, status, &log).await?;
+    status.say(&format!(
+        "census: AWS calls per action ({} repetitions each)",
+        options.census_repetitions
+    ));
+    let census = census::run(
+        stack,
+        &api,
+        &catalog,
+        options.census_repetitions,
+        log.as_ref(),
+    )
+    .await?;
+    Ok(assemble(stack, options, &cold, &load, &census))
+}
 
-    // 1. Cold starts.
+type Log = Arc<dyn Fn(&str) + Send + Sync>;
+type Figures = BTreeMap<String, crate::lambda::FunctionStats>;
+
+fn figures(stack: &Stack) -> Figures {
+    stack
+        .functions
+        .iter()
+        .map(|(name, function)| (name.clone(), function.stats()))
+        .collect()
+}
+
+struct ColdStarts {
+    figures: Figures,
+    failures: u64,
+}
+
+/// Every function started fresh `options.cold_starts` times, one real invocation each.
+async fn cold_starts(
+    stack: &Stack,
+    api: &ApiClient,
+    options: &BenchOptions,
+    status: &Status,
+    log: &Log,
+) -> ColdStarts {
     for function in stack.functions.values() {
         function.reset_stats();
     }
-    let mut cold_failures = 0;
+    let mut failures = 0;
     for round in 1..=options.cold_starts {
         status.say(&format!(
             "cold starts: round {round} of {}",
@@ -151,31 +192,50 @@ async fn measure(
                 continue;
             };
             function.retire_idle().await;
-            if let Err(error) = first_invocation(stack, &api, &spec.name).await {
-                cold_failures += 1;
+            if let Err(error) = first_invocation(stack, api, &spec.name).await {
+                failures += 1;
                 log(&format!("cold start of {}: {error}", spec.binary));
             }
         }
     }
-    let cold: BTreeMap<String, crate::lambda::FunctionStats> = stack
-        .functions
-        .iter()
-        .map(|(name, function)| (name.clone(), function.stats()))
-        .collect();
+    ColdStarts {
+        figures: figures(stack),
+        failures,
+    }
+}
 
-    // 2. The load, on a catalog set up beforehand.
-    status.say("setting up the catalog");
-    let catalog = Arc::new(set_up_catalog(stack, &api).await?);
+struct Load {
+    result: load::LoadResult,
+    wall: Duration,
+    /// The functions' figures once everything the load set off has run.
+    figures: Figures,
+    cpu_before: CpuSnapshot,
+    /// At the deadline: what the machine spent while the load ran.
+    cpu_at_deadline: CpuSnapshot,
+    /// Once quiet: what the functions spent on the load, the saga's tail included.
+    cpu_settled: CpuSnapshot,
+    peak_rss: BTreeMap<String, u64>,
+    saga: SagaFigures,
+}
+
+/// The shoppers' load on a quiet stack with fresh figures, then the wait for its orders.
+async fn load(
+    stack: &Stack,
+    api: &ApiClient,
+    catalog: Arc<Catalog>,
+    options: &BenchOptions,
+    status: &Status,
+    log: &Log,
+) -> Result<Load, String> {
     wait_quiet(stack, None).await;
     let tokens = (0..options.users)
         .map(|n| {
+            let user = format!("bench-shopper-{n}");
+            // A day: a token never expires during a run.
+            let lifetime = Duration::from_secs(86_400);
             stack
                 .issuer
-                .token(
-                    &format!("bench-shopper-{n}"),
-                    false,
-                    Duration::from_secs(86_400),
-                )
+                .token(&user, false, lifetime)
                 .map_err(|e| format!("token: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -192,19 +252,11 @@ async fn measure(
         seed: options.seed,
         request_timeout: Duration::from_secs(30),
     };
-    let load_started = Instant::now();
+    let started = Instant::now();
     let ticker = status.ticker(progress.clone(), saga.clone(), options.duration);
-    let result = load::run(
-        &api,
-        tokens,
-        catalog.clone(),
-        &settings,
-        progress.clone(),
-        log.clone(),
-    )
-    .await;
-    let load_wall = load_started.elapsed();
-    let cpu_after = CpuSnapshot::take(stack);
+    let result = load::run(api, tokens, catalog, &settings, progress, log.clone()).await;
+    let wall = started.elapsed();
+    let cpu_at_deadline = CpuSnapshot::take(stack);
     ticker.abort();
     status.end_progress();
 
@@ -215,92 +267,40 @@ async fn measure(
     ));
     let order_ids: Vec<&str> = result.orders.iter().map(|o| o.order_id.as_str()).collect();
     saga.wait_for(&order_ids, options.saga_wait).await;
-    // Everything the load set off has run: the functions' figures are complete.
     wait_quiet(stack, None).await;
-    let figures: BTreeMap<String, crate::lambda::FunctionStats> = stack
-        .functions
+    Ok(Load {
+        figures: figures(stack),
+        cpu_settled: CpuSnapshot::take(stack),
+        peak_rss: live_peak_rss(stack),
+        saga: saga.outcome(&result.orders),
+        result,
+        wall,
+        cpu_before,
+        cpu_at_deadline,
+    })
+}
+
+fn assemble(
+    stack: &Stack,
+    options: &BenchOptions,
+    cold: &ColdStarts,
+    load: &Load,
+    census: &census::Census,
+) -> Report {
+    let functions = function_figures(stack, cold, load);
+    let routes: Vec<RouteFigures> = load
+        .result
+        .routes
         .iter()
-        .map(|(name, function)| (name.clone(), function.stats()))
-        .collect();
-    let cpu_settled = CpuSnapshot::take(stack);
-    let peak_rss = live_peak_rss(stack);
-
-    // 3. The census.
-    status.say(&format!(
-        "census: AWS calls per action ({} repetitions each)",
-        options.census_repetitions
-    ));
-    let census = census::run(
-        stack,
-        &api,
-        &catalog,
-        options.census_repetitions,
-        log.as_ref(),
-    )
-    .await?;
-
-    // The report.
-    let mut functions = Vec::new();
-    for spec in &stack.topology.functions {
-        let (Some(cold), Some(load)) = (cold.get(&spec.name), figures.get(&spec.name)) else {
-            continue;
-        };
-        let binary = stack
-            .functions
-            .get(&spec.name)
-            .map(|f| f.config().binary.clone())
-            .unwrap_or_default();
-        let cpu = cpu_settled.since(&cpu_before, &spec.name);
-        functions.push(FunctionFigures {
-            name: spec.binary.clone(),
-            binary_bytes: std::fs::metadata(&binary).map_or(0, |m| m.len()),
-            cold_start_ms: PeakFigures {
-                p50: cold.init_ms.p50,
-                max: cold.init_ms.max,
-            },
-            first_response_ms: PeakFigures {
-                p50: cold.first_response_ms.p50,
-                max: cold.first_response_ms.max,
-            },
-            warm_duration_ms: TailFigures {
-                p50: load.warm_duration_ms.p50,
-                p99: load.warm_duration_ms.p99,
-            },
-            cpu_ms_per_invocation: if load.invocations == 0 {
-                0.0
-            } else {
-                report::round(cpu.as_secs_f64() * 1000.0 / load.invocations as f64)
-            },
-            max_rss_bytes: load
-                .peak_rss_bytes
-                .max(peak_rss.get(&spec.name).copied().unwrap_or(0)),
-            invocations: load.invocations,
-            memory_mb: spec.memory_mb,
-            cold_starts: cold.cold_starts,
-            warm_invocations: load.warm_invocations,
-            load_cold_starts: load.cold_starts,
-            errors: load.errors,
-        });
-    }
-
-    let mut routes = Vec::new();
-    let mut route_errors = 0;
-    let mut requests = 0u64;
-    for (action, samples) in &result.routes {
-        let mut latencies = samples.latencies_ms.clone();
-        route_errors += samples.errors;
-        requests += latencies.len() as u64;
-        routes.push(RouteFigures {
+        .map(|(action, samples)| RouteFigures {
             route: action.route().to_owned(),
-            count: latencies.len() as u64,
-            latency_ms: report::latency(&mut latencies),
+            count: samples.latencies_ms.len() as u64,
+            latency_ms: report::latency(&mut samples.latencies_ms.clone()),
             errors: samples.errors,
-        });
-    }
-
-    let watched = saga.outcome(&result.orders);
-    let saga_errors = watched.figures.cancelled + watched.figures.unsettled;
-
+        })
+        .collect();
+    let route_errors: u64 = routes.iter().map(|r| r.errors).sum();
+    let saga_errors = load.saga.cancelled + load.saga.unsettled;
     // Errors of the functions no request waits on (consumers, relays, the sandbox): a
     // request's own function errors are already its route's.
     let routed: HashSet<&str> = stack
@@ -309,83 +309,20 @@ async fn measure(
         .iter()
         .map(|r| r.function.as_str())
         .collect();
-    let async_errors: u64 = figures
+    let async_errors: u64 = load
+        .figures
         .iter()
         .filter(|(name, _)| !routed.contains(name.as_str()))
         .map(|(_, stats)| stats.errors)
         .sum();
-
-    let orders = result.orders.len() as f64;
-    let per_order = |total: f64| if orders > 0.0 { total / orders } else { 0.0 };
-    let gb_seconds: f64 = stack
-        .topology
-        .functions
-        .iter()
-        .filter_map(|spec| {
-            let stats = figures.get(&spec.name)?;
-            let billed_seconds = (stats.warm_billed_ms + stats.cold_billed_ms) as f64 / 1000.0;
-            Some(billed_seconds * f64::from(spec.memory_mb) / 1024.0)
-        })
-        .sum();
-    let action_counts: BTreeMap<Action, f64> = result
-        .routes
-        .iter()
-        .map(|(action, samples)| (*action, samples.latencies_ms.len() as f64))
-        .collect();
-    let census_total = |value: &dyn Fn(&census::ActionCost) -> f64| -> f64 {
-        census
-            .costs
-            .iter()
-            .map(|(action, cost)| action_counts.get(action).copied().unwrap_or(0.0) * value(cost))
-            .sum()
-    };
-    let mut calls_per_order: BTreeMap<String, f64> = BTreeMap::new();
-    for (action, cost) in &census.costs {
-        let count = action_counts.get(action).copied().unwrap_or(0.0);
-        for (operation, calls) in &cost.calls {
-            *calls_per_order.entry(operation.clone()).or_default() += count * calls;
-        }
-    }
-    for calls in calls_per_order.values_mut() {
-        *calls = report::round(per_order(*calls));
-    }
-    let usage = Usage {
-        lambda_requests: per_order(figures.values().map(|s| s.invocations as f64).sum()),
-        lambda_gb_seconds: per_order(gb_seconds),
-        api_requests: per_order(requests as f64),
-        eventbridge_entries: per_order(census_total(&|c| c.put_events_entries)),
-        sqs_requests: per_order(census_total(&|c| c.queue_messages) * SQS_REQUESTS_PER_MESSAGE),
-        dynamodb_read_units: per_order(census_total(&|c| c.read_units)),
-        dynamodb_write_units: per_order(census_total(&|c| c.write_units)),
-    };
-
-    let wall = load_wall.as_secs_f64().max(f64::EPSILON);
-    let functions_cpu: Duration = stack
-        .topology
-        .functions
-        .iter()
-        .map(|spec| cpu_after.since(&cpu_before, &spec.name))
-        .sum();
-    let runner_cpu = cpu_after.runner.saturating_sub(cpu_before.runner);
-    let overhead = Overhead {
-        runner_cpu_ms_per_request: report::round(if requests == 0 {
-            0.0
-        } else {
-            runner_cpu.as_secs_f64() * 1000.0 / requests as f64
-        }),
-        runner_cpu_percent: report::round(runner_cpu.as_secs_f64() / wall * 100.0),
-        emulator_cpu_percent: report::round(
-            cpu_after.moto.saturating_sub(cpu_before.moto).as_secs_f64() / wall * 100.0,
-        ),
-        functions_cpu_percent: report::round(functions_cpu.as_secs_f64() / wall * 100.0),
-    };
-
-    Ok(Report {
-        errors: route_errors + saga_errors + cold_failures + census.errors + async_errors,
+    let (usage, calls_per_order) = usage(stack, load, census);
+    Report {
+        errors: route_errors + saga_errors + cold.failures + census.errors + async_errors,
         functions,
-        routes,
-        saga: watched.figures,
+        saga: load.saga.clone(),
         cost: Cost::new(usage, calls_per_order),
+        overhead: overhead(stack, load, routes.iter().map(|r| r.count).sum()),
+        routes,
         settings: Settings {
             cold_starts: options.cold_starts,
             users: options.users,
@@ -401,8 +338,131 @@ async fn measure(
             arch: std::env::consts::ARCH.to_owned(),
             os: std::env::consts::OS.to_owned(),
         },
-        overhead,
-    })
+    }
+}
+
+fn function_figures(stack: &Stack, cold: &ColdStarts, load: &Load) -> Vec<FunctionFigures> {
+    stack
+        .topology
+        .functions
+        .iter()
+        .filter_map(|spec| {
+            let (cold_stats, stats) =
+                (cold.figures.get(&spec.name)?, load.figures.get(&spec.name)?);
+            let binary = stack.functions.get(&spec.name)?.config().binary.clone();
+            let cpu = load.cpu_settled.since(&load.cpu_before, &spec.name);
+            Some(FunctionFigures {
+                name: spec.binary.clone(),
+                binary_bytes: std::fs::metadata(&binary).map_or(0, |m| m.len()),
+                cold_start_ms: PeakFigures {
+                    p50: cold_stats.init_ms.p50,
+                    max: cold_stats.init_ms.max,
+                },
+                first_response_ms: PeakFigures {
+                    p50: cold_stats.first_response_ms.p50,
+                    max: cold_stats.first_response_ms.max,
+                },
+                warm_duration_ms: TailFigures {
+                    p50: stats.warm_duration_ms.p50,
+                    p99: stats.warm_duration_ms.p99,
+                },
+                cpu_ms_per_invocation: if stats.invocations == 0 {
+                    0.0
+                } else {
+                    report::round(cpu.as_secs_f64() * 1000.0 / stats.invocations as f64)
+                },
+                max_rss_bytes: stats
+                    .peak_rss_bytes
+                    .max(load.peak_rss.get(&spec.name).copied().unwrap_or(0)),
+                invocations: stats.invocations,
+                memory_mb: spec.memory_mb,
+                cold_starts: cold_stats.cold_starts,
+                warm_invocations: stats.warm_invocations,
+                load_cold_starts: stats.cold_starts,
+                errors: stats.errors,
+            })
+        })
+        .collect()
+}
+
+/// Usage per order: Lambda and API Gateway from the load itself, the rest from the
+/// census's cost of each action times how often the load took it. Also the AWS calls per
+/// order, by operation.
+fn usage(stack: &Stack, load: &Load, census: &census::Census) -> (Usage, BTreeMap<String, f64>) {
+    let orders = load.result.orders.len() as f64;
+    let per_order = |total: f64| if orders > 0.0 { total / orders } else { 0.0 };
+    let gb_seconds: f64 = stack
+        .topology
+        .functions
+        .iter()
+        .filter_map(|spec| {
+            let stats = load.figures.get(&spec.name)?;
+            let billed_seconds = (stats.warm_billed_ms + stats.cold_billed_ms) as f64 / 1000.0;
+            Some(billed_seconds * f64::from(spec.memory_mb) / 1024.0)
+        })
+        .sum();
+    let taken = |action: &Action| {
+        load.result
+            .routes
+            .get(action)
+            .map_or(0.0, |samples| samples.latencies_ms.len() as f64)
+    };
+    let total = |value: &dyn Fn(&census::ActionCost) -> f64| -> f64 {
+        census
+            .costs
+            .iter()
+            .map(|(action, cost)| taken(action) * value(cost))
+            .sum()
+    };
+    let mut calls_per_order: BTreeMap<String, f64> = BTreeMap::new();
+    for (action, cost) in &census.costs {
+        for (operation, calls) in &cost.calls {
+            *calls_per_order.entry(operation.clone()).or_default() += taken(action) * calls;
+        }
+    }
+    for calls in calls_per_order.values_mut() {
+        *calls = report::round(per_order(*calls));
+    }
+    let requests: f64 = load
+        .result
+        .routes
+        .values()
+        .map(|samples| samples.latencies_ms.len() as f64)
+        .sum();
+    let usage = Usage {
+        lambda_requests: per_order(load.figures.values().map(|s| s.invocations as f64).sum()),
+        lambda_gb_seconds: per_order(gb_seconds),
+        api_requests: per_order(requests),
+        eventbridge_entries: per_order(total(&|c| c.put_events_entries)),
+        sqs_requests: per_order(total(&|c| c.queue_messages) * SQS_REQUESTS_PER_MESSAGE),
+        dynamodb_read_units: per_order(total(&|c| c.read_units)),
+        dynamodb_write_units: per_order(total(&|c| c.write_units)),
+    };
+    (usage, calls_per_order)
+}
+
+/// What the runner, moto and the functions took of the machine while the load ran.
+fn overhead(stack: &Stack, load: &Load, requests: u64) -> Overhead {
+    let (before, after) = (&load.cpu_before, &load.cpu_at_deadline);
+    let wall = load.wall.as_secs_f64().max(f64::EPSILON);
+    let functions: Duration = stack
+        .topology
+        .functions
+        .iter()
+        .map(|spec| after.since(before, &spec.name))
+        .sum();
+    let runner = after.runner.saturating_sub(before.runner);
+    let percent = |cpu: Duration| report::round(cpu.as_secs_f64() / wall * 100.0);
+    Overhead {
+        runner_cpu_ms_per_request: report::round(if requests == 0 {
+            0.0
+        } else {
+            runner.as_secs_f64() * 1000.0 / requests as f64
+        }),
+        runner_cpu_percent: percent(runner),
+        emulator_cpu_percent: percent(after.moto.saturating_sub(before.moto)),
+        functions_cpu_percent: percent(functions),
+    }
 }
 
 /// One real invocation of a function on a new process (its idle ones are gone).
@@ -622,10 +682,6 @@ struct SagaSeen {
     missed: u64,
 }
 
-struct WatchedSaga {
-    figures: SagaFigures,
-}
-
 impl SagaWatch {
     fn start(mut events: broadcast::Receiver<Value>) -> SagaWatch {
         let seen = Arc::new(Mutex::new(SagaSeen::default()));
@@ -692,7 +748,7 @@ impl SagaWatch {
         }
     }
 
-    fn outcome(&self, orders: &[load::PlacedOrder]) -> WatchedSaga {
+    fn outcome(&self, orders: &[load::PlacedOrder]) -> SagaFigures {
         self.task.abort();
         let seen = self.lock();
         let mut latencies = Vec::new();
@@ -710,14 +766,12 @@ impl SagaWatch {
                 unsettled += 1;
             }
         }
-        WatchedSaga {
-            figures: SagaFigures {
-                orders: orders.len() as u64,
-                paid: latencies.len() as u64,
-                checkout_to_paid_ms: report::tail(&mut latencies),
-                cancelled,
-                unsettled,
-            },
+        SagaFigures {
+            orders: orders.len() as u64,
+            paid: latencies.len() as u64,
+            checkout_to_paid_ms: report::tail(&mut latencies),
+            cancelled,
+            unsettled,
         }
     }
 }
