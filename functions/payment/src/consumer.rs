@@ -12,6 +12,10 @@
 //! when a charge and a cancellation race, one commit fails its condition, the harness runs
 //! that handler again, and the re-read payment (a tombstone, say) decides what happens to
 //! the charge just made (it is found and refunded).
+//!
+//! Every event recorded here also stages the fact it announces (PaymentsSucceeded,
+//! PaymentsDeclined, PaymentsFailed by reason, PaymentsRefunded: [`crate::metrics`]); the
+//! harness counts it only once the transaction commits, so a redelivery counts nothing.
 
 use std::time::Duration;
 
@@ -25,6 +29,7 @@ use crate::domain::{
     OnCancelled, OnStockConfirmed, Payment, Recorded, StrayCharge, charge_idempotency_key,
     refund_idempotency_key,
 };
+use crate::metrics::Counted;
 use crate::provider::{PaymentProvider, ProviderError, RetryPolicy};
 use crate::store::PaymentStore;
 
@@ -355,7 +360,7 @@ impl<P: PaymentProvider> Handler<P> {
         }
     }
 
-    fn record_first<E: DomainEvent>(
+    fn record_first<E: DomainEvent + Counted>(
         &self,
         recorded: Recorded<E>,
         event: &IncomingEvent,
@@ -365,11 +370,12 @@ impl<P: PaymentProvider> Handler<P> {
         // land first, the harness runs the handler again and the tombstone branch refunds
         // the charge just made.
         self.store.stage_first(transaction, &recorded.payment)?;
+        transaction.count(recorded.event.counted());
         transaction.publish(&Envelope::new(recorded.event, event.correlation_id()))?;
         Ok(())
     }
 
-    fn record_next<E: DomainEvent>(
+    fn record_next<E: DomainEvent + Counted>(
         &self,
         recorded: Recorded<E>,
         read_version: u64,
@@ -378,6 +384,7 @@ impl<P: PaymentProvider> Handler<P> {
     ) -> Result<(), ConsumeError> {
         self.store
             .stage_next(transaction, &recorded.payment, read_version)?;
+        transaction.count(recorded.event.counted());
         transaction.publish(&Envelope::new(recorded.event, event.correlation_id()))?;
         Ok(())
     }

@@ -7,6 +7,8 @@
 //! - [`store`]: the payments table, its keys and guarded writes.
 //! - [`consumer`]: OrderStockConfirmed (charge) and OrderCancelled (refund), from its queue.
 //! - [`api`]: the admin route of DESIGN §2 and §6 (`GET /payments/{orderId}`).
+//! - [`metrics`]: the business facts it counts (payments succeeded, declined, failed by
+//!   reason, refunded).
 //! - [`sandbox`]: the default provider, a card processor's test mode, deployed as a
 //!   Lambda of its own behind a Function URL.
 //!
@@ -16,6 +18,7 @@
 pub mod api;
 pub mod consumer;
 pub mod domain;
+pub mod metrics;
 pub mod provider;
 pub mod sandbox;
 pub mod secret;

@@ -14,6 +14,7 @@ use payment::provider::RetryPolicy;
 use serde_json::{Value, json};
 use shop_events::payment::PaymentFailureReason;
 use shop_platform::consumer::Outcome;
+use shop_testing::metrics::expected;
 use shop_testing::sqs;
 use support::*;
 use tokio::task::JoinSet;
@@ -86,6 +87,11 @@ async fn the_sample_events_charge_the_order_and_refund_it_on_cancellation() {
         payments.deliver(&sqs::redelivered(&confirmed)).await,
         Outcome::Duplicate
     );
+    assert_eq!(
+        payments.counts.snapshot(),
+        expected([("PaymentsSucceeded", 1)]),
+        "counted once, not for the redelivery"
+    );
 
     payments
         .apply(&sample_message("consumer-order-cancelled.json"))
@@ -102,15 +108,22 @@ async fn the_sample_events_charge_the_order_and_refund_it_on_cancellation() {
     );
     assert_eq!(payments.provider.charges().await, (1, 1));
     assert_nothing_charged(&payments, ORDER_ID).await;
+    assert_eq!(
+        payments.counts.snapshot(),
+        expected([("PaymentsRefunded", 1), ("PaymentsSucceeded", 1)])
+    );
 }
 
 #[tokio::test]
 async fn a_declined_card_fails_the_payment_and_charges_nothing() {
     let payments = Payments::new().await;
     let order = new_order_id();
-    payments
-        .apply(&stock_confirmed(&order, 800, DECLINED_TOKEN))
-        .await;
+    let confirmed = stock_confirmed(&order, 800, DECLINED_TOKEN);
+    payments.apply(&confirmed).await;
+    assert_eq!(
+        payments.deliver(&sqs::redelivered(&confirmed)).await,
+        Outcome::Duplicate
+    );
     let payment = payments.payment(&order).await.unwrap();
     assert_eq!(
         (payment.status, payment.reason, payment.charge_uncertain),
@@ -130,6 +143,11 @@ async fn a_declined_card_fails_the_payment_and_charges_nothing() {
     payments.apply(&order_cancelled(&order)).await;
     assert_eq!(payments.payment(&order).await.unwrap(), payment);
     assert_eq!(payments.outbox_types().await, ["PaymentFailed"]);
+    assert_eq!(
+        payments.counts.snapshot(),
+        expected([("PaymentsDeclined", 1)]),
+        "a decline is not a failure of the shop's, and counts once"
+    );
 }
 
 #[tokio::test]
@@ -171,6 +189,10 @@ async fn an_outage_fails_the_payment_after_the_attempts_instead_of_hanging() {
         .await;
     assert_eq!(payments.provider.charges().await, (0, 0));
     assert_eq!(payments.payment(&order).await.unwrap(), payment);
+    assert_eq!(
+        payments.counts.snapshot(),
+        expected([("PaymentsFailed{Reason=provider_unavailable}", 1)])
+    );
 }
 
 #[tokio::test]
@@ -223,6 +245,11 @@ async fn duplicate_stock_confirmations_charge_once_even_at_the_same_moment() {
     assert_eq!(
         (payment.status, payment.version),
         (PaymentStatus::Succeeded, 1)
+    );
+    assert_eq!(
+        payments.counts.snapshot(),
+        expected([("PaymentsSucceeded", 1)]),
+        "the copies that lost the race counted nothing"
     );
 }
 
@@ -300,6 +327,10 @@ async fn a_cancellation_after_the_charge_refunds_it_once() {
     assert_eq!(refunded["orderId"], order.as_str());
     assert_eq!(refunded["amount"], money(3100));
     assert_nothing_charged(&payments, &order).await;
+    assert_eq!(
+        payments.counts.snapshot(),
+        expected([("PaymentsRefunded", 1), ("PaymentsSucceeded", 1)])
+    );
 }
 
 #[tokio::test]
@@ -323,6 +354,11 @@ async fn a_provider_down_at_refund_time_gets_the_cancellation_back_to_the_queue(
         PaymentStatus::Succeeded,
         "nothing recorded, not even the marker"
     );
+    assert_eq!(
+        payments.counts.snapshot(),
+        expected([("PaymentsSucceeded", 1)]),
+        "nothing recorded, nothing counted"
+    );
 
     payments.provider.set_test_mode(json!({})).await;
     payments.apply(&sqs::redelivered(&cancelled)).await;
@@ -331,6 +367,10 @@ async fn a_provider_down_at_refund_time_gets_the_cancellation_back_to_the_queue(
         PaymentStatus::Refunded
     );
     assert_eq!(payments.provider.charges().await, (1, 1));
+    assert_eq!(
+        payments.counts.snapshot(),
+        expected([("PaymentsRefunded", 1), ("PaymentsSucceeded", 1)])
+    );
 }
 
 #[tokio::test]
@@ -400,6 +440,18 @@ async fn a_cancellation_racing_the_charge_never_leaves_money_taken() {
     );
     let (charges, refunds) = payments.provider.charges().await;
     assert_eq!(charges, refunds, "every charge made was refunded");
+    let announced = |n: usize| u64::try_from(n).unwrap();
+    assert_eq!(
+        payments.counts.snapshot(),
+        [
+            ("PaymentsRefunded".to_owned(), announced(refunded)),
+            ("PaymentsSucceeded".to_owned(), announced(succeeded.len())),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect(),
+        "counted exactly what was announced, whatever the interleaving"
+    );
 }
 
 #[tokio::test]
@@ -424,6 +476,10 @@ async fn a_charge_that_overtook_its_tombstone_is_refunded_when_the_event_comes_b
     assert_eq!(payment.expires_at, None, "a refund is kept");
     assert_eq!(payments.outbox_types().await, ["PaymentRefunded"]);
     assert_eq!(payments.provider.charges().await, (1, 1));
+    assert_eq!(
+        payments.counts.snapshot(),
+        expected([("PaymentsRefunded", 1)])
+    );
 }
 
 #[tokio::test]
@@ -470,6 +526,13 @@ async fn a_timed_out_charge_is_an_uncertain_failure_that_the_cancellation_reconc
     );
     assert_eq!(payments.provider.charges().await, (1, 1));
     assert_nothing_charged(&payments, &order).await;
+    assert_eq!(
+        payments.counts.snapshot(),
+        expected([
+            ("PaymentsFailed{Reason=provider_unavailable}", 1),
+            ("PaymentsRefunded", 1)
+        ])
+    );
 }
 
 #[tokio::test]
@@ -502,7 +565,10 @@ async fn an_uncertain_failure_without_a_charge_is_settled_only_after_the_window(
     let mut handler = Handler::new(payments.store.clone(), payments.provider.adapter().await);
     handler.retry = quick_policy();
     handler.settle_window = window;
-    let patient = payments.table.consumer(CONSUMER_NAME, handler);
+    let patient = payments
+        .table
+        .consumer(CONSUMER_NAME, handler)
+        .with_metrics(payments.counts.metrics());
     let recorded = chrono::DateTime::parse_from_rfc3339(&uncertain.updated_at).unwrap();
     assert_eq!(
         sqs::deliver(&patient, &sqs::redelivered(&cancelled)).await,
@@ -523,6 +589,11 @@ async fn an_uncertain_failure_without_a_charge_is_settled_only_after_the_window(
     );
     assert_eq!(payments.outbox_types().await, ["PaymentFailed"]);
     assert_eq!(payments.provider.charges().await, (0, 0));
+    assert_eq!(
+        payments.counts.snapshot(),
+        expected([("PaymentsFailed{Reason=provider_unavailable}", 1)]),
+        "settling announces nothing, and counts nothing"
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! API and the consumer over it, and the sandbox provider served for real on loopback HTTP
 //! with its own ledger table and its API key in a moto secret, which the consumer reaches
 //! through the real HTTP adapter. Plus the sample events of `events/payment/` and ways to
-//! look at what was written on both sides.
+//! look at what was written on both sides, and at what the consumer counted.
 
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
@@ -22,6 +22,7 @@ use shop_events::new_event_id;
 use shop_platform::consumer::{Outcome, SqsConsumer};
 use shop_platform::store::Table as PlatformTable;
 use shop_testing::api::{Answer, call};
+use shop_testing::metrics::Counts;
 use shop_testing::secrets::create_secret;
 use shop_testing::serve::{Served, serve};
 use shop_testing::{Table, sqs};
@@ -223,6 +224,8 @@ pub struct Payments {
     pub app: App,
     pub consumer: SqsConsumer<Handler<HttpProvider>>,
     pub provider: Provider,
+    /// What the consumer counted.
+    pub counts: Counts,
 }
 
 impl Payments {
@@ -241,14 +244,18 @@ impl Payments {
         let mut handler = Handler::new(store.clone(), provider.adapter().await);
         handler.retry = retry;
         handler.settle_window = settle_window;
+        let counts = Counts::new();
         Self {
             app: App {
                 store: store.clone(),
             },
-            consumer: table.consumer(CONSUMER_NAME, handler),
+            consumer: table
+                .consumer(CONSUMER_NAME, handler)
+                .with_metrics(counts.metrics()),
             table,
             store,
             provider,
+            counts,
         }
     }
 
