@@ -28,6 +28,7 @@ pub struct ProductCreated(pub ProductSnapshot);
 #[serde(transparent)]
 pub struct ProductUpdated(pub ProductSnapshot);
 
+/// The product left the catalog: basket drops it from baskets, inventory stops selling it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductDeleted {

@@ -10,11 +10,13 @@ use crate::{DomainEvent, new_event_id, timestamp};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventMetadata {
+    /// A ULID, unique per event; what consumers deduplicate on.
     pub event_id: String,
     /// RFC 3339, UTC, milliseconds.
     pub occurred_at: String,
     /// Follows one request through every event it causes.
     pub correlation_id: String,
+    /// The version of `data`'s schema; a breaking change to an event raises it.
     pub schema_version: u32,
 }
 

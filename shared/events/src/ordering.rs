@@ -55,6 +55,8 @@ pub struct OrderCancelled {
     pub reason: CancellationReason,
 }
 
+/// The order's parcel left the warehouse (it followed ShipmentDispatched); nothing is owed
+/// back on a cancellation any more, which the order now refuses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderShipped {
@@ -62,6 +64,7 @@ pub struct OrderShipped {
     pub user_id: String,
 }
 
+/// The order reached the customer: its last status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderDelivered {

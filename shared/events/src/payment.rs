@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Money, events_of};
 
+/// The order's total was captured; ordering marks it paid. `provider_reference` is the
+/// processor's charge id, which a refund names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentSucceeded {
@@ -21,6 +23,8 @@ pub enum PaymentFailureReason {
     ProviderUnavailable,
 }
 
+/// Nothing was captured; ordering cancels the order with this reason, which releases
+/// its stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentFailed {
@@ -29,6 +33,7 @@ pub struct PaymentFailed {
     pub reason: PaymentFailureReason,
 }
 
+/// A captured charge was given back after the order was cancelled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentRefunded {

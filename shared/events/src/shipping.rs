@@ -13,6 +13,7 @@ pub struct ShipmentDispatched {
     pub lines: Vec<LineQuantity>,
 }
 
+/// The parcel arrived; ordering marks the order delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShipmentDelivered {
