@@ -261,6 +261,12 @@ fn the_project_templates_give_the_catalog_topology() {
         "catalog/RelayFailureAlarm (AWS::CloudWatch::Alarm)",
         "catalog/CatalogApiFunctionLogGroup (AWS::Logs::LogGroup)",
         "catalog/CatalogRelayFunctionLogGroup (AWS::Logs::LogGroup)",
+        "catalog/CatalogFunctionErrorsAlarm (AWS::CloudWatch::Alarm)",
+        "catalog/CatalogFunctionThrottlesAlarm (AWS::CloudWatch::Alarm)",
+        "catalog/CatalogApi5xxRateAlarm (AWS::CloudWatch::Alarm)",
+        "catalog/CatalogApiLatencyAlarm (AWS::CloudWatch::Alarm)",
+        "catalog/RelayIteratorAgeAlarm (AWS::CloudWatch::Alarm)",
+        "catalog/CatalogDashboard (AWS::CloudWatch::Dashboard)",
     ] {
         assert!(
             topology.not_emulated.iter().any(|e| e == expected),
@@ -270,7 +276,7 @@ fn the_project_templates_give_the_catalog_topology() {
     }
     assert_eq!(
         topology.not_emulated.len(),
-        12,
+        18,
         "{:?}",
         topology.not_emulated
     );
