@@ -6,9 +6,9 @@ use serde_json::Value as Json;
 use super::document::Resource;
 use super::names::{
     APPLICATION, AUTHORIZER, BUS, EMULATED, FUNCTION, FUNCTION_URL, HTTP_API, HTTP_API_ID,
-    INTEGRATION, QUEUE, RULE, SECRET, TABLE, USER_POOL, USER_POOL_CLIENT, USER_POOL_CLIENT_ID,
-    bus_arn, bus_name_of, function_arn, function_url, generic_arn, queue_arn, rule_arn, stream_arn,
-    table_arn, user_pool_id,
+    INTEGRATION, QUEUE, RULE, SECRET, TABLE, TOPIC, USER_POOL, USER_POOL_CLIENT,
+    USER_POOL_CLIENT_ID, bus_arn, bus_name_of, function_arn, function_url, generic_arn, queue_arn,
+    rule_arn, stream_arn, table_arn, user_pool_id,
 };
 use super::props::{Props, Scope};
 use super::{Loader, Result};
@@ -142,6 +142,16 @@ impl Loader<'_> {
             },
             INTEGRATION => match attribute {
                 None => string(self.api_resource_id("integ", stack, &resource.id)),
+                _ => None,
+            },
+            // CloudFormation's Ref of a topic is its ARN, and that is what the templates pass
+            // on (the root gives every capability `AlarmTopicArn: !Ref AlarmTopic` for its
+            // alarms' actions): the placeholder ARN its GetAtt gives, so both agree.
+            TOPIC => match attribute {
+                None | Some("Arn") | Some("TopicArn") => {
+                    string(generic_arn(&resource.kind, &resource.id))
+                }
+                Some("TopicName") => string(resource.id.clone()),
                 _ => None,
             },
             APPLICATION => match attribute.map(|attribute| attribute.strip_prefix("Outputs.")) {

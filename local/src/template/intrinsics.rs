@@ -455,7 +455,11 @@ Resources:
             "http://127.0.0.1:4566/123456789012/shop-Queue"
         );
         assert_eq!(out["Bus"], "bus");
-        assert_eq!(out["Topic"], "Topic");
+        // A topic's Ref is its ARN, as in CloudFormation (the same as its GetAtt Arn below).
+        assert_eq!(
+            out["Topic"],
+            "arn:aws:local:us-east-1:123456789012:AWS::SNS::Topic/Topic"
+        );
         assert_eq!(out["List"], serde_json::json!(["s", "m", "l"]));
     }
 

@@ -22,6 +22,8 @@ pub(super) const SECRET: &str = "AWS::SecretsManager::Secret";
 pub(super) const FUNCTION_URL: &str = "AWS::Lambda::Url";
 /// What SAM creates for a function that names no `Role`.
 pub(super) const IAM_ROLE: &str = "AWS::IAM::Role";
+/// Not emulated, but its `Ref` is an ARN, not a name: see `known_attribute`.
+pub(super) const TOPIC: &str = "AWS::SNS::Topic";
 
 /// The types the local runner turns into something; every other type is only listed in
 /// `Topology::not_emulated`.
