@@ -24,6 +24,14 @@ Rules (see ../shared/DESIGN.md, "Reliability rules"):
    must actually be wired up as one: referenced from a RedrivePolicy, a
    DestinationConfig, a DeadLetterQueue or a DeadLetterConfig in the same template.
 
+8. Alarms reach someone and dead ends are watched. Every AWS::CloudWatch::Alarm has
+   AlarmActions and OKActions, each a non-empty list (an alarm nobody is told about is a
+   graph; without OKActions the on-call person never learns it cleared), and declares
+   TreatMissingData (the default, "missing", leaves an event-driven metric that is silent
+   when all is well in INSUFFICIENT_DATA, so the choice must be made on purpose). Every
+   dead end of rule 2 (*DLQ, *FailureQueue) is watched: some alarm in the template refers
+   to it (its Dimensions or its Metrics), since a message there is one the system gave up on.
+
 Rules 3-7 are least privilege (DESIGN.md §1: a service owns its data, nobody else reads or
 writes it; §4: `source` is shop.<capability>), judged on what a function can EFFECTIVELY do.
 Rule 6 makes that its role's statements: every function names its own role, so nothing is
@@ -140,6 +148,9 @@ DEAD_END_SUFFIXES = ("DLQ", "FailureQueue")
 MAX_RECEIVE_COUNT = 5
 # Keys under which a reference to a queue means "this queue receives what failed".
 DEAD_LETTER_KEYS = {"RedrivePolicy", "DestinationConfig", "DeadLetterQueue", "DeadLetterConfig"}
+ALARM = "AWS::CloudWatch::Alarm"
+# Where an alarm names what it watches.
+ALARM_METRIC_KEYS = ("Dimensions", "Metrics")
 
 
 def line_of(node: Any) -> str:
@@ -198,6 +209,7 @@ def check_template(template: dict) -> list[str]:
     findings: list[str] = []
     resources = template.get("Resources") or {}
     dead_letter_refs = dead_letter_targets(resources)
+    watched = watched_ids(resources)
     for logical_id, resource in resources.items():
         if not isinstance(resource, dict):
             continue
@@ -224,8 +236,43 @@ def check_template(template: dict) -> list[str]:
                         "RedrivePolicy, DestinationConfig, DeadLetterQueue or DeadLetterConfig "
                         "in this template points at it; rename it or wire it up"
                     )
+                if logical_id not in watched:
+                    findings.append(
+                        f"{where}: rule 8: a dead end no alarm watches: a message here is one the "
+                        "system gave up on, so alarm on its ApproximateNumberOfMessagesVisible"
+                    )
                 continue
             findings += check_redrive(where, props.get("RedrivePolicy"))
+
+        elif kind == ALARM:
+            findings += check_alarm(where, props)
+    return findings
+
+
+def watched_ids(resources: dict) -> set[str]:
+    """Logical ids some alarm's Dimensions or Metrics refer to."""
+    found: set[str] = set()
+    for resource in resources.values():
+        if isinstance(resource, dict) and resource.get("Type") == ALARM:
+            props = resource.get("Properties") or {}
+            for key in ALARM_METRIC_KEYS:
+                found.update(referenced_ids(props.get(key)))
+    return found
+
+
+def check_alarm(where: str, props: Any) -> list[str]:
+    findings = []
+    missing = []
+    for key in ("AlarmActions", "OKActions"):
+        actions = props.get(key) if isinstance(props, dict) else None
+        if not is_intrinsic(actions) and not (isinstance(actions, list) and actions):
+            missing.append(key)
+    if missing:
+        findings.append(
+            f"{where}: rule 8: no {' and no '.join(missing)}: the alarm must tell someone when it fires and when it clears"
+        )
+    if not isinstance(props, dict) or "TreatMissingData" not in props:
+        findings.append(f"{where}: rule 8: no TreatMissingData: choose how a silent metric counts")
     return findings
 
 
@@ -1103,6 +1150,90 @@ Resources:
       DestinationConfig:
         OnFailure:
           Destination: !Sub "${GoodStreamFailureQueue.Arn}"
+  # Rule 8: the dead ends above are watched (GoodQueueDLQ through Dimensions,
+  # GoodStreamFailureQueue through metric math, BadUnusedDLQ by the alarms at fault), and
+  # BadUnwatchedDLQ, wired up as a dead-letter queue, is not.
+  GoodQueueDLQAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: AWS/SQS
+      MetricName: ApproximateNumberOfMessagesVisible
+      Dimensions: [{Name: QueueName, Value: !GetAtt GoodQueueDLQ.QueueName}]
+      Statistic: Maximum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+      AlarmActions: [!Ref AlarmTopic]
+      OKActions: [!Ref AlarmTopic]
+  GoodStreamFailureAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Metrics:
+        - {Id: total, Expression: SUM(METRICS()), ReturnData: true}
+        - Id: failures
+          ReturnData: false
+          MetricStat:
+            Metric:
+              Namespace: AWS/SQS
+              MetricName: ApproximateNumberOfMessagesVisible
+              Dimensions: [{Name: QueueName, Value: !GetAtt GoodStreamFailureQueue.QueueName}]
+            Period: 60
+            Stat: Maximum
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+      AlarmActions: !If [HasTopic, [!Ref AlarmTopic], []]
+      OKActions: [!Ref AlarmTopic]
+  BadAlarmWithoutActions:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: AWS/SQS
+      MetricName: ApproximateNumberOfMessagesVisible
+      Dimensions: [{Name: QueueName, Value: !GetAtt BadUnusedDLQ.QueueName}]
+      Statistic: Maximum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+  BadAlarmNeverClears:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: AWS/SQS
+      MetricName: ApproximateNumberOfMessagesVisible
+      Dimensions: [{Name: QueueName, Value: !GetAtt BadUnusedDLQ.QueueName}]
+      Statistic: Maximum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+      AlarmActions: [!Ref AlarmTopic]
+      OKActions: []
+  BadAlarmMissingDataUnchosen:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: AWS/SQS
+      MetricName: ApproximateNumberOfMessagesVisible
+      Dimensions: [{Name: QueueName, Value: !GetAtt BadUnusedDLQ.QueueName}]
+      Statistic: Maximum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      AlarmActions: [!Ref AlarmTopic]
+      OKActions: [!Ref AlarmTopic]
+  GoodOtherQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      RedrivePolicy: {deadLetterTargetArn: !GetAtt BadUnwatchedDLQ.Arn, maxReceiveCount: 5}
+  BadUnwatchedDLQ:
+    Type: AWS::SQS::Queue
+  AlarmTopic:
+    Type: AWS::SNS::Topic
 """
 
 SEEDED = [
@@ -1112,6 +1243,10 @@ SEEDED = [
     ("BadQueueWithoutRedrive", 2),
     ("BadQueueRetriesTooOften", 2),
     ("BadUnusedDLQ", 2),
+    ("BadAlarmWithoutActions", 8),
+    ("BadAlarmNeverClears", 8),
+    ("BadAlarmMissingDataUnchosen", 8),
+    ("BadUnwatchedDLQ", 8),
 ]
 
 # Rules 3-7, checked as functions/ordering/template.yaml (so its capability is ordering).
@@ -1149,6 +1284,30 @@ Resources:
     Type: AWS::SQS::Queue
   RelayFailureQueue:
     Type: AWS::SQS::Queue
+  # Rule 8 wants every dead end watched; the alarm is not what this template tests.
+  DeadEndsAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Metrics:
+        - {Id: total, Expression: SUM(METRICS()), ReturnData: true}
+        - Id: q1
+          ReturnData: false
+          MetricStat:
+            Metric: {Namespace: AWS/SQS, MetricName: ApproximateNumberOfMessagesVisible, Dimensions: [{Name: QueueName, Value: !GetAtt QueueDLQ.QueueName}]}
+            Period: 60
+            Stat: Maximum
+        - Id: q2
+          ReturnData: false
+          MetricStat:
+            Metric: {Namespace: AWS/SQS, MetricName: ApproximateNumberOfMessagesVisible, Dimensions: [{Name: QueueName, Value: !GetAtt RelayFailureQueue.QueueName}]}
+            Period: 60
+            Stat: Maximum
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+      AlarmActions: [arn:aws:sns:us-east-1:123456789012:alarms]
+      OKActions: [arn:aws:sns:us-east-1:123456789012:alarms]
   Secret:
     Type: AWS::SecretsManager::Secret
   Inventory:
@@ -1790,6 +1949,24 @@ Resources:
       RedrivePolicy: {deadLetterTargetArn: !GetAtt QueueDLQ.Arn, maxReceiveCount: 5}
   QueueDLQ:
     Type: AWS::SQS::Queue
+  # Rule 8 wants every dead end watched; the alarm is not what this template tests.
+  DeadEndsAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Metrics:
+        - {Id: total, Expression: SUM(METRICS()), ReturnData: true}
+        - Id: q1
+          ReturnData: false
+          MetricStat:
+            Metric: {Namespace: AWS/SQS, MetricName: ApproximateNumberOfMessagesVisible, Dimensions: [{Name: QueueName, Value: !GetAtt QueueDLQ.QueueName}]}
+            Period: 60
+            Stat: Maximum
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+      AlarmActions: [arn:aws:sns:us-east-1:123456789012:alarms]
+      OKActions: [arn:aws:sns:us-east-1:123456789012:alarms]
   Secret:
     Type: AWS::SecretsManager::Secret
   # Policy templates on its own resources: nothing for rules 3-5, but still SAM's role.
@@ -1939,10 +2116,21 @@ def consumer_role_writes_relay_logs(template: dict) -> tuple[dict, list[tuple[st
     return seeded, [(f"{CONSUMER_ROLE}.Policies[0].Statement[{index}] (WriteOwnLogs)", 7)]
 
 
+def dlq_alarm_never_clears_and_relay_failures_unwatched(template: dict) -> tuple[dict, list[tuple[str, int]]]:
+    """Ordering's DLQ alarm loses its OKActions, and the relay's failure queue its alarm (the
+    dashboard's reference to that alarm is not these rules' business). Rule 8, twice."""
+    seeded = copy.deepcopy(template)
+    resources = seeded["Resources"]
+    del resources["OrderingDLQAlarm"]["Properties"]["OKActions"]
+    del resources["RelayFailureAlarm"]
+    return seeded, [("OrderingDLQAlarm", 8), ("RelayFailureQueue", 8)]
+
+
 CAPABILITY_COPY_CASES = [
     ("ordering's function granted inventory's table, in its role (issue 6)", consumer_role_grants_inventory_table),
     ("ordering's function on SAM's role, granted inventory's table", consumer_without_role_grants_inventory_table),
     ("ordering's function writing the relay's logs", consumer_role_writes_relay_logs),
+    ("ordering's DLQ alarm never clears, its relay's failures unwatched", dlq_alarm_never_clears_and_relay_failures_unwatched),
 ]
 
 
