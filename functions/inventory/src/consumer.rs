@@ -9,6 +9,10 @@
 //! state decides. The same goes for stock: a reservation's stock updates are guarded by
 //! `available >= :quantity`, and if another order took the units between the read and
 //! the commit, the retry reads the stock again and fails the order instead.
+//!
+//! A decided order also stages the fact it announces (StockReserved or
+//! ReservationsFailed: [`crate::metrics`]); the harness counts it only once the
+//! transaction commits, so neither a redelivery nor an attempt that lost a race counts.
 
 use chrono::Utc;
 use shop_events::catalog::{ProductCreated, ProductDeleted};
@@ -19,6 +23,7 @@ use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent};
 use shop_platform::transaction::Transaction;
 
 use crate::domain::{Change, Decision, Reservation, ReservationStatus, StockMove, requested_lines};
+use crate::metrics::Counted;
 use crate::store::{InventoryStore, StoreError};
 
 pub struct Handler {
@@ -98,11 +103,13 @@ impl Handler {
             Decision::Reserve(change) => {
                 tracing::info!(order_id, "reserving every line");
                 self.record_first(&change, transaction)?;
+                transaction.count(change.event.counted());
                 transaction.publish(&Envelope::new(change.event, event.correlation_id()))?;
             }
             Decision::Fail(change) => {
                 tracing::info!(order_id, short = ?change.event.short_product_ids, "reserving nothing: products are short");
                 self.record_first(&change, transaction)?;
+                transaction.count(change.event.counted());
                 transaction.publish(&Envelope::new(change.event, event.correlation_id()))?;
             }
         }

@@ -6,6 +6,7 @@
 //! - [`api`]: the admin routes of DESIGN §2 and §6 (`GET`/`PUT /inventory/{productId}`).
 //! - [`consumer`]: ProductCreated, ProductDeleted, OrderSubmitted, OrderCancelled and
 //!   ShipmentDispatched, from its queue.
+//! - [`metrics`]: the business facts it counts (stock reserved, reservations failed).
 //!
 //! Its events (StockReserved, StockReservationFailed, StockReleased) leave only through
 //! the outbox; the relay Lambda (`src/bin/relay.rs`) publishes them.
@@ -13,4 +14,5 @@
 pub mod api;
 pub mod consumer;
 pub mod domain;
+pub mod metrics;
 pub mod store;

@@ -15,6 +15,7 @@ use inventory::store::InventoryStore;
 use serde_json::{Value, json};
 use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent, Outcome, SqsConsumer};
 use shop_platform::transaction::Transaction;
+use shop_testing::metrics::expected;
 use shop_testing::sqs;
 use tokio::task::JoinSet;
 
@@ -74,6 +75,10 @@ async fn the_sample_events_take_an_order_from_reservation_to_shipment_through_th
     assert_eq!(
         event["detail"]["metadata"]["correlationId"],
         "req-demo-0007"
+    );
+    assert_eq!(
+        inventory.counts.snapshot(),
+        expected([("StockReserved", 1)])
     );
     assert_eq!(
         event["detail"]["data"],
@@ -243,6 +248,10 @@ async fn an_order_reserves_every_line_or_none() {
         inventory.stock(&never_stocked).await.is_none(),
         "a failed order creates no stock"
     );
+    assert_eq!(
+        inventory.counts.snapshot(),
+        expected([("ReservationsFailed", 2), ("StockReserved", 1)])
+    );
     inventory.assert_conserved().await;
 }
 
@@ -279,6 +288,11 @@ async fn a_repeated_order_submitted_reserves_once() {
         Some(ReservationStatus::Failed)
     );
     assert_eq!(inventory.outbox_of("StockReservationFailed").await.len(), 1);
+    assert_eq!(
+        inventory.counts.snapshot(),
+        expected([("ReservationsFailed", 1), ("StockReserved", 1)]),
+        "each order decided and counted once, however often it came"
+    );
     inventory.assert_conserved().await;
 }
 
@@ -462,14 +476,18 @@ impl LosesTheRaceTo {
         let handler = || Handler {
             store: InventoryStore::new(table.dynamodb.clone(), &table.name),
         };
-        table.consumer(
-            "inventory",
-            LosesTheRaceTo {
-                handler: handler(),
-                rival: table.consumer("inventory", handler()),
-                rival_event: Mutex::new(Some(sqs::message(&rival_event))),
-            },
-        )
+        table
+            .consumer(
+                "inventory",
+                LosesTheRaceTo {
+                    handler: handler(),
+                    rival: table
+                        .consumer("inventory", handler())
+                        .with_metrics(inventory.counts.metrics()),
+                    rival_event: Mutex::new(Some(sqs::message(&rival_event))),
+                },
+            )
+            .with_metrics(inventory.counts.metrics())
     }
 }
 
@@ -516,6 +534,11 @@ async fn an_order_that_loses_the_last_units_between_read_and_commit_fails_on_the
         [json!({"orderId": loser, "shortProductIds": [product]})]
     );
     assert_eq!(inventory.outbox_of("StockReserved").await.len(), 1);
+    assert_eq!(
+        inventory.counts.snapshot(),
+        expected([("ReservationsFailed", 1), ("StockReserved", 1)]),
+        "the loser's first attempt, a reservation that never committed, counted nothing"
+    );
     inventory.assert_conserved().await;
 }
 
@@ -536,6 +559,11 @@ async fn a_cancellation_that_lands_between_read_and_commit_of_its_submission_win
         Some(ReservationStatus::CancelledBeforeReservation)
     );
     assert!(inventory.table.outbox().await.is_empty());
+    assert_eq!(
+        inventory.counts.snapshot(),
+        expected([]),
+        "the reservation staged before the cancellation landed never counted"
+    );
     inventory.assert_conserved().await;
 }
 
@@ -573,6 +601,11 @@ async fn twenty_concurrent_orders_for_five_units_reserve_exactly_five() {
         failures
             .iter()
             .all(|f| f["shortProductIds"] == json!([product]))
+    );
+    assert_eq!(
+        inventory.counts.snapshot(),
+        expected([("ReservationsFailed", 15), ("StockReserved", 5)]),
+        "attempts retried after a conflict counted once, when they committed"
     );
     inventory.assert_conserved().await;
 }

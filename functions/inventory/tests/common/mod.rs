@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use shop_events::new_event_id;
 use shop_platform::consumer::{Outcome, SqsConsumer};
 use shop_testing::api::{Answer, call, for_path_param, with_body};
+use shop_testing::metrics::Counts;
 use shop_testing::{Table, sqs};
 
 pub fn fixture(name: &str) -> Value {
@@ -32,6 +33,8 @@ pub struct Inventory {
     pub store: InventoryStore,
     pub app: App,
     pub consumer: SqsConsumer<Handler>,
+    /// What the consumer counted.
+    pub counts: Counts,
     /// Per product, the total the last admin PUT left: nothing else may change it.
     totals: Mutex<HashMap<String, u64>>,
 }
@@ -40,16 +43,20 @@ impl Inventory {
     pub async fn new() -> Self {
         let table = Table::new("inventory", &[]).await;
         let store = InventoryStore::new(table.dynamodb.clone(), &table.name);
+        let counts = Counts::new();
         Self {
             app: App {
                 store: store.clone(),
             },
-            consumer: table.consumer(
-                "inventory",
-                Handler {
-                    store: store.clone(),
-                },
-            ),
+            consumer: table
+                .consumer(
+                    "inventory",
+                    Handler {
+                        store: store.clone(),
+                    },
+                )
+                .with_metrics(counts.metrics()),
+            counts,
             table,
             store,
             totals: Mutex::default(),
