@@ -13,17 +13,17 @@
 //! collector, and the entrypoint [`flush`]es it after every invocation, before answering.
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use ::metrics::{Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
 use metrics_cloudwatch_embedded::Collector;
 use serde::Serialize;
 
-use crate::aws::{MissingSetting, required_env};
+use crate::aws::required_env;
 
 /// The function's capability (`ordering`, `payment`, ...): the `Capability` dimension of
-/// everything it counts. The capability's template sets it for all its functions.
+/// everything it counts. The capability's template sets it for all its functions: Lambda
+/// runs every binary as `bootstrap`, so the binary's name cannot tell.
 pub const CAPABILITY_VARIABLE: &str = "CAPABILITY";
 /// The CloudWatch namespace; the templates set `shop-<stage>`.
 pub const NAMESPACE_VARIABLE: &str = "METRICS_NAMESPACE";
@@ -146,32 +146,14 @@ fn record(recorder: &dyn Recorder, facts: &[Count]) {
     }
 }
 
-/// Installs the EMF collector as the process's recorder, for the function's capability
-/// (see [`capability`]), in the namespace named by `METRICS_NAMESPACE`. Calling it twice
-/// is harmless.
+/// Installs the EMF collector as the process's recorder, for the capability `CAPABILITY`
+/// names, in the namespace `METRICS_NAMESPACE` names. Without `CAPABILITY` the init fails
+/// (in shop-local too, which reads the same templates), rather than count without the
+/// dimension every alarm filters on. Calling it twice is harmless.
 pub fn init() -> Result<(), lambda_runtime::Error> {
-    let capability = capability()?;
+    let capability = required_env(CAPABILITY_VARIABLE)?;
     let namespace = namespace(std::env::var(NAMESPACE_VARIABLE).ok());
     install(&namespace, &capability)
-}
-
-/// The capability is `CAPABILITY`, else the part of the binary's name before its first
-/// `-` (`ordering-consumer`). Lambda runs every binary as `bootstrap`, so a deployed
-/// function needs the variable, and one whose template forgot it fails its init rather
-/// than count without the dimension every alarm filters on; runs that keep cargo's name
-/// (shop-local, `cargo lambda watch`) work without it.
-fn capability() -> Result<String, MissingSetting> {
-    required_env(CAPABILITY_VARIABLE).or_else(|missing| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|binary| capability_of_binary(&binary))
-            .ok_or(missing)
-    })
-}
-
-fn capability_of_binary(binary: &Path) -> Option<String> {
-    let (capability, _function) = binary.file_name()?.to_str()?.split_once('-')?;
-    (!capability.is_empty()).then(|| capability.to_owned())
 }
 
 /// [`init`] with its settings given: the collector for `capability` in `namespace`.
@@ -199,8 +181,8 @@ fn namespace(setting: Option<String>) -> String {
 /// Writes what was counted since the last flush to stdout and starts counting afresh.
 /// Nothing when nothing was counted, or before [`init`].
 pub fn flush() {
-    let mut stdout = std::io::stdout().lock();
-    if let Err(error) = flush_to(&mut stdout) {
+    // Not locked for the serialising: stdout's `write_all` holds its lock for the one write.
+    if let Err(error) = flush_to(&mut std::io::stdout()) {
         tracing::error!(error = %error, "could not write the metrics; they are lost");
     }
 }
@@ -231,18 +213,6 @@ mod tests {
         assert_eq!(namespace(Some(" shop-dev ".into())), "shop-dev");
         assert_eq!(namespace(Some("  ".into())), "shop");
         assert_eq!(namespace(None), "shop");
-    }
-
-    #[test]
-    fn a_binary_named_by_cargo_names_its_capability_and_bootstrap_does_not() {
-        let of = |path: &str| capability_of_binary(Path::new(path));
-        assert_eq!(
-            of("/work/target/debug/ordering-consumer").as_deref(),
-            Some("ordering")
-        );
-        assert_eq!(of("payment-sandbox").as_deref(), Some("payment"));
-        assert_eq!(of("/var/task/bootstrap"), None);
-        assert_eq!(of("/tmp/-api"), None);
     }
 
     #[derive(Serialize)]
