@@ -43,8 +43,8 @@ use crate::topology::FUNCTION_URL_PREFIX;
 use cost::{Cost, SQS_REQUESTS_PER_MESSAGE, Usage};
 use load::{Action, Catalog, LoadSettings, Progress};
 use report::{
-    FunctionFigures, Machine, Overhead, PeakFigures, Report, RouteFigures, SagaFigures, Settings,
-    TailFigures,
+    CensusFigures, FunctionFigures, Machine, Overhead, PeakFigures, Report, RouteFigures,
+    SagaFigures, Settings, TailFigures,
 };
 
 #[derive(Debug, Clone)]
@@ -322,6 +322,22 @@ fn assemble(
         saga: load.saga.clone(),
         cost: Cost::new(usage, calls_per_order),
         overhead: overhead(stack, load, routes.iter().map(|r| r.count).sum()),
+        census: census
+            .costs
+            .iter()
+            .map(|(action, cost)| CensusFigures {
+                route: action.route().to_owned(),
+                calls: cost
+                    .calls
+                    .iter()
+                    .map(|(operation, calls)| (operation.clone(), report::round(*calls)))
+                    .collect(),
+                dynamodb_read_units: report::round(cost.read_units),
+                dynamodb_write_units: report::round(cost.write_units),
+                eventbridge_entries: report::round(cost.put_events_entries),
+                queue_messages: report::round(cost.queue_messages),
+            })
+            .collect(),
         routes,
         settings: Settings {
             cold_starts: options.cold_starts,

@@ -18,6 +18,20 @@ pub struct Report {
     pub settings: Settings,
     pub machine: Machine,
     pub overhead: Overhead,
+    /// What one request of each route costs in AWS calls, everything it sets off included.
+    pub census: Vec<CensusFigures>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CensusFigures {
+    pub route: String,
+    /// By `<service>.<operation>`.
+    pub calls: std::collections::BTreeMap<String, f64>,
+    pub dynamodb_read_units: f64,
+    pub dynamodb_write_units: f64,
+    pub eventbridge_entries: f64,
+    pub queue_messages: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

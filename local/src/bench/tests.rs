@@ -68,6 +68,14 @@ fn sample_report() -> Report {
             emulator_cpu_percent: 60.0,
             functions_cpu_percent: 30.0,
         },
+        census: vec![CensusFigures {
+            route: "POST /basket/checkout".into(),
+            calls: BTreeMap::from([("DynamoDB.TransactWriteItems".to_owned(), 9.0)]),
+            dynamodb_read_units: 12.0,
+            dynamodb_write_units: 40.0,
+            eventbridge_entries: 6.0,
+            queue_messages: 7.0,
+        }],
     }
 }
 
