@@ -167,15 +167,7 @@ pub async fn up(options: UpOptions) -> Result<(), UpError> {
     let started = Instant::now();
     let logs = stdout_logs();
     let say = |line: &str| logs("shop-local", line);
-    std::fs::create_dir_all(&options.run_dir).map_err(fail("run directory"))?;
-
-    let listener = TcpListener::bind(("127.0.0.1", options.port))
-        .await
-        .map_err(fail(&format!("port {}", options.port)))?;
-    let api_url = format!(
-        "http://{}",
-        listener.local_addr().map_err(fail("listener"))?
-    );
+    let (listener, api_url) = prepare(&options).await?;
 
     say("starting moto (installs itself into .shop-local/venvs on first use)");
     let root = options.repo_root.clone();
@@ -206,6 +198,20 @@ pub async fn up(options: UpOptions) -> Result<(), UpError> {
     outcome
 }
 
+/// The run directory, and the API's listener on loopback with the base URL it serves
+/// (`--port 0` picks a free port, so the URL is read back from the socket).
+async fn prepare(options: &UpOptions) -> Result<(TcpListener, String), UpError> {
+    std::fs::create_dir_all(&options.run_dir).map_err(fail("run directory"))?;
+    let listener = TcpListener::bind(("127.0.0.1", options.port))
+        .await
+        .map_err(fail(&format!("port {}", options.port)))?;
+    let api_url = format!(
+        "http://{}",
+        listener.local_addr().map_err(fail("listener"))?
+    );
+    Ok((listener, api_url))
+}
+
 /// A stack started inside this process (for `bench`), with no run file and no signal
 /// handling of its own; [`LocalStack::stop`] ends every process it started.
 pub struct LocalStack {
@@ -217,14 +223,7 @@ pub struct LocalStack {
 impl LocalStack {
     /// Starts moto and everything else as `up` does, logging to `logs`.
     pub async fn start(options: &UpOptions, logs: LogSink) -> Result<Self, UpError> {
-        std::fs::create_dir_all(&options.run_dir).map_err(fail("run directory"))?;
-        let listener = TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .map_err(fail(&format!("port {}", options.port)))?;
-        let api_url = format!(
-            "http://{}",
-            listener.local_addr().map_err(fail("listener"))?
-        );
+        let (listener, api_url) = prepare(options).await?;
         let root = options.repo_root.clone();
         let moto = tokio::task::spawn_blocking(move || Moto::start(&root))
             .await
