@@ -684,13 +684,15 @@ async fn a_process_whose_runtime_api_disappears_exits_by_itself() {
     let (function, logs) = start(config("shop-orphan"));
     let pid = pid_of(&invoke(&function, json!({})).await);
     function.close_runtime_apis();
+    // A bound on "eventually", not a timing claim: a loaded 2-core CI machine once took
+    // more than 5 s to schedule the exit.
     assert!(
-        gone_within(pid, Duration::from_secs(5)).await,
+        gone_within(pid, Duration::from_secs(30)).await,
         "process {pid} still running"
     );
     assert!(function.pids().is_empty());
     // It exited on its own (lambda_runtime's failed /next), not by a signal.
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while logs.position("exited: exit status: 1").is_none() {
         assert!(Instant::now() < deadline, "{:#?}", logs.lines());
         tokio::time::sleep(Duration::from_millis(5)).await;
