@@ -10,9 +10,10 @@ import sys
 import threading
 import time
 
+import waitress
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 
 def roll_back_transactions_in_place() -> None:
@@ -140,17 +141,14 @@ def trim_per_request_overhead() -> None:
     """Takes the fixed costs off every request, which the functions pay on every call.
 
     moto's dispatcher lists its package directory (a hundred-odd isdir calls) for every
-    request to find the service, and werkzeug logs every request line: a profile of a
-    hundred-order run put a fifth of moto's time there. The directory listing never
-    changes while moto runs, and nobody reads the request log.
+    request to find the service: with werkzeug's request log, a profile of a hundred-order
+    run put a fifth of moto's time there. The listing never changes while moto runs.
     """
     import functools
-    import logging
 
     from moto import backends
 
     backends.list_of_moto_modules = functools.cache(lambda: tuple(backends_listing()))
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
 def backends_listing():
@@ -160,6 +158,27 @@ def backends_listing():
     for backend in sorted(os.listdir(path)):
         if os.path.isdir(os.path.join(path, backend)) and not backend.startswith("__"):
             yield backend
+
+
+def keep_alive_server(port: int):
+    """moto's WSGI application behind waitress instead of moto's own werkzeug server.
+
+    werkzeug's development server closes every connection after one response, so each
+    SDK call to moto paid a TCP connect and close, in the functions' CPU time too, which
+    DynamoDB over a kept-alive connection does not. waitress keeps connections alive, and
+    its threads only serve requests: idle connections wait in its event loop. The
+    threads outnumber the SQS long polls (one second each) that the pollers keep open.
+    """
+    return waitress.create_server(
+        DomainDispatcherApplication(create_backend_app),
+        host="127.0.0.1",
+        port=port,
+        threads=16,
+        connection_limit=2000,
+        backlog=1024,
+        asyncore_use_poll=True,
+        ident="moto",
+    )
 
 
 def exit_with_parent(parent: int) -> None:
@@ -183,10 +202,9 @@ def main() -> None:
     roll_back_transactions_in_place()
     serialise_dynamodb()
     trim_per_request_overhead()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    _, bound = server.get_host_and_port()
-    print(f"READY {bound}", flush=True)
+    server = keep_alive_server(port)
+    threading.Thread(target=server.run, daemon=True).start()
+    print(f"READY {server.effective_port}", flush=True)
     exit_with_parent(parent)
 
 

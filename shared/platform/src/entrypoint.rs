@@ -2,6 +2,11 @@
 //! table from its environment, clients built once per process with the connection warmed
 //! during init, then the runtime loop handing each invocation to the capability's handler
 //! and flushing what it counted.
+//!
+//! Every `main` runs tokio's current-thread runtime: a Lambda process serves one
+//! invocation at a time, so the multi-thread runtime's workers would only add their start
+//! (a cgroup probe and two threads, during the cold start) and a cross-thread wake-up to
+//! every network event.
 
 use aws_config::SdkConfig;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
@@ -24,7 +29,7 @@ pub async fn init() -> Result<Init, Error> {
     crate::telemetry::init_tracing();
     crate::metrics::init()?;
     let table = crate::aws::required_env("TABLE_NAME")?;
-    let config = crate::aws::sdk_config().await;
+    let config = crate::aws::sdk_config().await?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     crate::aws::warm_dynamodb(&dynamodb, &table).await;
     Ok(Init {

@@ -215,7 +215,7 @@ fn outbox_event(record: &EventRecord) -> Result<Option<OutboxEvent>, serde_dynam
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init_tracing();
     let bus = crate::aws::required_env("EVENT_BUS_NAME")?;
-    let client = aws_sdk_eventbridge::Client::new(&crate::aws::sdk_config().await);
+    let client = aws_sdk_eventbridge::Client::new(&crate::aws::sdk_config().await?);
     crate::aws::warm_eventbridge(&client, &bus).await;
     let relay = Relay::new(
         EventBridgePublisher::new(client, bus),

@@ -3,7 +3,7 @@
 use basket::consumer::Handler;
 use basket::store::BasketStore;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shop_platform::entrypoint::run_consumer("basket", |dynamodb, table| Handler {
         store: BasketStore::new(dynamodb, table),

@@ -1,6 +1,6 @@
 //! The basket's outbox relay Lambda, on the basket table's stream.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shop_platform::relay::run().await
 }

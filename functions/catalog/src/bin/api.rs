@@ -3,7 +3,7 @@
 use catalog::api::{App, handle};
 use catalog::store::ProductStore;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shop_platform::entrypoint::run_api(
         |dynamodb, table| App {

@@ -1,6 +1,6 @@
 //! The inventory's outbox relay Lambda, on the inventory table's stream.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shop_platform::relay::run().await
 }

@@ -4,7 +4,7 @@ use ordering::api::{App, handle};
 use ordering::store::OrderStore;
 use shop_platform::metrics::Metrics;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shop_platform::entrypoint::run_api(
         |dynamodb, table| App {

@@ -1,6 +1,6 @@
 //! Ordering's outbox relay Lambda, on the orders table's stream.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shop_platform::relay::run().await
 }

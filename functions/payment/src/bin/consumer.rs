@@ -6,7 +6,7 @@ use payment::consumer::{CONSUMER_NAME, Handler};
 use payment::provider::HttpProvider;
 use payment::store::PaymentStore;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shop_platform::entrypoint::run_consumer_with(CONSUMER_NAME, async |init| {
         let secrets = aws_sdk_secretsmanager::Client::new(&init.config);

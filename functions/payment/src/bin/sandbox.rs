@@ -5,7 +5,7 @@ use payment::sandbox::{Sandbox, handle};
 use payment::secret::ApiKeySecret;
 use shop_platform::store::Table;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shop_platform::entrypoint::run_api_with(
         async |init| {
