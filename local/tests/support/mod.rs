@@ -23,13 +23,17 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The function binaries, built once per test run (cargo is not holding its lock while
-/// tests run, so this is an ordinary incremental build).
+/// The function binaries and the examples (`test-function`), built or brought up to date
+/// once per test binary (cargo is not holding its lock while tests run): a narrower
+/// `cargo test --test X` builds neither, and a stale binary would test yesterday's code.
 pub fn build_functions() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--workspace", "--bins"])
+            // With the examples, which need the dev-dependencies, cargo resolves features
+            // as `cargo test --workspace` does: this build finds that one's binaries up to
+            // date instead of building every dependency again with other features.
+            .args(["build", "--workspace", "--bins", "--examples"])
             .current_dir(repo_root())
             .status()
             .expect("cargo runs");
@@ -268,9 +272,8 @@ pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>
 }
 
 /// `target/debug/examples/test-function` (a real `lambda_runtime` function whose payload
-/// picks its behaviour), next to this test's `target/debug/deps/`. Built, or brought up
-/// to date, once per test binary: a narrower `cargo test --test X` does not build the
-/// examples, and a stale binary would test yesterday's behaviour.
+/// picks its behaviour), next to this test's `target/debug/deps/`, built by
+/// [`build_functions`].
 pub fn test_function() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
@@ -281,15 +284,7 @@ pub fn test_function() -> PathBuf {
                 .and_then(std::path::Path::parent)
                 .expect("target/<profile>")
                 .join("examples/test-function");
-            // Cargo does not hold its lock while the tests run.
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "-p", "shop-local", "--example", "test-function"])
-                .status()
-                .expect("run cargo build --example test-function");
-            assert!(
-                status.success(),
-                "cargo build --example test-function failed"
-            );
+            build_functions();
             assert!(binary.is_file(), "no {}", binary.display());
             binary
         })
