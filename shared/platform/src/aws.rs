@@ -76,18 +76,21 @@ pub fn required_env(name: &str) -> Result<String, MissingSetting> {
 #[error("environment variable {0} is not set; the function's template must declare it")]
 pub struct MissingSetting(pub String);
 
-/// Opens the DynamoDB connection (DNS, TCP, TLS) during init, when Lambda does not bill
-/// the caller's latency for it, instead of during the first request.
+/// Opens the DynamoDB connection (DNS, TCP, TLS) during init, when no caller waits on
+/// it, instead of during the first request, with the table's probe read.
 pub async fn warm_dynamodb(client: &aws_sdk_dynamodb::Client, table: &str) {
     let started = Instant::now();
-    match client.describe_table().table_name(table).send().await {
-        Ok(_) => tracing::info!(
+    match crate::store::Table::new(client.clone(), table)
+        .probe()
+        .await
+    {
+        Ok(()) => tracing::info!(
             table,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "dynamodb connection warmed"
         ),
         Err(error) => {
-            tracing::warn!(table, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&error), "could not warm the dynamodb connection")
+            tracing::warn!(table, error = %error, "could not warm the dynamodb connection")
         }
     }
 }
