@@ -26,7 +26,7 @@ mod logs;
 mod process;
 mod stats;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -360,6 +360,16 @@ impl LambdaFunction {
         for process in idle {
             process.kill().await;
         }
+    }
+
+    /// The live processes' CPU time when they had answered their first invocation, by
+    /// pid (those that have answered one).
+    pub fn cold_cpu(&self) -> HashMap<u32, Duration> {
+        let pool = self.inner.pool.lock();
+        pool.live
+            .values()
+            .filter_map(|process| Some((process.pid, *process.cold_cpu.get()?)))
+            .collect()
     }
 
     /// The live processes' pids, oldest first.
@@ -807,6 +817,9 @@ impl Inner {
         let first_response = (init.is_some()
             && matches!(phase, Phase::Answered(Answer::Response(_))))
         .then(|| answered_at.saturating_duration_since(process.spawned_at));
+        if first_response.is_some() {
+            process.note_cold_cpu();
+        }
 
         let (outcome, rss) = match phase {
             Phase::Answered(answer) => {

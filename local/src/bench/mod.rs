@@ -366,7 +366,7 @@ fn function_figures(stack: &Stack, cold: &ColdStarts, load: &Load) -> Vec<Functi
             let (cold_stats, stats) =
                 (cold.figures.get(&spec.name)?, load.figures.get(&spec.name)?);
             let binary = stack.functions.get(&spec.name)?.config().binary.clone();
-            let cpu = load.cpu_settled.since(&load.cpu_before, &spec.name);
+            let warm_cpu = load.cpu_settled.warm_since(&load.cpu_before, &spec.name);
             Some(FunctionFigures {
                 name: spec.binary.clone(),
                 binary_bytes: std::fs::metadata(&binary).map_or(0, |m| m.len()),
@@ -382,10 +382,10 @@ fn function_figures(stack: &Stack, cold: &ColdStarts, load: &Load) -> Vec<Functi
                     p50: stats.warm_duration_ms.p50,
                     p99: stats.warm_duration_ms.p99,
                 },
-                cpu_ms_per_invocation: if stats.invocations == 0 {
+                cpu_ms_per_invocation: if stats.warm_invocations == 0 {
                     0.0
                 } else {
-                    report::round(cpu.as_secs_f64() * 1000.0 / stats.invocations as f64)
+                    report::round(warm_cpu.as_secs_f64() * 1000.0 / stats.warm_invocations as f64)
                 },
                 max_rss_bytes: stats
                     .peak_rss_bytes
@@ -620,6 +620,8 @@ pub(crate) async fn wait_quiet(stack: &Stack, meter: Option<&meter::Meter>) {
 /// CPU time of the function processes (by pid), the runner and moto, at one instant.
 struct CpuSnapshot {
     functions: BTreeMap<String, HashMap<u32, Duration>>,
+    /// Each process's CPU time when it had answered its first invocation.
+    cold: BTreeMap<String, HashMap<u32, Duration>>,
     runner: Duration,
     moto: Duration,
 }
@@ -639,6 +641,11 @@ impl CpuSnapshot {
                     (name.clone(), pids)
                 })
                 .collect(),
+            cold: stack
+                .functions
+                .iter()
+                .map(|(name, function)| (name.clone(), function.cold_cpu()))
+                .collect(),
             runner: procfs::cpu_time(std::process::id()).unwrap_or_default(),
             moto: procfs::cpu_time(stack.moto_pid).unwrap_or_default(),
         }
@@ -648,7 +655,18 @@ impl CpuSnapshot {
     /// between counts from its start. A process that exited in between is lost (none
     /// does in a bench run: no faults are injected).
     fn since(&self, before: &CpuSnapshot, function: &str) -> Duration {
+        self.spent(before, function, false)
+    }
+
+    /// As [`CpuSnapshot::since`], but a process started in between counts from its first
+    /// invocation's answer: its init and first invocation are not warm work.
+    fn warm_since(&self, before: &CpuSnapshot, function: &str) -> Duration {
+        self.spent(before, function, true)
+    }
+
+    fn spent(&self, before: &CpuSnapshot, function: &str, warm_only: bool) -> Duration {
         let earlier = before.functions.get(function);
+        let cold = self.cold.get(function).filter(|_| warm_only);
         self.functions
             .get(function)
             .into_iter()
@@ -656,6 +674,7 @@ impl CpuSnapshot {
             .map(|(pid, cpu)| {
                 let start = earlier
                     .and_then(|pids| pids.get(pid))
+                    .or_else(|| cold.and_then(|pids| pids.get(pid)))
                     .copied()
                     .unwrap_or_default();
                 cpu.saturating_sub(start)

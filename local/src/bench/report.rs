@@ -45,7 +45,8 @@ pub struct FunctionFigures {
     pub first_response_ms: PeakFigures,
     /// Invocation handed out to response posted, each process's first excluded (load).
     pub warm_duration_ms: TailFigures,
-    /// User + system CPU of the function's processes during the load, per invocation.
+    /// User + system CPU of the function's processes during the load, per warm
+    /// invocation: a process started during the load counts from its first answer on.
     pub cpu_ms_per_invocation: f64,
     pub max_rss_bytes: u64,
     /// Invocations during the load.
@@ -197,7 +198,7 @@ impl Report {
             "ready p50/max",
             "1st resp p50/max",
             "warm p50/p99",
-            "CPU/inv",
+            "CPU/warm",
             "peak RSS",
             "invoc.",
             "memory"

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -25,6 +25,9 @@ pub(super) struct Process {
     pub events: mpsc::Sender<Event>,
     /// Just before the spawn.
     pub spawned_at: Instant,
+    /// Its CPU time once its first invocation was answered: what it spent cold, which
+    /// the bench leaves out of the CPU per warm invocation.
+    pub cold_cpu: OnceLock<Duration>,
     /// `None` while running; the exit status, described, once reaped.
     exit: watch::Receiver<Option<String>>,
     kill: Arc<Notify>,
@@ -113,6 +116,7 @@ impl Process {
             api,
             events,
             spawned_at,
+            cold_cpu: OnceLock::new(),
             exit,
             kill,
             server,
@@ -157,6 +161,13 @@ impl Process {
     }
 
     /// The process's peak resident set size (`VmHWM`), while it is alive.
+    /// Notes [`Process::cold_cpu`]; called when its first invocation is answered.
+    pub(super) fn note_cold_cpu(&self) {
+        if let Some(cpu) = crate::procfs::cpu_time(self.pid) {
+            let _ = self.cold_cpu.set(cpu);
+        }
+    }
+
     pub(super) async fn peak_rss(&self) -> Option<u64> {
         if self.has_exited() {
             return None;
