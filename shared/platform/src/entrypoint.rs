@@ -23,20 +23,26 @@ pub struct Init {
     pub table: String,
 }
 
-/// Tracing, business metrics (`CAPABILITY`, `METRICS_NAMESPACE`), `TABLE_NAME`, the
-/// DynamoDB client, and a warm connection to it.
+/// Tracing, business metrics (`CAPABILITY`, `METRICS_NAMESPACE`), `TABLE_NAME` and the
+/// DynamoDB client, not yet connected (see [`Init::warm`]).
 pub async fn init() -> Result<Init, Error> {
     crate::telemetry::init_tracing();
     crate::metrics::init()?;
     let table = crate::aws::required_env("TABLE_NAME")?;
     let config = crate::aws::sdk_config().await?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    crate::aws::warm_dynamodb(&dynamodb, &table).await;
     Ok(Init {
         config,
         dynamodb,
         table,
     })
+}
+
+impl Init {
+    /// Opens the DynamoDB connection: the round trip that init spends most of its time on.
+    pub async fn warm(&self) {
+        crate::aws::warm_dynamodb(&self.dynamodb, &self.table).await;
+    }
 }
 
 /// Serves an HTTP API function until the runtime stops it: `handle` answers every request
@@ -117,8 +123,9 @@ where
     Fut: Future<Output = Response<Body>> + Send,
 {
     let init = init().await?;
-    let api = api(&init).await?;
-    serve_http(api, handle).await
+    // What the capability builds (a secret to read, say) overlaps the warm-up's round trip.
+    let ((), api) = tokio::join!(init.warm(), api(&init));
+    serve_http(api?, handle).await
 }
 
 /// The whole `main` of a consumer function whose handler needs more than the DynamoDB
@@ -132,7 +139,8 @@ where
     B: AsyncFnOnce(&Init) -> Result<H, Error>,
 {
     let init = init().await?;
-    let handler = handler(&init).await?;
+    let ((), handler) = tokio::join!(init.warm(), handler(&init));
+    let handler = handler?;
     serve_sqs(SqsConsumer::new(
         init.dynamodb,
         init.table,
