@@ -160,7 +160,6 @@ impl Process {
         logs::flush(&self.log_readers).await;
     }
 
-    /// The process's peak resident set size (`VmHWM`), while it is alive.
     /// Notes [`Process::cold_cpu`]; called when its first invocation is answered.
     pub(super) fn note_cold_cpu(&self) {
         if let Some(cpu) = crate::procfs::cpu_time(self.pid) {
@@ -168,6 +167,7 @@ impl Process {
         }
     }
 
+    /// The process's peak resident set size (`VmHWM`), while it is alive.
     pub(super) async fn peak_rss(&self) -> Option<u64> {
         if self.has_exited() {
             return None;
