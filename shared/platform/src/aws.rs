@@ -36,10 +36,12 @@ pub async fn sdk_config() -> Result<SdkConfig, HttpClientError> {
 }
 
 /// The SDK's own HTTPS client (rustls on aws-lc-rs), trusting Amazon's roots only. Its
-/// default trusts the machine's store, which rustls reads at the first connection: every
-/// file of /etc/ssl/certs, a few hundred opens and parses, the largest part of a cold
-/// start's init after the DynamoDB round trip. An endpoint elsewhere over HTTPS (an
-/// emulator with its own certificate) gets the machine's store as well.
+/// default trusts the machine's store, which rustls reads at the first connection: the
+/// CA bundle (~140 certificates to parse) and, where a directory of them is found too
+/// (Debian's /etc/ssl/certs: a few hundred files), every file in it; on a Debian machine
+/// the largest part of a cold start's init after the DynamoDB round trip. An endpoint
+/// elsewhere over HTTPS (an emulator with its own certificate) gets the machine's store
+/// as well.
 fn http_client(endpoint_url: Option<&str>) -> Result<SharedHttpClient, HttpClientError> {
     let trust_store = TrustStore::empty()
         .with_native_roots(needs_machine_roots(endpoint_url))
