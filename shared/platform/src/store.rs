@@ -62,10 +62,10 @@ pub fn dynamo_error<E: std::error::Error + 'static>(error: E) -> TableError {
     TableError::Dynamo(DisplayErrorContext(error).to_string())
 }
 
-/// The key of an item: every table of the shop has a `pk` and an `sk`.
 /// The partition and sort key of the item [`Table::probe`] reads, which nobody writes.
 const PROBE_KEY: &str = "PROBE";
 
+/// The key of an item: every table of the shop has a `pk` and an `sk`.
 pub fn key(partition: String, sort: &str) -> Item {
     HashMap::from([
         ("pk".to_owned(), AttributeValue::S(partition)),
