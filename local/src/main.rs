@@ -107,6 +107,9 @@ enum Command {
         /// Repetitions of each action when counting AWS calls for the cost.
         #[arg(long, default_value_t = 3)]
         census_repetitions: usize,
+        /// Invocations of each function measured for the floor of one AWS call (0 skips it).
+        #[arg(long, default_value_t = 2000)]
+        floor_invocations: usize,
         /// Processes per function at most, unless its template reserves concurrency.
         #[arg(long, default_value_t = 4)]
         max_processes: usize,
@@ -190,6 +193,7 @@ async fn main() -> ExitCode {
                     faults,
                     max_processes,
                     parameters: parameters.into_iter().collect::<BTreeMap<_, _>>(),
+                    extra_binaries: Vec::new(),
                 })
                 .await
                 .map_err(|e| e.to_string()),
@@ -210,6 +214,7 @@ async fn main() -> ExitCode {
             seed,
             saga_wait,
             census_repetitions,
+            floor_invocations,
             max_processes,
             debug,
             no_build,
@@ -228,6 +233,7 @@ async fn main() -> ExitCode {
                 seed,
                 saga_wait: Duration::from_secs(saga_wait),
                 census_repetitions,
+                floor_invocations,
                 max_processes: max_processes.max(1),
                 json,
                 log_file: log_file.unwrap_or_else(|| repo_root.join(".shop-local/bench.log")),

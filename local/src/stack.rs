@@ -36,6 +36,8 @@ pub struct UpOptions {
     /// Processes per function, unless its template reserves concurrency.
     pub max_processes: usize,
     pub parameters: BTreeMap<String, String>,
+    /// Binaries to build beside the functions (the bench's reference functions).
+    pub extra_binaries: Vec<String>,
 }
 
 /// A running stack, shared by the server, the pollers and the commands.
@@ -447,11 +449,20 @@ async fn build_functions(options: &UpOptions, topology: &Topology) -> Result<(),
     if options.release {
         command.arg("--release");
     }
-    for function in &topology.functions {
-        command.args(["--bin", &function.binary]);
+    for binary in topology
+        .functions
+        .iter()
+        .map(|function| &function.binary)
+        .chain(&options.extra_binaries)
+    {
+        command.args(["--bin", binary]);
     }
+    let extra = match options.extra_binaries.len() {
+        0 => String::new(),
+        n => format!(" and {n} other binaries"),
+    };
     println!(
-        "{:>14} | building {} functions (cargo build{})",
+        "{:>14} | building {} functions{extra} (cargo build{})",
         "shop-local",
         topology.functions.len(),
         if options.release { " --release" } else { "" }

@@ -1,6 +1,7 @@
 //! `shop-local bench` end to end, with tiny settings and debug binaries: the JSON it
 //! writes names every function of the templates and every route of the shopper's mix,
-//! with positive counts and no errors. Timing values are figures, never asserted.
+//! and the floor's reference functions, with positive counts and no errors. Timing values
+//! are figures, never asserted.
 
 mod support;
 
@@ -39,6 +40,8 @@ fn a_tiny_bench_measures_every_function_and_route_without_errors() {
             "100",
             "--census-repetitions",
             "1",
+            "--floor-invocations",
+            "5",
             // The default seed, whose first shopper takes every route of the mix early
             // (a unit test of bench::load says so).
             "--seed",
@@ -130,6 +133,26 @@ fn a_tiny_bench_measures_every_function_and_route_without_errors() {
     assert!(
         cost["perOrder"]["dynamodbWriteUnits"].as_f64().unwrap() > 0.0,
         "{cost}"
+    );
+    let floor: Vec<&str> = report["floor"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["invocations"], 5, "{f}");
+            assert_eq!(f["errors"], 0, "{f}");
+            assert!(f["maxRssBytes"].as_u64().unwrap() > 0, "{f}");
+            f["name"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        floor,
+        [
+            "baseline-runtime",
+            "baseline-http",
+            "baseline-getitem",
+            "catalog-api"
+        ]
     );
     assert_eq!(report["errors"], 0, "{stdout}");
     assert!(stdout.contains("cost per million orders"), "{stdout}");

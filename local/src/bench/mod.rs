@@ -12,6 +12,8 @@
 //!    with plenty of stock has been set up and the stack has gone quiet. The functions'
 //!    figures are reset at its start; the orders it places are followed to `paid`.
 //! 3. the census (see [`census`]): AWS calls per action, for the cost per order.
+//! 4. the floor (see [`floor`]): CPU per invocation of catalog-api's one-GetItem route
+//!    and of the reference functions under it, `--floor-invocations` each.
 //!
 //! Nothing here slows the functions down: their timings are taken where the runner already
 //! handles their Runtime API requests, their CPU and memory are read from `/proc` after the
@@ -19,6 +21,7 @@
 
 pub mod census;
 pub mod cost;
+pub mod floor;
 pub mod load;
 pub mod meter;
 pub mod report;
@@ -63,6 +66,8 @@ pub struct BenchOptions {
     /// How long to wait, after the load, for its orders to reach `paid`.
     pub saga_wait: Duration,
     pub census_repetitions: usize,
+    /// Invocations of each function the floor measures; none skips it.
+    pub floor_invocations: usize,
     pub max_processes: usize,
     pub json: Option<PathBuf>,
     /// Where the functions' and the runner's log lines go.
@@ -108,11 +113,15 @@ pub async fn run(options: &BenchOptions) -> Result<Report, String> {
         faults: FaultSettings::default(),
         max_processes: options.max_processes,
         parameters: BTreeMap::new(),
+        extra_binaries: floor::BASELINES
+            .iter()
+            .map(|(binary, _)| (*binary).to_owned())
+            .collect(),
     };
     let local = LocalStack::start(&up, logs.clone())
         .await
         .map_err(|e| e.to_string())?;
-    let measured = measure(&local.stack, options, &status, logs).await;
+    let measured = measure(&local.stack, options, &status, logs.clone()).await;
     status.say("stopping the stack");
     local.stop().await;
     let _ = log_file
@@ -133,7 +142,10 @@ async fn measure(
     status: &Status,
     logs: LogSink,
 ) -> Result<Report, String> {
-    let log: Log = Arc::new(move |line: &str| logs("bench", line));
+    let log: Log = {
+        let logs = logs.clone();
+        Arc::new(move |line: &str| logs("bench", line))
+    };
     let api = ApiClient::new(&stack.api_url);
     let cold = cold_starts(stack, &api, options, status, &log).await;
     status.say("setting up the catalog");
@@ -151,7 +163,20 @@ async fn measure(
         log.as_ref(),
     )
     .await?;
-    Ok(assemble(stack, options, &cold, &load, &census))
+    let floor = if options.floor_invocations == 0 {
+        Vec::new()
+    } else {
+        status.say(&format!(
+            "floor: one AWS call, {} invocations of each reference function and catalog-api",
+            options.floor_invocations
+        ));
+        let product = catalog
+            .products
+            .first()
+            .ok_or("the catalog has no product")?;
+        floor::run(stack, product, options.floor_invocations, logs).await?
+    };
+    Ok(assemble(stack, options, &cold, &load, &census, floor))
 }
 
 type Log = Arc<dyn Fn(&str) + Send + Sync>;
@@ -286,6 +311,7 @@ fn assemble(
     cold: &ColdStarts,
     load: &Load,
     census: &census::Census,
+    floor: Vec<report::FloorFigures>,
 ) -> Report {
     let functions = function_figures(stack, cold, load);
     let routes: Vec<RouteFigures> = load
@@ -317,7 +343,13 @@ fn assemble(
         .sum();
     let (usage, calls_per_order) = usage(stack, load, census);
     Report {
-        errors: route_errors + saga_errors + cold.failures + census.errors + async_errors,
+        errors: route_errors
+            + saga_errors
+            + cold.failures
+            + census.errors
+            + async_errors
+            + floor.iter().map(|f| f.errors).sum::<u64>(),
+        floor,
         functions,
         saga: load.saga.clone(),
         cost: Cost::new(usage, calls_per_order),
@@ -617,6 +649,15 @@ pub(crate) async fn wait_quiet(stack: &Stack, meter: Option<&meter::Meter>) {
     }
 }
 
+/// CPU time of a function's live processes, by pid.
+fn processes_cpu(function: &crate::lambda::LambdaFunction) -> HashMap<u32, Duration> {
+    function
+        .pids()
+        .into_iter()
+        .filter_map(|pid| procfs::cpu_time(pid).map(|cpu| (pid, cpu)))
+        .collect()
+}
+
 /// CPU time of the function processes (by pid), the runner and moto, at one instant.
 struct CpuSnapshot {
     functions: BTreeMap<String, HashMap<u32, Duration>>,
@@ -632,14 +673,7 @@ impl CpuSnapshot {
             functions: stack
                 .functions
                 .iter()
-                .map(|(name, function)| {
-                    let pids = function
-                        .pids()
-                        .into_iter()
-                        .filter_map(|pid| procfs::cpu_time(pid).map(|cpu| (pid, cpu)))
-                        .collect();
-                    (name.clone(), pids)
-                })
+                .map(|(name, function)| (name.clone(), processes_cpu(function)))
                 .collect(),
             cold: stack
                 .functions

@@ -20,6 +20,26 @@ pub struct Report {
     pub overhead: Overhead,
     /// What one request of each route costs in AWS calls, everything it sets off included.
     pub census: Vec<CensusFigures>,
+    /// CPU per invocation of a handler making one AWS call, and of the layers under it.
+    #[serde(default)]
+    pub floor: Vec<FloorFigures>,
+}
+
+/// One function invoked again and again on one warm process with the same event (see
+/// `bench::floor`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FloorFigures {
+    pub name: String,
+    pub description: String,
+    pub binary_bytes: u64,
+    /// User + system CPU of its process per counted invocation (the warm-up's excluded).
+    pub cpu_ms_per_invocation: f64,
+    pub max_rss_bytes: u64,
+    /// Counted invocations.
+    pub invocations: u64,
+    /// Invocations, the warm-up's included, that failed or did not answer 200.
+    pub errors: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,6 +268,27 @@ impl Report {
             self.overhead.emulator_cpu_percent,
             self.overhead.functions_cpu_percent,
         ));
+        if !self.floor.is_empty() {
+            line(String::new());
+            line(format!(
+                "  one AWS call: {} invocations each, one after the other on one warm process",
+                self.floor[0].invocations
+            ));
+            line(format!(
+                "  {:<18} {:>8} {:>8} {:>7}  {}",
+                "function", "CPU/call", "peak RSS", "errors", "what it does"
+            ));
+            for f in &self.floor {
+                line(format!(
+                    "  {:<18} {:>6.3}ms {:>6.1}MB {:>7}  {}",
+                    f.name,
+                    f.cpu_ms_per_invocation,
+                    mib(f.max_rss_bytes),
+                    f.errors,
+                    f.description
+                ));
+            }
+        }
         line(String::new());
         for text in self.cost.table() {
             line(text);

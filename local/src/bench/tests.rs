@@ -76,6 +76,15 @@ fn sample_report() -> Report {
             eventbridge_entries: 6.0,
             queue_messages: 7.0,
         }],
+        floor: vec![FloorFigures {
+            name: "baseline-getitem".into(),
+            description: "lambda_http, one DynamoDB GetItem, nothing else".into(),
+            binary_bytes: 5_800_000,
+            cpu_ms_per_invocation: 0.5,
+            max_rss_bytes: 7_000_000,
+            invocations: 2000,
+            errors: 0,
+        }],
     }
 }
 
@@ -124,6 +133,18 @@ fn the_json_has_the_contracts_field_names_and_round_trips() {
     assert_eq!(keys(&route["latencyMs"]), ["p50", "p90", "p99"]);
     has_all(&value["saga"], &["orders", "checkoutToPaidMs"]);
     assert_eq!(keys(&value["saga"]["checkoutToPaidMs"]), ["p50", "p99"]);
+    has_all(
+        &value["floor"][0],
+        &[
+            "name",
+            "description",
+            "binaryBytes",
+            "cpuMsPerInvocation",
+            "maxRssBytes",
+            "invocations",
+            "errors",
+        ],
+    );
     assert_eq!(function["binaryBytes"], json!(6_400_000));
     assert_eq!(function["coldStartMs"]["p50"], json!(4.2));
     assert_eq!(value["saga"]["checkoutToPaidMs"]["p99"], json!(900.0));
@@ -158,4 +179,18 @@ fn the_table_names_every_function_and_route() {
     assert!(table.contains("catalog-api"), "{table}");
     assert!(table.contains("GET /products"), "{table}");
     assert!(table.contains("cost per million orders"), "{table}");
+    assert!(
+        table.contains("one AWS call: 2000 invocations each"),
+        "{table}"
+    );
+    assert!(table.contains("baseline-getitem"), "{table}");
+}
+
+/// A report written before the floor existed still reads.
+#[test]
+fn a_report_without_the_floor_reads_back_with_none() {
+    let mut value = serde_json::to_value(sample_report()).unwrap();
+    value.as_object_mut().unwrap().remove("floor");
+    let report: Report = serde_json::from_value(value).unwrap();
+    assert!(report.floor.is_empty());
 }
