@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::processes_cpu;
 use super::report::{FloorFigures, round};
-use crate::gateway::{RequestFacts, request_event, select_route};
+use crate::gateway::{Matched, RequestFacts, request_event, select_route};
 use crate::lambda::{FunctionConfig, LambdaFunction, LogSink, Outcome};
 use crate::procfs;
 use crate::stack::Stack;
@@ -104,7 +104,7 @@ pub async fn run(
 
 /// The event the gateway hands catalog-api for `GET /products/{id}`, with the headers a
 /// plain HTTP client sends.
-fn get_product_event(matched: &crate::gateway::Matched<'_>, path: &str) -> Result<Bytes, String> {
+fn get_product_event(matched: &Matched<'_>, path: &str) -> Result<Bytes, String> {
     let mut headers = http::HeaderMap::new();
     headers.insert(
         http::header::HOST,

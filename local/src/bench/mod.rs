@@ -113,10 +113,14 @@ pub async fn run(options: &BenchOptions) -> Result<Report, String> {
         faults: FaultSettings::default(),
         max_processes: options.max_processes,
         parameters: BTreeMap::new(),
-        extra_binaries: floor::BASELINES
-            .iter()
-            .map(|(binary, _)| (*binary).to_owned())
-            .collect(),
+        extra_binaries: if options.floor_invocations == 0 {
+            Vec::new()
+        } else {
+            floor::BASELINES
+                .iter()
+                .map(|(binary, _)| (*binary).to_owned())
+                .collect()
+        },
     };
     let local = LocalStack::start(&up, logs.clone())
         .await
