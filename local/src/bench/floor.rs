@@ -13,8 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::processes_cpu;
 use super::report::{FloorFigures, round};
+use super::{cpu_spent, processes_cpu};
 use crate::gateway::{Matched, RequestFacts, request_event, select_route};
 use crate::lambda::{FunctionConfig, LambdaFunction, LogSink, Outcome};
 use crate::procfs;
@@ -152,17 +152,13 @@ async fn measure(
             errors += 1;
         }
     }
-    let after = processes_cpu(function);
-    let cold = function.cold_cpu();
-    let spent: Duration = after
-        .iter()
-        .map(|(pid, cpu)| {
-            // A process started during the counted invocations (one crashed) counts from
-            // its first answer, as in the load's figures.
-            let start = before.get(pid).or_else(|| cold.get(pid)).copied();
-            cpu.saturating_sub(start.unwrap_or_default())
-        })
-        .sum();
+    // A process started during the counted invocations (one crashed) counts from its
+    // first answer, as in the load's figures.
+    let spent = cpu_spent(
+        &processes_cpu(function),
+        Some(&before),
+        Some(&function.cold_cpu()),
+    );
     FloorFigures {
         name: name.to_owned(),
         description: description.to_owned(),

@@ -662,6 +662,27 @@ fn processes_cpu(function: &crate::lambda::LambdaFunction) -> HashMap<u32, Durat
         .collect()
 }
 
+/// The CPU that processes spent between two readings, by pid. A process missing from
+/// `before` (started in between) counts from its reading in `first_answer` when it has
+/// one (its init and first invocation left out), else from its start.
+fn cpu_spent(
+    after: &HashMap<u32, Duration>,
+    before: Option<&HashMap<u32, Duration>>,
+    first_answer: Option<&HashMap<u32, Duration>>,
+) -> Duration {
+    after
+        .iter()
+        .map(|(pid, cpu)| {
+            let start = before
+                .and_then(|pids| pids.get(pid))
+                .or_else(|| first_answer.and_then(|pids| pids.get(pid)))
+                .copied()
+                .unwrap_or_default();
+            cpu.saturating_sub(start)
+        })
+        .sum()
+}
+
 /// CPU time of the function processes (by pid), the runner and moto, at one instant.
 struct CpuSnapshot {
     functions: BTreeMap<String, HashMap<u32, Duration>>,
@@ -703,21 +724,14 @@ impl CpuSnapshot {
     }
 
     fn spent(&self, before: &CpuSnapshot, function: &str, warm_only: bool) -> Duration {
-        let earlier = before.functions.get(function);
-        let cold = self.cold.get(function).filter(|_| warm_only);
-        self.functions
-            .get(function)
-            .into_iter()
-            .flatten()
-            .map(|(pid, cpu)| {
-                let start = earlier
-                    .and_then(|pids| pids.get(pid))
-                    .or_else(|| cold.and_then(|pids| pids.get(pid)))
-                    .copied()
-                    .unwrap_or_default();
-                cpu.saturating_sub(start)
-            })
-            .sum()
+        let Some(after) = self.functions.get(function) else {
+            return Duration::ZERO;
+        };
+        cpu_spent(
+            after,
+            before.functions.get(function),
+            self.cold.get(function).filter(|_| warm_only),
+        )
     }
 }
 
