@@ -14,10 +14,9 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::report::{FloorFigures, round};
-use super::{cpu_spent, processes_cpu};
+use super::{cpu_spent, processes_cpu, processes_peak_rss};
 use crate::gateway::{Matched, RequestFacts, request_event, select_route};
 use crate::lambda::{FunctionConfig, LambdaFunction, LogSink, Outcome};
-use crate::procfs;
 use crate::stack::Stack;
 
 /// The reference functions, lightest first: binary and what it is.
@@ -168,12 +167,7 @@ async fn measure(
         } else {
             round(spent.as_secs_f64() * 1000.0 / invocations as f64)
         },
-        max_rss_bytes: function
-            .pids()
-            .into_iter()
-            .filter_map(procfs::peak_rss)
-            .max()
-            .unwrap_or(0),
+        max_rss_bytes: processes_peak_rss(function),
         invocations: invocations as u64,
         errors,
     }

@@ -739,16 +739,18 @@ fn live_peak_rss(stack: &Stack) -> BTreeMap<String, u64> {
     stack
         .functions
         .iter()
-        .map(|(name, function)| {
-            let peak = function
-                .pids()
-                .into_iter()
-                .filter_map(procfs::peak_rss)
-                .max()
-                .unwrap_or(0);
-            (name.clone(), peak)
-        })
+        .map(|(name, function)| (name.clone(), processes_peak_rss(function)))
         .collect()
+}
+
+/// The highest peak RSS among a function's live processes (0 when none is alive).
+fn processes_peak_rss(function: &crate::lambda::LambdaFunction) -> u64 {
+    function
+        .pids()
+        .into_iter()
+        .filter_map(procfs::peak_rss)
+        .max()
+        .unwrap_or(0)
 }
 
 /// The orders' fates, as the bus tells them: OrderPaid (with the instant it was paid, its
