@@ -7,11 +7,12 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use shop_events::{Envelope, is_ulid, new_ulid};
 use shop_platform::Problem;
+use shop_platform::http::page_request;
 use shop_platform::http::{
     answer, empty_response, health, json_body, json_response, path_param, query_param,
     require_admin,
 };
-use shop_platform::pagination::{Page, encode_cursor, page_request};
+use shop_platform::pagination::{Page, encode_cursor};
 use shop_platform::store::TableError;
 
 use crate::domain::{Product, ProductInput};

@@ -12,9 +12,10 @@ use serde::Serialize;
 use shop_events::ordering::CancellationReason;
 use shop_events::{Address, Envelope, Money, OrderLine};
 use shop_platform::Problem;
+use shop_platform::http::page_request;
 use shop_platform::http::{Identity, answer, health, json_response, path_param, require_user};
 use shop_platform::metrics::Metrics;
-use shop_platform::pagination::{Page, encode_cursor, page_request};
+use shop_platform::pagination::{Page, encode_cursor};
 use shop_platform::store::TableError;
 
 use crate::domain::{CancelOutcome, Order, OrderStatus, StatusChange, is_order_id};

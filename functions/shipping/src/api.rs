@@ -8,8 +8,9 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use shop_events::{Address, DomainEvent, Envelope};
+use shop_platform::http::page_request;
 use shop_platform::http::{answer, health, json_response, path_param, query_param, require_admin};
-use shop_platform::pagination::{Page, encode_cursor, page_request};
+use shop_platform::pagination::{Page, encode_cursor};
 use shop_platform::store::TableError;
 use shop_platform::{FieldError, Problem};
 

@@ -83,26 +83,8 @@ pub fn required_env(name: &str) -> Result<String, MissingSetting> {
 #[error("environment variable {0} is not set; the function's template must declare it")]
 pub struct MissingSetting(pub String);
 
-/// Opens the DynamoDB connection (DNS, TCP, TLS) during init, when no caller waits on
-/// it, instead of during the first request, with the table's probe read.
-pub async fn warm_dynamodb(client: &aws_sdk_dynamodb::Client, table: &str) {
-    let started = Instant::now();
-    match crate::store::Table::new(client.clone(), table)
-        .probe()
-        .await
-    {
-        Ok(()) => tracing::info!(
-            table,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "dynamodb connection warmed"
-        ),
-        Err(error) => {
-            tracing::warn!(table, error = %error, "could not warm the dynamodb connection")
-        }
-    }
-}
-
-/// Same as [`warm_dynamodb`], for the event bus.
+/// Opens the event bus connection (DNS, TCP, TLS) during init, when no caller waits on it,
+/// instead of during the first request.
 pub async fn warm_eventbridge(client: &aws_sdk_eventbridge::Client, bus: &str) {
     let started = Instant::now();
     match client.describe_event_bus().name(bus).send().await {

@@ -41,7 +41,9 @@ pub async fn init() -> Result<Init, Error> {
 impl Init {
     /// Opens the DynamoDB connection: the round trip that init spends most of its time on.
     pub async fn warm(&self) {
-        crate::aws::warm_dynamodb(&self.dynamodb, &self.table).await;
+        crate::store::Table::new(self.dynamodb.clone(), &self.table)
+            .warm()
+            .await;
     }
 }
 

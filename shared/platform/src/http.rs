@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
 use crate::store::Table;
 use crate::{FieldError, Problem};
 
@@ -90,6 +91,34 @@ pub fn query_param(request: &Request, name: &str) -> Option<String> {
         .and_then(|params| params.first(name))
         .filter(|value| !value.is_empty())
         .map(str::to_owned)
+}
+
+/// Reads `limit` and `cursor`. The cursor must decode to a key with exactly the
+/// attributes in `key_attributes` (the table's and the index's keys), so a forged one
+/// is a 400 rather than an error from DynamoDB.
+pub fn page_request(request: &Request, key_attributes: &[&str]) -> Result<PageRequest, Problem> {
+    let limit = match query_param(request, "limit") {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<i32>()
+            .ok()
+            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+            .ok_or_else(|| invalid("limit", format!("must be an integer from 1 to {MAX_LIMIT}")))?,
+    };
+    let after = query_param(request, "cursor")
+        .map(|cursor| {
+            crate::pagination::decode_cursor(&cursor, key_attributes)
+                .ok_or_else(|| invalid("cursor", "is not a cursor this list gave out".into()))
+        })
+        .transpose()?;
+    Ok(PageRequest { limit, after })
+}
+
+fn invalid(field: &str, message: String) -> Problem {
+    Problem::validation(vec![FieldError {
+        field: field.to_owned(),
+        message,
+    }])
 }
 
 /// The id that follows this request into every event it causes: the caller's

@@ -18,3 +18,60 @@ pub mod transaction;
 pub mod validate;
 
 pub use problem::{FieldError, Problem};
+
+/// The modules from the bottom up: each may use only the modules before it, so the crate
+/// reads as layers (clients, then the table and its transactions, then HTTP and the
+/// harnesses) and a change low down never has to reason about what sits on top.
+#[cfg(test)]
+const LAYERS: &[(&str, &str)] = &[
+    ("problem", include_str!("problem.rs")),
+    ("validate", include_str!("validate.rs")),
+    ("telemetry", include_str!("telemetry.rs")),
+    ("aws", include_str!("aws.rs")),
+    ("metrics", include_str!("metrics.rs")),
+    ("outbox", include_str!("outbox.rs")),
+    ("pagination", include_str!("pagination.rs")),
+    ("transaction", include_str!("transaction.rs")),
+    ("store", include_str!("store.rs")),
+    ("http", include_str!("http.rs")),
+    ("consumer", include_str!("consumer.rs")),
+    ("relay", include_str!("relay.rs")),
+    ("entrypoint", include_str!("entrypoint.rs")),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::LAYERS;
+
+    #[test]
+    fn every_module_uses_only_the_layers_below_it() {
+        let names: Vec<&str> = LAYERS.iter().map(|(name, _)| *name).collect();
+        let declared: Vec<&str> = include_str!("lib.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub mod "))
+            .map(|name| name.trim_end_matches(';'))
+            .collect();
+        let mut sorted_names = names.clone();
+        sorted_names.sort_unstable();
+        let mut sorted_declared = declared.clone();
+        sorted_declared.sort_unstable();
+        assert_eq!(sorted_names, sorted_declared, "every module has its layer");
+        let mut upward = Vec::new();
+        for (position, (module, source)) in LAYERS.iter().enumerate() {
+            // Doc links may point anywhere; code may not.
+            let code: String = source
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for (above, _) in &LAYERS[position + 1..] {
+                if code.contains(&format!("crate::{above}::"))
+                    || code.contains(&format!("crate::{above}}}"))
+                {
+                    upward.push(format!("{module} uses {above}"));
+                }
+            }
+        }
+        assert!(upward.is_empty(), "upward uses: {upward:?}");
+    }
+}

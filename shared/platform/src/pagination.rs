@@ -1,16 +1,13 @@
 //! Cursor pagination (DESIGN §4): `limit` 1..=100 (default 20) and an opaque `cursor`,
-//! answered as `{"items": [...], "nextCursor": "..."}`.
+//! answered as `{"items": [...], "nextCursor": "..."}`. What a page is and how a cursor
+//! is spelt; reading them from a request is [`crate::http::page_request`]'s.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use lambda_http::Request;
 use serde::{Deserialize, Serialize};
-
-use crate::http::query_param;
-use crate::{FieldError, Problem};
 
 pub const DEFAULT_LIMIT: i32 = 20;
 pub const MAX_LIMIT: i32 = 100;
@@ -31,34 +28,6 @@ pub struct Page<T> {
     pub items: Vec<T>,
     #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-}
-
-/// Reads `limit` and `cursor`. The cursor must decode to a key with exactly the
-/// attributes in `key_attributes` (the table's and the index's keys), so a forged one
-/// is a 400 rather than an error from DynamoDB.
-pub fn page_request(request: &Request, key_attributes: &[&str]) -> Result<PageRequest, Problem> {
-    let limit = match query_param(request, "limit") {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<i32>()
-            .ok()
-            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or_else(|| invalid("limit", format!("must be an integer from 1 to {MAX_LIMIT}")))?,
-    };
-    let after = query_param(request, "cursor")
-        .map(|cursor| {
-            decode_cursor(&cursor, key_attributes)
-                .ok_or_else(|| invalid("cursor", "is not a cursor this list gave out".into()))
-        })
-        .transpose()?;
-    Ok(PageRequest { limit, after })
-}
-
-fn invalid(field: &str, message: String) -> Problem {
-    Problem::validation(vec![FieldError {
-        field: field.to_owned(),
-        message,
-    }])
 }
 
 /// Only string and number key attributes exist in this system's tables.
@@ -84,7 +53,9 @@ pub fn encode_cursor(key: &Key) -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(json))
 }
 
-fn decode_cursor(cursor: &str, key_attributes: &[&str]) -> Option<Key> {
+/// The key a cursor of [`encode_cursor`]'s stands for, if it is one and holds exactly the
+/// attributes in `key_attributes` (the table's and the index's keys).
+pub fn decode_cursor(cursor: &str, key_attributes: &[&str]) -> Option<Key> {
     if cursor.len() > 2048 {
         return None;
     }

@@ -165,6 +165,22 @@ impl Table {
         self.probe().await.is_ok()
     }
 
+    /// Opens the DynamoDB connection (DNS, TCP, TLS) during init, when no caller waits on
+    /// it, instead of during the first request, with the table's probe read.
+    pub async fn warm(&self) {
+        let started = std::time::Instant::now();
+        match self.probe().await {
+            Ok(()) => tracing::info!(
+                table = %self.name,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "dynamodb connection warmed"
+            ),
+            Err(error) => {
+                tracing::warn!(table = %self.name, error = %error, "could not warm the dynamodb connection")
+            }
+        }
+    }
+
     /// Reads an item no capability ever writes: proof that the table answers through the
     /// data plane (the connection, the credentials, the role's GetItem) for half a read
     /// unit. DescribeTable would prove less and meets the account's control-plane limit
@@ -253,7 +269,7 @@ impl Table {
     /// `query` says what to ask (index, key condition, direction); the page says how much
     /// and from where; `cursor_attributes` are the keys a cursor of this query holds (the
     /// table's and the index's), as its store declares them for
-    /// [`crate::pagination::page_request`].
+    /// [`crate::http::page_request`].
     ///
     /// DynamoDB answers a `LastEvaluatedKey` whenever it reaches `Limit`, even when nothing
     /// is left, so this asks for one item more than the page holds and answers a key only
