@@ -21,10 +21,14 @@ use shop_events::{Address, Money, OrderLine};
 use shop_platform::validate::not_blank;
 
 pub const CURRENCY: &str = "USD";
-pub const MAX_QUANTITY: u32 = 99;
-/// Distinct products in one basket. Bounds the item (DynamoDB's 400 KB) and the reads
-/// that price it (one BatchGetItem of at most 100 keys).
-pub const MAX_LINES: usize = 50;
+/// Distinct products in one basket: an order's most lines. Also bounds the item
+/// (DynamoDB's 400 KB) and the reads that price it (one BatchGetItem of at most 100 keys).
+pub use shop_events::limits::MAX_LINES;
+pub use shop_events::limits::MAX_QUANTITY;
+use shop_events::limits::{
+    MAX_ADDRESS_LINE_CHARS, MAX_ADDRESS_NAME_CHARS, MAX_CITY_CHARS, MAX_PAYMENT_TOKEN_CHARS,
+    MAX_POSTAL_CODE_CHARS,
+};
 /// A basket nobody has changed for this long is deleted by DynamoDB's TTL.
 pub const IDLE_LIFETIME: TimeDelta = TimeDelta::days(30);
 
@@ -396,23 +400,23 @@ pub struct CheckoutInput {
     #[garde(dive)]
     pub shipping_address: AddressInput,
     /// An opaque token from the payment provider, passed on untouched.
-    #[garde(length(chars, min = 1, max = 200), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_PAYMENT_TOKEN_CHARS), custom(not_blank))]
     pub payment_token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct AddressInput {
-    #[garde(length(chars, min = 1, max = 100), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_ADDRESS_NAME_CHARS), custom(not_blank))]
     pub name: String,
-    #[garde(length(chars, min = 1, max = 200), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_ADDRESS_LINE_CHARS), custom(not_blank))]
     pub line1: String,
     #[serde(default)]
-    #[garde(inner(length(chars, max = 200)))]
+    #[garde(inner(length(chars, max = MAX_ADDRESS_LINE_CHARS)))]
     pub line2: Option<String>,
-    #[garde(length(chars, min = 1, max = 100), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_CITY_CHARS), custom(not_blank))]
     pub city: String,
-    #[garde(length(chars, min = 1, max = 20), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_POSTAL_CODE_CHARS), custom(not_blank))]
     pub postal_code: String,
     #[garde(custom(assigned_country))]
     pub country: String,
@@ -557,32 +561,8 @@ impl Checkout {
 /// Named here too because the basket's tests check its ids by this path.
 pub use shop_events::is_ulid;
 
-/// Whether `code` is an officially assigned ISO 3166-1 alpha-2 code.
-pub fn is_country_code(code: &str) -> bool {
-    COUNTRY_CODES.binary_search(&code).is_ok()
-}
-
-/// The 249 officially assigned ISO 3166-1 alpha-2 codes, sorted (from Debian's iso-codes
-/// 4.15). Reserved and user-assigned codes (`EU`, `UK`, `XK`, `ZZ`, ...) are not
-/// countries a parcel can be addressed to.
-const COUNTRY_CODES: [&str; 249] = [
-    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
-    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
-    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
-    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
-    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
-    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
-    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
-    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
-    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
-    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
-    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
-    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
-    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
-    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
-    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
-    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
-];
+/// Whether `code` is an officially assigned ISO 3166-1 alpha-2 code (the contracts' list).
+pub use shop_events::limits::is_country_code;
 
 #[cfg(test)]
 mod tests {
@@ -1199,22 +1179,6 @@ mod tests {
                 Err(InvalidIdempotencyKey),
                 "{bad}"
             );
-        }
-    }
-
-    #[test]
-    fn the_country_table_is_sorted_complete_and_exact() {
-        assert!(COUNTRY_CODES.windows(2).all(|pair| pair[0] < pair[1]));
-        assert!(
-            COUNTRY_CODES
-                .iter()
-                .all(|code| { code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) })
-        );
-        for assigned in ["US", "GB", "DE", "FR", "JP", "BR", "AX", "SS", "CW", "ZW"] {
-            assert!(is_country_code(assigned), "{assigned}");
-        }
-        for not_assigned in ["UK", "EU", "XK", "ZZ", "AN", "YU", "us", "U", "USA"] {
-            assert!(!is_country_code(not_assigned), "{not_assigned}");
         }
     }
 }

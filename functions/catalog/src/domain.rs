@@ -8,7 +8,10 @@ use shop_events::catalog::{ProductCreated, ProductDeleted, ProductSnapshot, Prod
 use shop_events::{Money, timestamp};
 use shop_platform::validate::not_blank;
 
-pub const MAX_PRICE: i64 = 1_000_000_000;
+pub use shop_events::limits::MAX_PRICE;
+use shop_events::limits::{
+    MAX_CATEGORY_CHARS, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_URL_BYTES,
+};
 pub const CURRENCY: &str = "USD";
 
 /// A product as the catalog stores and shows it.
@@ -34,17 +37,17 @@ pub struct Product {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductInput {
-    #[garde(length(chars, min = 1, max = 200), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_NAME_CHARS), custom(not_blank))]
     pub name: String,
     #[serde(default)]
-    #[garde(length(chars, max = 2000))]
+    #[garde(length(chars, max = MAX_DESCRIPTION_CHARS))]
     pub description: String,
-    #[garde(length(chars, min = 1, max = 50), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_CATEGORY_CHARS), custom(not_blank))]
     pub category: String,
     #[garde(dive)]
     pub price: PriceInput,
     #[serde(default)]
-    #[garde(inner(length(max = 2048), custom(http_url)))]
+    #[garde(inner(length(max = MAX_URL_BYTES), custom(http_url)))]
     pub image_url: Option<String>,
 }
 

@@ -394,11 +394,7 @@ impl Order {
     }
 }
 
-/// DESIGN §4: a line's quantity is 1..=99.
-pub const MAX_QUANTITY: u32 = 99;
-/// Basket never checks out more lines than this; inventory reserves an order in one
-/// transaction, which must stay within DynamoDB's 100 items.
-pub const MAX_LINES: usize = 50;
+pub use shop_events::limits::{MAX_LINES, MAX_QUANTITY};
 
 /// What a checkout must be to become an order: a reachable id, an owner, one to
 /// [`MAX_LINES`] lines of distinct products in quantities of 1..=[`MAX_QUANTITY`], and a

@@ -20,6 +20,30 @@ pub struct EventMetadata {
     pub schema_version: u32,
 }
 
+impl EventMetadata {
+    /// Whether the metadata can be trusted: an id a consumer can deduplicate on (a ULID,
+    /// as [`new_event_id`] mints them: an empty or made-up one would make unrelated events
+    /// share a marker), a correlation id of sane length and an RFC 3339 instant.
+    pub fn check(&self) -> Result<(), String> {
+        if !crate::is_ulid(&self.event_id) {
+            return Err(format!("eventId {:?} is not a ULID", self.event_id));
+        }
+        if !(1..=crate::limits::MAX_CORRELATION_ID_BYTES).contains(&self.correlation_id.len()) {
+            return Err(format!(
+                "correlationId must be 1 to {} bytes",
+                crate::limits::MAX_CORRELATION_ID_BYTES
+            ));
+        }
+        if DateTime::parse_from_rfc3339(&self.occurred_at).is_err() {
+            return Err(format!(
+                "occurredAt {:?} is not an RFC 3339 instant",
+                self.occurred_at
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The EventBridge `detail` of every shop event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

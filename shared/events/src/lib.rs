@@ -13,6 +13,7 @@ mod spelling;
 pub mod basket;
 pub mod catalog;
 pub mod inventory;
+pub mod limits;
 pub mod ordering;
 pub mod payment;
 pub mod schema;
@@ -22,12 +23,16 @@ pub use envelope::{Envelope, EventMetadata};
 pub use model::{Address, LineQuantity, Money, OrderLine};
 pub use spelling::{is_ulid, new_event_id, new_ulid, timestamp};
 
+use garde::Validate;
 use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 
 /// An event of the shop: its `detail-type`, the capability that publishes it and the
 /// version of its `data` schema.
-pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema {
+///
+/// Its `data` keeps the contract's bounds ([`limits`]), checked by [`DomainEvent::check`]:
+/// the same ones the HTTP API holds requests to, and visible in its JSON Schema.
+pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema + Validate<Context = ()> {
     /// The EventBridge `detail-type`, also the event's name in DESIGN §2.
     const DETAIL_TYPE: &'static str;
     /// The EventBridge `source`: `shop.<capability>`.
@@ -35,6 +40,17 @@ pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema {
     /// Bumped on every incompatible change to `data`; consumers may reject versions they
     /// do not know.
     const SCHEMA_VERSION: u32 = 1;
+
+    /// Whether the data keeps the contract's bounds; what breaks them, field by field.
+    fn check(&self) -> Result<(), String> {
+        self.validate().map_err(|report| {
+            report
+                .iter()
+                .map(|(path, error)| format!("{path}: {}", error.message()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
 }
 
 /// Declares the `DomainEvent` impls of one capability's events in one place.

@@ -59,6 +59,7 @@ pub fn all_contracts() -> Vec<EventContract> {
         contract::<OrderSubmitted>(),
         contract::<OrderStockConfirmed>(),
         contract::<OrderPaid>(),
+        contract::<OrderCancellationRequested>(),
         contract::<OrderCancelled>(),
         contract::<OrderShipped>(),
         contract::<OrderDelivered>(),
@@ -67,5 +68,7 @@ pub fn all_contracts() -> Vec<EventContract> {
         contract::<PaymentRefunded>(),
         contract::<ShipmentDispatched>(),
         contract::<ShipmentDelivered>(),
+        contract::<ShipmentCancelled>(),
+        contract::<ShipmentCancellationRefused>(),
     ]
 }

@@ -59,3 +59,123 @@ fn reasons_use_the_snake_case_of_the_design() {
     );
     assert_eq!(OrderCancelled::SOURCE, "shop.ordering");
 }
+
+mod bounds {
+    use shop_events::basket::CheckoutRequested;
+    use shop_events::ordering::OrderStockConfirmed;
+    use shop_events::{Address, DomainEvent, Envelope, EventMetadata, Money, OrderLine};
+
+    const ORDER: &str = "01JDMB4W7K2Q9F3R5T8V1X6Z0N";
+    const PRODUCT: &str = "01JDKQ8M3ZP7G5V4X2N6R9T1CB";
+
+    fn checkout() -> CheckoutRequested {
+        CheckoutRequested {
+            order_id: ORDER.into(),
+            user_id: "user-1".into(),
+            lines: vec![OrderLine {
+                product_id: PRODUCT.into(),
+                name: "Mug".into(),
+                unit_price: Money::usd(1200),
+                quantity: 2,
+            }],
+            total: Money::usd(2400),
+            shipping_address: Address {
+                name: "Ada Lovelace".into(),
+                line1: "12 St James's Square".into(),
+                line2: None,
+                city: "London".into(),
+                postal_code: "SW1Y 4JH".into(),
+                country: "GB".into(),
+            },
+            payment_token: "tok_visa".into(),
+        }
+    }
+
+    #[test]
+    fn an_event_the_api_would_have_accepted_keeps_the_contract() {
+        assert_eq!(checkout().check(), Ok(()));
+    }
+
+    #[test]
+    fn an_event_outside_the_apis_bounds_breaks_the_contract_naming_the_field() {
+        let broken: Vec<(&str, Box<dyn Fn(&mut CheckoutRequested)>)> = vec![
+            (
+                "shipping_address.line1",
+                Box::new(|c| c.shipping_address.line1 = "x".repeat(200 * 1024)),
+            ),
+            ("order_id", Box::new(|c| c.order_id = "../../etc".into())),
+            ("lines[0].quantity", Box::new(|c| c.lines[0].quantity = 100)),
+            ("lines[0].quantity", Box::new(|c| c.lines[0].quantity = 0)),
+            (
+                "lines[0].product_id",
+                Box::new(|c| c.lines[0].product_id = String::new()),
+            ),
+            (
+                "lines[0].unit_price",
+                Box::new(|c| c.lines[0].unit_price = Money::usd(1_000_000_001)),
+            ),
+            ("lines", Box::new(|c| c.lines.clear())),
+            ("total.amount", Box::new(|c| c.total = Money::usd(-5))),
+            (
+                "total.currency",
+                Box::new(|c| c.total.currency = "usd".into()),
+            ),
+            (
+                "shipping_address.country",
+                Box::new(|c| c.shipping_address.country = "UK".into()),
+            ),
+            ("payment_token", Box::new(|c| c.payment_token = "  ".into())),
+            ("user_id", Box::new(|c| c.user_id = "u".repeat(129))),
+        ];
+        for (field, breaking) in broken {
+            let mut event = checkout();
+            breaking(&mut event);
+            let refused = event.check().expect_err(field);
+            assert!(refused.contains(field), "{field}: {refused}");
+        }
+    }
+
+    #[test]
+    fn the_payment_token_never_shows_in_debug_output() {
+        let confirmed = OrderStockConfirmed {
+            order_id: ORDER.into(),
+            user_id: "user-1".into(),
+            total: Money::usd(10),
+            payment_token: "tok_secret_4242".into(),
+        };
+        assert!(!format!("{confirmed:?}").contains("tok_secret"));
+        assert!(!format!("{:?}", checkout()).contains("tok_visa"));
+        assert!(format!("{confirmed:?}").contains(ORDER));
+    }
+
+    #[test]
+    fn metadata_needs_a_ulid_a_correlation_id_and_an_instant() {
+        let good = Envelope::new(checkout(), "corr-1").metadata;
+        assert_eq!(good.check(), Ok(()));
+        let broken = [
+            EventMetadata {
+                event_id: String::new(),
+                ..good.clone()
+            },
+            EventMetadata {
+                event_id: "not-a-ulid".into(),
+                ..good.clone()
+            },
+            EventMetadata {
+                correlation_id: String::new(),
+                ..good.clone()
+            },
+            EventMetadata {
+                correlation_id: "c".repeat(129),
+                ..good.clone()
+            },
+            EventMetadata {
+                occurred_at: "yesterday".into(),
+                ..good.clone()
+            },
+        ];
+        for metadata in broken {
+            assert!(metadata.check().is_err(), "{metadata:?}");
+        }
+    }
+}

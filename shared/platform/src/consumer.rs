@@ -5,8 +5,22 @@
 //! its marker and changes nothing. Failed messages are reported one by one
 //! (`ReportBatchItemFailures`), so one bad message never fails its batch; after the
 //! queue's maxReceiveCount it lands in the DLQ, never lost.
+//!
+//! Before any side effect, a message must earn trust: an event id a marker can be keyed
+//! on (a ULID: an empty one would make unrelated events share one marker), a schema
+//! version this consumer reads, and data inside the contract's bounds
+//! ([`shop_events::DomainEvent::check`]). Anything else is refused with its reason logged
+//! and, after its receives, kept in the DLQ; and an event whose marker exists already is
+//! recognised before the handler runs, so a replay never reaches a provider.
+//!
+//! Time is the invocation's: the harness stops starting work when the deadline is near
+//! and reports what did not finish as failed (the queue brings it back), instead of
+//! letting Lambda time out the whole batch. Losing a race on a conditional write is not
+//! a failure: it is retried, with growing and jittered pauses, for as long as the
+//! invocation has time.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -24,9 +38,19 @@ use crate::transaction::{CommitError, Transaction};
 /// How long a processed marker is kept: longer than SQS can hold a message (14 days),
 /// so no redelivery can outlive its marker.
 const MARKER_RETENTION_SECONDS: i64 = 15 * 24 * 3600;
-/// Optimistic-concurrency conflicts are retried at once this many times before the
-/// message is handed back to the queue.
-const CONFLICT_RETRIES: u32 = 5;
+/// What the harness keeps of the invocation's time to report the batch: a message still
+/// running this close to the deadline is abandoned and reported failed.
+const REPORTING_MARGIN: Duration = Duration::from_millis(500);
+/// A retry after a conflict is not started with less time than this left: one read and
+/// one transaction, with room to spare.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(300);
+/// The pause before the first retry after a conflict; each later one may be twice as
+/// long, up to [`MAX_CONFLICT_PAUSE`], drawn at random below that ceiling ("full
+/// jitter"), so writers that collided do not collide again in step.
+const FIRST_CONFLICT_PAUSE: Duration = Duration::from_millis(10);
+const MAX_CONFLICT_PAUSE: Duration = Duration::from_millis(500);
+/// The time a batch gets when the caller names no deadline (tests, tools).
+const DEFAULT_BUDGET: Duration = Duration::from_secs(30);
 
 /// An event taken off the queue.
 #[derive(Debug, Clone)]
@@ -38,10 +62,16 @@ pub struct IncomingEvent {
 }
 
 impl IncomingEvent {
-    /// Parses an SQS message body: an EventBridge event whose detail is our envelope.
+    /// Parses an SQS message body: an EventBridge event whose detail is our envelope, with
+    /// metadata that can be trusted ([`EventMetadata::check`]).
     pub fn parse(body: &str) -> Result<Self, ConsumeError> {
         let event: EventBridgeEvent<Envelope<Value>> = serde_json::from_str(body)
             .map_err(|e| ConsumeError::Malformed(format!("not a shop event: {e}")))?;
+        event
+            .detail
+            .metadata
+            .check()
+            .map_err(|why| ConsumeError::Malformed(format!("untrustworthy metadata: {why}")))?;
         Ok(Self {
             detail_type: event.detail_type,
             source: event.source,
@@ -50,8 +80,10 @@ impl IncomingEvent {
         })
     }
 
-    /// The event's data as `T`, checking that the detail-type and the source are `T`'s: an
-    /// event that claims another capability's name is not trusted.
+    /// The event's data as `T`, checking that the detail-type and the source are `T`'s (an
+    /// event that claims another capability's name is not trusted), that its schema version
+    /// is the one `T` reads (a new major version is a new contract: never read by guesswork)
+    /// and that it keeps the contract's bounds.
     pub fn data<T: DomainEvent>(&self) -> Result<T, ConsumeError> {
         if self.source != T::SOURCE {
             return Err(ConsumeError::Malformed(format!(
@@ -68,12 +100,24 @@ impl IncomingEvent {
                 self.detail_type
             )));
         }
-        serde_json::from_value(self.data.clone()).map_err(|e| {
+        if self.metadata.schema_version != T::SCHEMA_VERSION {
+            return Err(ConsumeError::Malformed(format!(
+                "{} of schema version {}; this consumer reads version {}",
+                T::DETAIL_TYPE,
+                self.metadata.schema_version,
+                T::SCHEMA_VERSION
+            )));
+        }
+        let data: T = serde_json::from_value(self.data.clone()).map_err(|e| {
             ConsumeError::Malformed(format!(
                 "{} data does not match its schema: {e}",
                 self.detail_type
             ))
-        })
+        })?;
+        data.check().map_err(|why| {
+            ConsumeError::Malformed(format!("{} breaks its contract: {why}", T::DETAIL_TYPE))
+        })?;
+        Ok(data)
     }
 
     pub fn correlation_id(&self) -> &str {
@@ -162,21 +206,52 @@ impl<H: EventHandler> SqsConsumer<H> {
         }
     }
 
+    /// The capability's handler this harness runs.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
     /// The harness counting the handler's facts into `metrics` instead of the process's
     /// recorder (a test's own, say).
     pub fn with_metrics(self, metrics: Metrics) -> Self {
         Self { metrics, ..self }
     }
 
-    /// Handles one SQS batch and reports the messages that failed.
+    /// Handles one SQS batch and reports the messages that failed, with
+    /// [`DEFAULT_BUDGET`] for a deadline.
     pub async fn handle_batch(&self, batch: SqsEvent) -> SqsBatchResponse {
+        self.handle_batch_until(batch, Instant::now() + DEFAULT_BUDGET)
+            .await
+    }
+
+    /// Handles one SQS batch within the invocation's `deadline` and reports the messages
+    /// that failed, those abandoned as the deadline came near included.
+    pub async fn handle_batch_until(&self, batch: SqsEvent, deadline: Instant) -> SqsBatchResponse {
         // The messages of a batch are handled at once: a standard queue promises no order
         // anyway, and two deliveries touching the same item already meet through the
         // conditional writes and their retries (two pollers can hold them concurrently).
         // One slow message (a provider timing out) then costs the batch its own time,
         // not the sum of everyone's, which is what the functions' timeouts are sized on.
-        let outcomes =
-            futures::future::join_all(batch.records.iter().map(|m| self.handle_message(m))).await;
+        let cutoff = deadline.checked_sub(REPORTING_MARGIN).unwrap_or(deadline);
+        let outcomes = futures::future::join_all(batch.records.iter().map(|message| async move {
+            match tokio::time::timeout_at(cutoff.into(), self.handle_message_until(message, cutoff))
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    // Dropping the work mid-way is safe: whatever it did at a provider is
+                    // keyed by the event (idempotent), and whatever it wrote commits with
+                    // its marker or not at all; the redelivery finds out which.
+                    let message_id = message.message_id.as_deref().unwrap_or("");
+                    tracing::warn!(
+                        message_id,
+                        "not finished before the invocation's deadline; the queue will redeliver it"
+                    );
+                    Outcome::Failed("the invocation's deadline came first".into())
+                }
+            }
+        }))
+        .await;
         let mut response = SqsBatchResponse::default();
         for (message, outcome) in batch.records.iter().zip(outcomes) {
             if let Outcome::Failed(_) = outcome {
@@ -194,7 +269,13 @@ impl<H: EventHandler> SqsConsumer<H> {
         response
     }
 
+    /// Handles one message, with [`DEFAULT_BUDGET`] for a deadline.
     pub async fn handle_message(&self, message: &SqsMessage) -> Outcome {
+        self.handle_message_until(message, Instant::now() + DEFAULT_BUDGET)
+            .await
+    }
+
+    async fn handle_message_until(&self, message: &SqsMessage, cutoff: Instant) -> Outcome {
         let message_id = message.message_id.as_deref().unwrap_or("");
         let event = match IncomingEvent::parse(message.body.as_deref().unwrap_or("")) {
             Ok(event) => event,
@@ -209,7 +290,7 @@ impl<H: EventHandler> SqsConsumer<H> {
             event_id = %event.metadata.event_id,
             detail_type = %event.detail_type,
         );
-        let outcome = self.apply(&event).instrument(span.clone()).await;
+        let outcome = self.apply(&event, cutoff).instrument(span.clone()).await;
         span.in_scope(|| match &outcome {
             Outcome::Applied => tracing::info!(message_id, "event applied"),
             Outcome::Duplicate => tracing::info!(message_id, "event already processed; skipped"),
@@ -222,20 +303,34 @@ impl<H: EventHandler> SqsConsumer<H> {
         outcome
     }
 
-    async fn apply(&self, event: &IncomingEvent) -> Outcome {
-        for attempt in 0..=CONFLICT_RETRIES {
-            if attempt > 0 {
-                // Spread the retries of writers that collided, so they do not collide again.
-                tokio::time::sleep(std::time::Duration::from_millis(
-                    fastrand::u64(5..=25) * u64::from(attempt),
-                ))
-                .await;
+    async fn apply(&self, event: &IncomingEvent, cutoff: Instant) -> Outcome {
+        // A replay is recognised before the handler runs, so nothing it would do outside
+        // the transaction (a provider call) happens twice; the marker's condition on the
+        // commit still catches the duplicate that raced past this read.
+        match self.is_processed(event).await {
+            Ok(true) => return Outcome::Duplicate,
+            Ok(false) => {}
+            Err(error) => return Outcome::Failed(error.to_string()),
+        }
+        let mut conflicts: u32 = 0;
+        loop {
+            if conflicts > 0 {
+                let pause = conflict_pause(conflicts, fastrand::f64());
+                if Instant::now() + pause + MIN_ATTEMPT_TIME > cutoff {
+                    return Outcome::Failed(format!(
+                        "still conflicting after {conflicts} attempts, and the invocation's time is up"
+                    ));
+                }
+                tokio::time::sleep(pause).await;
             }
             let mut transaction = Transaction::new(&self.table);
             let marker = transaction.write(self.marker(event));
             match self.handler.handle(event, &mut transaction).await {
                 Ok(()) => {}
-                Err(ConsumeError::Conflict) => continue,
+                Err(ConsumeError::Conflict) => {
+                    conflicts += 1;
+                    continue;
+                }
                 Err(other) => return Outcome::Failed(other.to_string()),
             }
             // Counted only once the facts are committed: a duplicate (its marker's
@@ -245,34 +340,52 @@ impl<H: EventHandler> SqsConsumer<H> {
             match transaction.commit(&self.client).await {
                 Ok(()) => {
                     self.metrics.count_all(&facts);
+                    if conflicts > 0 {
+                        tracing::info!(conflicts, "applied after losing races");
+                    }
                     return Outcome::Applied;
                 }
                 Err(CommitError::ConditionFailed { failed }) if failed.contains(&marker) => {
                     return Outcome::Duplicate;
                 }
                 Err(CommitError::ConditionFailed { .. } | CommitError::TransactionConflict) => {
-                    continue;
+                    conflicts += 1;
                 }
                 Err(other) => return Outcome::Failed(other.to_string()),
             }
         }
-        Outcome::Failed(format!(
-            "still conflicting after {CONFLICT_RETRIES} retries"
-        ))
+    }
+
+    /// Whether the event's marker exists: it was applied already.
+    async fn is_processed(&self, event: &IncomingEvent) -> Result<bool, TableError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.marker_key(event)))
+            .consistent_read(true)
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(crate::store::dynamo_error)?;
+        Ok(output.item.is_some())
+    }
+
+    fn marker_key(&self, event: &IncomingEvent) -> HashMap<String, AttributeValue> {
+        crate::store::key(
+            format!(
+                "PROCESSED#{}#{}",
+                self.consumer_name, event.metadata.event_id
+            ),
+            "PROCESSED",
+        )
     }
 
     /// The marker that makes a replay a no-op: its condition fails if the event was
     /// already applied, which cancels the whole transaction.
     fn marker(&self, event: &IncomingEvent) -> TransactWriteItem {
-        let item = HashMap::from([
-            (
-                "pk".to_owned(),
-                AttributeValue::S(format!(
-                    "PROCESSED#{}#{}",
-                    self.consumer_name, event.metadata.event_id
-                )),
-            ),
-            ("sk".to_owned(), AttributeValue::S("PROCESSED".to_owned())),
+        let mut item = self.marker_key(event);
+        item.extend([
             (
                 "detailType".to_owned(),
                 AttributeValue::S(event.detail_type.clone()),
@@ -293,5 +406,36 @@ impl<H: EventHandler> SqsConsumer<H> {
             .build()
             .expect("table, item and condition are set");
         TransactWriteItem::builder().put(put).build()
+    }
+}
+
+/// The pause before the retry that follows the `conflicts`-th conflict, for `unit` drawn
+/// uniformly from [0, 1): exponential from [`FIRST_CONFLICT_PAUSE`], capped at
+/// [`MAX_CONFLICT_PAUSE`], with full jitter.
+fn conflict_pause(conflicts: u32, unit: f64) -> Duration {
+    let doublings = conflicts.saturating_sub(1).min(16);
+    let ceiling = FIRST_CONFLICT_PAUSE
+        .saturating_mul(1 << doublings)
+        .min(MAX_CONFLICT_PAUSE);
+    ceiling.mul_f64(unit.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_pauses_grow_to_a_ceiling_and_are_drawn_below_it() {
+        let ceilings: Vec<u128> = (1..=8)
+            .map(|n| conflict_pause(n, 1.0).as_millis())
+            .collect();
+        assert_eq!(ceilings, [10, 20, 40, 80, 160, 320, 500, 500]);
+        assert_eq!(conflict_pause(3, 0.0), Duration::ZERO);
+        assert_eq!(conflict_pause(3, 0.5), Duration::from_millis(20));
+        assert_eq!(
+            conflict_pause(1_000, 1.0),
+            MAX_CONFLICT_PAUSE,
+            "no overflow"
+        );
     }
 }

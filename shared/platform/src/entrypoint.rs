@@ -8,6 +8,8 @@
 //! (a cgroup probe and two threads, during the cold start) and a cross-thread wake-up to
 //! every network event.
 
+use std::time::{Duration, Instant};
+
 use aws_config::SdkConfig;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_http::{Body, Request, Response};
@@ -74,12 +76,20 @@ pub async fn serve_sqs<H: EventHandler + Send + 'static>(
     let consumer: &'static SqsConsumer<H> = Box::leak(Box::new(consumer));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<SqsEvent>| async move {
-            let response = consumer.handle_batch(event.payload).await;
+            let deadline = invocation_deadline(event.context.deadline);
+            let response = consumer.handle_batch_until(event.payload, deadline).await;
             crate::metrics::flush();
             Ok::<SqsBatchResponse, Error>(response)
         },
     ))
     .await
+}
+
+/// The invocation's deadline (Lambda's, in milliseconds since the epoch) as an instant of
+/// this process's clock.
+pub fn invocation_deadline(deadline_epoch_ms: u64) -> Instant {
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    Instant::now() + Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
 }
 
 /// The whole `main` of an API function: `api` builds the capability's API on the

@@ -1,11 +1,5 @@
-//! garde rules that more than one capability's request bodies need. garde's own `length`
-//! counts whitespace as content; these say what a person would call empty.
+//! garde rules that more than one capability's request bodies need: the contracts' own,
+//! so a request and the event it becomes are held to the same rule. garde's `length`
+//! counts whitespace as content; `not_blank` says what a person would call empty.
 
-/// A text that is more than whitespace: `"   "` names nothing.
-pub fn not_blank(value: &str, _: &()) -> garde::Result {
-    if value.trim().is_empty() {
-        Err(garde::Error::new("must not be blank"))
-    } else {
-        Ok(())
-    }
-}
+pub use shop_events::limits::rules::not_blank;

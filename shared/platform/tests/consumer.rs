@@ -2,10 +2,14 @@
 //! same transaction as the effect, one failure per bad message, and a handler's business
 //! facts counted once they are committed, never for a duplicate or a failed commit.
 
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
-use shop_events::Envelope;
+use serde_json::{Value, json};
 use shop_events::catalog::ProductDeleted;
+use shop_events::{Envelope, new_ulid};
 use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent, Outcome, SqsConsumer};
 use shop_platform::metrics::Count;
 use shop_platform::relay::{EventBridgePublisher, Relay, RetryPolicy};
@@ -13,8 +17,22 @@ use shop_platform::transaction::Transaction;
 use shop_testing::metrics::{Counts, expected};
 use shop_testing::{bus_with_queue, create_table, sdk_config, stream_batch, unique};
 
-/// Counts the ProductDeleted events it sees, per product, in the table and as a metric.
-struct CountDeletions;
+/// Counts the ProductDeleted events it sees, per product, in the table and as a metric;
+/// and how often it was called, to prove which messages never reached it.
+#[derive(Default)]
+struct CountDeletions {
+    calls: AtomicUsize,
+    /// Its deletion takes this long (a provider that is slow to answer, say).
+    slow: Option<(String, Duration)>,
+    /// It loses this many races before it wins one.
+    conflicts_left: AtomicU32,
+}
+
+impl CountDeletions {
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
 
 impl EventHandler for CountDeletions {
     async fn handle(
@@ -22,7 +40,20 @@ impl EventHandler for CountDeletions {
         event: &IncomingEvent,
         transaction: &mut Transaction,
     ) -> Result<(), ConsumeError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         let deleted: ProductDeleted = event.data()?;
+        if let Some((product, pause)) = &self.slow
+            && *product == deleted.product_id
+        {
+            tokio::time::sleep(*pause).await;
+        }
+        if self
+            .conflicts_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(ConsumeError::Conflict);
+        }
         let update = Update::builder()
             .table_name(transaction.table())
             .key(
@@ -57,6 +88,16 @@ async fn seen(client: &aws_sdk_dynamodb::Client, table: &str, product: &str) -> 
             .and_then(|n| n.parse().ok())
     })
     .unwrap_or(0)
+}
+
+fn deletion(product: &str) -> Envelope<ProductDeleted> {
+    Envelope::new(
+        ProductDeleted {
+            product_id: product.to_owned(),
+            version: 2,
+        },
+        "corr",
+    )
 }
 
 fn message(id: &str, body: String) -> SqsMessage {
@@ -115,16 +156,16 @@ async fn a_redelivered_event_is_applied_once() {
     let table = unique("consumer");
     create_table(&dynamodb, &table, &[], false).await;
     let counts = Counts::new();
-    let consumer = SqsConsumer::new(dynamodb.clone(), &table, "counter", CountDeletions)
-        .with_metrics(counts.metrics());
+    let consumer = SqsConsumer::new(
+        dynamodb.clone(),
+        &table,
+        "counter",
+        CountDeletions::default(),
+    )
+    .with_metrics(counts.metrics());
 
-    let event = Envelope::new(
-        ProductDeleted {
-            product_id: "p1".into(),
-            version: 2,
-        },
-        "corr-dup",
-    );
+    let product = new_ulid();
+    let event = deletion(&product);
     let body = bodies_from_the_bus(&config, std::slice::from_ref(&event))
         .await
         .remove(0);
@@ -142,7 +183,7 @@ async fn a_redelivered_event_is_applied_once() {
         consumer.handle_message(&message("m2", body)).await,
         Outcome::Duplicate
     );
-    assert_eq!(seen(&dynamodb, &table, "p1").await, 1);
+    assert_eq!(seen(&dynamodb, &table, &product).await, 1);
     assert_eq!(counts.snapshot(), expected([("ProductsDeleted", 1)]));
 }
 
@@ -152,20 +193,15 @@ async fn one_bad_message_fails_alone_and_changes_nothing() {
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let table = unique("consumer");
     create_table(&dynamodb, &table, &[], false).await;
-    let consumer = SqsConsumer::new(dynamodb.clone(), &table, "counter", CountDeletions);
+    let consumer = SqsConsumer::new(
+        dynamodb.clone(),
+        &table,
+        "counter",
+        CountDeletions::default(),
+    );
 
-    let events: Vec<_> = ["a", "b"]
-        .iter()
-        .map(|p| {
-            Envelope::new(
-                ProductDeleted {
-                    product_id: (*p).into(),
-                    version: 1,
-                },
-                "corr",
-            )
-        })
-        .collect();
+    let (a, b) = (new_ulid(), new_ulid());
+    let events = vec![deletion(&a), deletion(&b)];
     let bodies = bodies_from_the_bus(&config, &events).await;
     let mut wrong_schema: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
     wrong_schema["detail"]["data"]["version"] = serde_json::json!("not a number");
@@ -198,8 +234,8 @@ async fn one_bad_message_fails_alone_and_changes_nothing() {
             "forged-source"
         ]
     );
-    assert_eq!(seen(&dynamodb, &table, "a").await, 1);
-    assert_eq!(seen(&dynamodb, &table, "b").await, 1);
+    assert_eq!(seen(&dynamodb, &table, &a).await, 1);
+    assert_eq!(seen(&dynamodb, &table, &b).await, 1);
 }
 
 #[tokio::test]
@@ -209,15 +245,15 @@ async fn a_failed_commit_records_no_marker_so_the_retry_applies_it() {
     let table = unique("consumer");
     // The table does not exist yet: the commit fails as a transient error.
     let counts = Counts::new();
-    let consumer = SqsConsumer::new(dynamodb.clone(), &table, "counter", CountDeletions)
-        .with_metrics(counts.metrics());
-    let event = Envelope::new(
-        ProductDeleted {
-            product_id: "p9".into(),
-            version: 1,
-        },
-        "corr",
-    );
+    let consumer = SqsConsumer::new(
+        dynamodb.clone(),
+        &table,
+        "counter",
+        CountDeletions::default(),
+    )
+    .with_metrics(counts.metrics());
+    let product = new_ulid();
+    let event = deletion(&product);
     let body = bodies_from_the_bus(&config, std::slice::from_ref(&event))
         .await
         .remove(0);
@@ -236,6 +272,167 @@ async fn a_failed_commit_records_no_marker_so_the_retry_applies_it() {
         consumer.handle_message(&message("m", body)).await,
         Outcome::Applied
     );
-    assert_eq!(seen(&dynamodb, &table, "p9").await, 1);
+    assert_eq!(seen(&dynamodb, &table, &product).await, 1);
     assert_eq!(counts.snapshot(), expected([("ProductsDeleted", 1)]));
+}
+
+/// A consumer of its own table and the bus bodies of deletions of `products`.
+async fn consumer_and_bodies(
+    handler: CountDeletions,
+    products: &[&str],
+) -> (
+    SqsConsumer<CountDeletions>,
+    aws_sdk_dynamodb::Client,
+    String,
+    Vec<String>,
+) {
+    let config = sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("consumer");
+    create_table(&dynamodb, &table, &[], false).await;
+    let consumer = SqsConsumer::new(dynamodb.clone(), &table, "counter", handler);
+    let events: Vec<_> = products.iter().map(|p| deletion(p)).collect();
+    let bodies = bodies_from_the_bus(&config, &events).await;
+    (consumer, dynamodb, table, bodies)
+}
+
+fn edited(body: &str, change: impl FnOnce(&mut Value)) -> String {
+    let mut event: Value = serde_json::from_str(body).unwrap();
+    change(&mut event);
+    event.to_string()
+}
+
+#[tokio::test]
+async fn events_without_a_trustworthy_id_are_refused_before_their_handler_runs() {
+    let (a, b) = (new_ulid(), new_ulid());
+    let (consumer, dynamodb, table, bodies) =
+        consumer_and_bodies(CountDeletions::default(), &[&a, &b]).await;
+    // Two different events that would share one marker if an empty id were trusted.
+    for (n, body) in bodies.iter().enumerate() {
+        for id in [json!(""), json!("not-a-ulid"), json!(null)] {
+            let body = edited(body, |event| event["detail"]["metadata"]["eventId"] = id);
+            let outcome = consumer
+                .handle_message(&message(&format!("m{n}"), body))
+                .await;
+            assert!(
+                matches!(&outcome, Outcome::Failed(why) if why.contains("eventId") || why.contains("not a shop event")),
+                "{outcome:?}"
+            );
+        }
+    }
+    assert_eq!(consumer.handler().calls(), 0, "no handler saw them");
+    assert_eq!(seen(&dynamodb, &table, &a).await, 0);
+    assert_eq!(seen(&dynamodb, &table, &b).await, 0);
+}
+
+#[tokio::test]
+async fn a_schema_version_this_consumer_does_not_read_is_refused_not_guessed_at() {
+    let product = new_ulid();
+    let (consumer, dynamodb, table, bodies) =
+        consumer_and_bodies(CountDeletions::default(), &[&product]).await;
+    for version in [json!(99), json!(2), json!("2"), json!(0)] {
+        let body = edited(&bodies[0], |event| {
+            event["detail"]["metadata"]["schemaVersion"] = version.clone()
+        });
+        let outcome = consumer.handle_message(&message("m", body)).await;
+        assert!(
+            matches!(outcome, Outcome::Failed(_)),
+            "{version}: {outcome:?}"
+        );
+    }
+    assert_eq!(seen(&dynamodb, &table, &product).await, 0);
+    assert_eq!(
+        consumer
+            .handle_message(&message("m", bodies[0].clone()))
+            .await,
+        Outcome::Applied,
+        "version 1 is read"
+    );
+}
+
+#[tokio::test]
+async fn data_outside_the_contracts_bounds_changes_nothing() {
+    let product = new_ulid();
+    let (consumer, dynamodb, table, bodies) =
+        consumer_and_bodies(CountDeletions::default(), &[&product]).await;
+    for (field, value) in [
+        ("productId", json!("p".repeat(200 * 1024))),
+        ("productId", json!("")),
+        ("version", json!(0)),
+    ] {
+        let body = edited(&bodies[0], |event| event["detail"]["data"][field] = value);
+        let outcome = consumer.handle_message(&message("m", body)).await;
+        assert!(
+            matches!(&outcome, Outcome::Failed(why) if why.contains("breaks its contract")),
+            "{field}: {outcome:?}"
+        );
+    }
+    assert_eq!(seen(&dynamodb, &table, &product).await, 0);
+}
+
+#[tokio::test]
+async fn a_replay_is_recognised_before_its_handler_runs() {
+    let product = new_ulid();
+    let (consumer, _, _, bodies) =
+        consumer_and_bodies(CountDeletions::default(), &[&product]).await;
+    let body = bodies[0].clone();
+    assert_eq!(
+        consumer.handle_message(&message("m1", body.clone())).await,
+        Outcome::Applied
+    );
+    for id in ["m1", "m2", "m3"] {
+        assert_eq!(
+            consumer.handle_message(&message(id, body.clone())).await,
+            Outcome::Duplicate
+        );
+    }
+    assert_eq!(consumer.handler().calls(), 1);
+}
+
+#[tokio::test]
+async fn losing_race_after_race_is_retried_until_the_write_goes_through() {
+    let product = new_ulid();
+    let handler = CountDeletions {
+        conflicts_left: AtomicU32::new(12),
+        ..CountDeletions::default()
+    };
+    let (consumer, dynamodb, table, bodies) = consumer_and_bodies(handler, &[&product]).await;
+    assert_eq!(
+        consumer
+            .handle_message(&message("m", bodies[0].clone()))
+            .await,
+        Outcome::Applied
+    );
+    assert_eq!(consumer.handler().calls(), 13);
+    assert_eq!(seen(&dynamodb, &table, &product).await, 1);
+}
+
+#[tokio::test]
+async fn a_message_still_running_near_the_deadline_is_reported_and_the_rest_applied() {
+    let (slow, quick) = (new_ulid(), new_ulid());
+    let handler = CountDeletions {
+        slow: Some((slow.clone(), Duration::from_secs(60))),
+        ..CountDeletions::default()
+    };
+    let (consumer, dynamodb, table, bodies) = consumer_and_bodies(handler, &[&slow, &quick]).await;
+    let mut batch = SqsEvent::default();
+    let slow_body = bodies.iter().find(|b| b.contains(&slow)).unwrap().clone();
+    let quick_body = bodies.iter().find(|b| b.contains(&quick)).unwrap().clone();
+    batch.records = vec![message("slow", slow_body), message("quick", quick_body)];
+    let started = Instant::now();
+    let response = consumer
+        .handle_batch_until(batch, Instant::now() + Duration::from_secs(3))
+        .await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["slow"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered before the deadline, not after the slow message"
+    );
+    assert_eq!(seen(&dynamodb, &table, &quick).await, 1);
+    assert_eq!(seen(&dynamodb, &table, &slow).await, 0);
 }
