@@ -116,8 +116,10 @@ async fn get(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
     Ok(json_response(StatusCode::OK, &OrderView::from(&order)))
 }
 
-/// 202 with the cancelled order (inventory, payment and shipping follow through its
-/// OrderCancelled), 200 when it already was cancelled, 409 once it has shipped.
+/// 202 with the order when the cancellation is accepted: `cancelled` before payment
+/// (inventory, payment and shipping follow through its OrderCancelled), `cancelling` from
+/// `paid` on (shipping is asked, and has the last word); 200 when it already was
+/// cancelled or cancelling; 409 once it has shipped.
 async fn cancel(
     app: &App,
     request: &Request,
@@ -130,8 +132,22 @@ async fn cancel(
         })
         .await?;
         let read_version = order.version;
-        let event = match order.cancel_by_customer(Utc::now()) {
-            CancelOutcome::Cancelled(event) => event,
+        let committed = match order.cancel_by_customer(Utc::now()) {
+            CancelOutcome::Cancelled(event) => {
+                let event = Envelope::new(event, correlation_id);
+                let facts = event.data.counted();
+                app.store
+                    .change(&order, read_version, &event)
+                    .await
+                    .map(|()| (facts, event.metadata.event_id))
+            }
+            CancelOutcome::Requested(event) => {
+                let event = Envelope::new(event, correlation_id);
+                app.store
+                    .change(&order, read_version, &event)
+                    .await
+                    .map(|()| (None, event.metadata.event_id))
+            }
             CancelOutcome::AlreadyCancelled => {
                 return Ok(json_response(StatusCode::OK, &OrderView::from(&order)));
             }
@@ -142,11 +158,10 @@ async fn cancel(
                 )));
             }
         };
-        let event = Envelope::new(event, correlation_id);
-        match app.store.change(&order, read_version, &event).await {
-            Ok(()) => {
-                app.metrics.count_all(event.data.counted().as_slice());
-                tracing::info!(order_id = %order.id, event_id = %event.metadata.event_id, "order cancelled by its owner");
+        match committed {
+            Ok((facts, event_id)) => {
+                app.metrics.count_all(facts.as_slice());
+                tracing::info!(order_id = %order.id, status = %order.status, event_id = %event_id, "cancellation asked by the owner");
                 return Ok(json_response(
                     StatusCode::ACCEPTED,
                     &OrderView::from(&order),

@@ -1,5 +1,5 @@
-//! Ordering's reactions to the events of the order's life (DESIGN §3, steps 2, 4, 6 and
-//! 7). The harness (`shop_platform::consumer::SqsConsumer`) has already parsed the
+//! Ordering's reactions to the events of the order's life (DESIGN §3, steps 2, 4, 6, 7
+//! and 8: shipping's answer to a cancellation it was asked for). The harness (`shop_platform::consumer::SqsConsumer`) has already parsed the
 //! message and will commit what a handler stages here together with the processed-event
 //! marker, so a redelivered event is a no-op before it reaches this code.
 //!
@@ -18,7 +18,9 @@ use chrono::{DateTime, Utc};
 use shop_events::basket::CheckoutRequested;
 use shop_events::inventory::{StockReservationFailed, StockReserved};
 use shop_events::payment::{PaymentFailed, PaymentSucceeded};
-use shop_events::shipping::{ShipmentDelivered, ShipmentDispatched};
+use shop_events::shipping::{
+    ShipmentCancellationRefused, ShipmentCancelled, ShipmentDelivered, ShipmentDispatched,
+};
 use shop_events::{DomainEvent, Envelope};
 use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent};
 use shop_platform::transaction::Transaction;
@@ -78,6 +80,20 @@ impl EventHandler for Handler {
                 let dispatched: ShipmentDispatched = event.data()?;
                 self.transition(&dispatched.order_id, event, now, transaction, |order| {
                     order.mark_shipped(now)
+                })
+                .await
+            }
+            ShipmentCancelled::DETAIL_TYPE => {
+                let cancelled: ShipmentCancelled = event.data()?;
+                self.transition(&cancelled.order_id, event, now, transaction, |order| {
+                    order.confirm_cancellation(now)
+                })
+                .await
+            }
+            ShipmentCancellationRefused::DETAIL_TYPE => {
+                let refused: ShipmentCancellationRefused = event.data()?;
+                self.transition(&refused.order_id, event, now, transaction, |order| {
+                    order.refuse_cancellation(now)
                 })
                 .await
             }

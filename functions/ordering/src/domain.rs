@@ -9,12 +9,19 @@
 //!
 //! ```text
 //!  submitted ──confirm_stock──▶ stock_confirmed ──mark_paid──▶ paid ──mark_shipped──▶ shipped ──mark_delivered──▶ delivered
-//!      │                              │                          │
-//!      │ reject_for_stock             │ fail_payment             │
-//!      │ cancel_by_customer           │ cancel_by_customer       │ cancel_by_customer
+//!      │                              │                          │                        ▲
+//!      │ reject_for_stock             │ fail_payment             │ cancel_by_customer     │ refuse_cancellation,
+//!      │ cancel_by_customer           │ cancel_by_customer       ▼                        │ mark_shipped
+//!      │                              │                      cancelling ──────────────────┘
+//!      │                              │                          │ confirm_cancellation
 //!      ▼                              ▼                          ▼
 //!  cancelled ◀────────────────────────┴──────────────────────────┘
 //! ```
+//!
+//! Until the order is paid, ordering decides a customer's cancellation alone. From `paid`
+//! on, only shipping knows whether the parcel has left, so the order waits in `cancelling`
+//! for shipping's answer (DESIGN §3 step 8): ShipmentCancelled confirms the cancellation,
+//! ShipmentCancellationRefused (or the dispatch itself) sends the order on to `shipped`.
 
 use std::fmt;
 
@@ -22,8 +29,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shop_events::basket::CheckoutRequested;
 use shop_events::ordering::{
-    CancellationReason, OrderCancelled, OrderDelivered, OrderPaid, OrderShipped,
-    OrderStockConfirmed, OrderSubmitted,
+    CancellationReason, OrderCancellationRequested, OrderCancelled, OrderDelivered, OrderPaid,
+    OrderShipped, OrderStockConfirmed, OrderSubmitted,
 };
 use shop_events::payment::PaymentFailureReason;
 use shop_events::{Address, Money, OrderLine, timestamp};
@@ -35,16 +42,19 @@ pub enum OrderStatus {
     Submitted,
     StockConfirmed,
     Paid,
+    /// The customer asked to cancel a paid order; shipping has the last word.
+    Cancelling,
     Shipped,
     Delivered,
     Cancelled,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 6] = [
+    pub const ALL: [OrderStatus; 7] = [
         OrderStatus::Submitted,
         OrderStatus::StockConfirmed,
         OrderStatus::Paid,
+        OrderStatus::Cancelling,
         OrderStatus::Shipped,
         OrderStatus::Delivered,
         OrderStatus::Cancelled,
@@ -55,6 +65,7 @@ impl OrderStatus {
             OrderStatus::Submitted => "submitted",
             OrderStatus::StockConfirmed => "stock_confirmed",
             OrderStatus::Paid => "paid",
+            OrderStatus::Cancelling => "cancelling",
             OrderStatus::Shipped => "shipped",
             OrderStatus::Delivered => "delivered",
             OrderStatus::Cancelled => "cancelled",
@@ -64,11 +75,12 @@ impl OrderStatus {
 
 impl OrderStatus {
     /// How far along the happy path the status is; `None` for cancelled, which ends it.
+    /// A cancelling order is as far as a paid one: it may still ship.
     fn progress(self) -> Option<u8> {
         match self {
             OrderStatus::Submitted => Some(0),
             OrderStatus::StockConfirmed => Some(1),
-            OrderStatus::Paid => Some(2),
+            OrderStatus::Paid | OrderStatus::Cancelling => Some(2),
             OrderStatus::Shipped => Some(3),
             OrderStatus::Delivered => Some(4),
             OrderStatus::Cancelled => None,
@@ -89,7 +101,8 @@ pub struct StatusChange {
     pub status: OrderStatus,
     /// RFC 3339, UTC, milliseconds.
     pub at: String,
-    /// Why the order was cancelled; only on the `cancelled` entry.
+    /// Why the order was cancelled; only on the `cancelled` entry, and on the `cancelling`
+    /// entry of a cancellation that was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<CancellationReason>,
 }
@@ -150,10 +163,13 @@ pub enum Transition {
     MarkShipped,
     MarkDelivered,
     CancelByCustomer,
+    RequestCancellation,
+    ConfirmCancellation,
+    RefuseCancellation,
 }
 
 impl Transition {
-    pub const ALL: [Transition; 7] = [
+    pub const ALL: [Transition; 10] = [
         Transition::ConfirmStock,
         Transition::RejectForStock,
         Transition::MarkPaid,
@@ -161,6 +177,9 @@ impl Transition {
         Transition::MarkShipped,
         Transition::MarkDelivered,
         Transition::CancelByCustomer,
+        Transition::RequestCancellation,
+        Transition::ConfirmCancellation,
+        Transition::RefuseCancellation,
     ];
 
     /// The rules of DESIGN §3 in one place: the statuses each change may start from.
@@ -169,10 +188,14 @@ impl Transition {
         match self {
             Transition::ConfirmStock | Transition::RejectForStock => &[Submitted],
             Transition::MarkPaid | Transition::FailPayment => &[StockConfirmed],
-            Transition::MarkShipped => &[Paid],
+            // The parcel left: shipping's word, even over a cancellation it was asked for.
+            Transition::MarkShipped => &[Paid, Cancelling],
             Transition::MarkDelivered => &[Shipped],
-            // Until the parcel has left; a paid order is refunded by payment.
-            Transition::CancelByCustomer => &[Submitted, StockConfirmed, Paid],
+            // Before the order is paid, nothing has been handed to shipping.
+            Transition::CancelByCustomer => &[Submitted, StockConfirmed],
+            // From paid on, shipping decides.
+            Transition::RequestCancellation => &[Paid],
+            Transition::ConfirmCancellation | Transition::RefuseCancellation => &[Cancelling],
         }
     }
 
@@ -185,6 +208,9 @@ impl Transition {
             Transition::MarkShipped => "mark as shipped",
             Transition::MarkDelivered => "mark as delivered",
             Transition::CancelByCustomer => "cancel on the customer's request",
+            Transition::RequestCancellation => "ask shipping to cancel",
+            Transition::ConfirmCancellation => "confirm the cancellation of",
+            Transition::RefuseCancellation => "refuse the cancellation of",
         }
     }
 }
@@ -203,6 +229,18 @@ impl NotAllowed {
     /// still can, so the event must wait, not be dropped. A refusal that is not premature
     /// is final: the order is past that point or cancelled.
     pub fn is_premature(&self) -> bool {
+        // Shipping answers a cancellation only after the order asked for it, in the same
+        // write that made it `cancelling`: its answer cannot overtake anything. And the
+        // customer's own request is no event to wait for.
+        if matches!(
+            self.transition,
+            Transition::CancelByCustomer
+                | Transition::RequestCancellation
+                | Transition::ConfirmCancellation
+                | Transition::RefuseCancellation
+        ) {
+            return false;
+        }
         let Some(now) = self.status.progress() else {
             return false;
         };
@@ -219,7 +257,10 @@ impl NotAllowed {
 pub enum CancelOutcome {
     /// The order is now cancelled; the event tells inventory, payment and shipping.
     Cancelled(OrderCancelled),
-    /// It already was (by the customer or the checkout's choreography); nothing changed.
+    /// The order was paid: it is now `cancelling`, and shipping is asked.
+    Requested(OrderCancellationRequested),
+    /// It already was cancelled (by the customer or the checkout's choreography) or is
+    /// being cancelled; nothing changed.
     AlreadyCancelled,
     /// It has shipped or been delivered; nothing changed.
     TooLate,
@@ -334,18 +375,64 @@ impl Order {
         })
     }
 
-    /// The customer asks to cancel. Allowed until the order has shipped; asking again once
-    /// it is cancelled, for whatever reason, is answered as done.
+    /// The customer asks to cancel. Before the order is paid it is cancelled at once; a
+    /// paid one becomes `cancelling` until shipping answers. Asking again once it is
+    /// cancelled (for whatever reason) or cancelling is answered as done; once shipped,
+    /// it is too late.
     pub fn cancel_by_customer(&mut self, now: DateTime<Utc>) -> CancelOutcome {
-        match self.cancel(
-            Transition::CancelByCustomer,
+        let reason = CancellationReason::CustomerRequest;
+        match self.status {
+            OrderStatus::Submitted | OrderStatus::StockConfirmed => {
+                match self.cancel(Transition::CancelByCustomer, reason, now) {
+                    Ok(event) => CancelOutcome::Cancelled(event),
+                    Err(_) => CancelOutcome::TooLate,
+                }
+            }
+            OrderStatus::Paid => {
+                match self.change(
+                    Transition::RequestCancellation,
+                    OrderStatus::Cancelling,
+                    Some(reason),
+                    now,
+                ) {
+                    Ok(()) => CancelOutcome::Requested(OrderCancellationRequested {
+                        order_id: self.id.clone(),
+                        user_id: self.user_id.clone(),
+                    }),
+                    Err(_) => CancelOutcome::TooLate,
+                }
+            }
+            OrderStatus::Cancelled | OrderStatus::Cancelling => CancelOutcome::AlreadyCancelled,
+            OrderStatus::Shipped | OrderStatus::Delivered => CancelOutcome::TooLate,
+        }
+    }
+
+    /// Shipping cancelled the shipment (or its tombstone) the customer's request named:
+    /// the order is cancelled, and inventory and payment give back what they hold.
+    pub fn confirm_cancellation(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<OrderCancelled, NotAllowed> {
+        self.cancel(
+            Transition::ConfirmCancellation,
             CancellationReason::CustomerRequest,
             now,
-        ) {
-            Ok(event) => CancelOutcome::Cancelled(event),
-            Err(_) if self.status == OrderStatus::Cancelled => CancelOutcome::AlreadyCancelled,
-            Err(_) => CancelOutcome::TooLate,
-        }
+        )
+    }
+
+    /// Shipping refused the cancellation: the parcel had left. The order ships, its
+    /// history keeping the request.
+    pub fn refuse_cancellation(&mut self, now: DateTime<Utc>) -> Result<OrderShipped, NotAllowed> {
+        self.change(
+            Transition::RefuseCancellation,
+            OrderStatus::Shipped,
+            None,
+            now,
+        )?;
+        Ok(OrderShipped {
+            order_id: self.id.clone(),
+            user_id: self.user_id.clone(),
+        })
     }
 
     pub fn is_owned_by(&self, user_id: &str) -> bool {
@@ -517,6 +604,11 @@ mod tests {
             Submitted => &[],
             StockConfirmed => &[Transition::ConfirmStock],
             Paid => &[Transition::ConfirmStock, Transition::MarkPaid],
+            Cancelling => &[
+                Transition::ConfirmStock,
+                Transition::MarkPaid,
+                Transition::RequestCancellation,
+            ],
             Shipped => &[
                 Transition::ConfirmStock,
                 Transition::MarkPaid,
@@ -555,13 +647,35 @@ mod tests {
                 .map(|e| (Cancelled, Some(e.reason))),
             Transition::MarkShipped => order.mark_shipped(now).map(|_| (Shipped, None)),
             Transition::MarkDelivered => order.mark_delivered(now).map(|_| (Delivered, None)),
-            Transition::CancelByCustomer => match order.cancel_by_customer(now) {
-                CancelOutcome::Cancelled(e) => Ok((Cancelled, Some(e.reason))),
-                CancelOutcome::AlreadyCancelled | CancelOutcome::TooLate => Err(NotAllowed {
+            // Both are the customer's one entry point, which picks by status: the table
+            // asks for the one the status does not pick as a refusal.
+            Transition::CancelByCustomer | Transition::RequestCancellation => {
+                let refused = NotAllowed {
                     transition,
                     status: order.status,
-                }),
-            },
+                };
+                let picked = match order.status {
+                    Submitted | StockConfirmed => Transition::CancelByCustomer,
+                    _ => Transition::RequestCancellation,
+                };
+                if picked != transition {
+                    return Err(refused);
+                }
+                match order.cancel_by_customer(now) {
+                    CancelOutcome::Cancelled(e) => Ok((Cancelled, Some(e.reason))),
+                    CancelOutcome::Requested(e) => {
+                        assert_eq!(e.order_id, order.id);
+                        Ok((Cancelling, Some(CancellationReason::CustomerRequest)))
+                    }
+                    CancelOutcome::AlreadyCancelled | CancelOutcome::TooLate => Err(refused),
+                }
+            }
+            Transition::ConfirmCancellation => order
+                .confirm_cancellation(now)
+                .map(|e| (Cancelled, Some(e.reason))),
+            Transition::RefuseCancellation => {
+                order.refuse_cancellation(now).map(|_| (Shipped, None))
+            }
         }
     }
 
@@ -609,7 +723,10 @@ mod tests {
             }
             (StockConfirmed, Transition::CancelByCustomer) => Some((Cancelled, customer)),
             (Paid, Transition::MarkShipped) => Some((Shipped, None)),
-            (Paid, Transition::CancelByCustomer) => Some((Cancelled, customer)),
+            (Paid, Transition::RequestCancellation) => Some((Cancelling, customer)),
+            (Cancelling, Transition::ConfirmCancellation) => Some((Cancelled, customer)),
+            (Cancelling, Transition::RefuseCancellation) => Some((Shipped, None)),
+            (Cancelling, Transition::MarkShipped) => Some((Shipped, None)),
             (Shipped, Transition::MarkDelivered) => Some((Delivered, None)),
             _ => None,
         };
@@ -640,7 +757,8 @@ mod tests {
                                 reason
                             })
                         );
-                        assert_eq!(order.cancellation_reason, reason);
+                        let cancelled_for = (to == Cancelled).then_some(reason).flatten();
+                        assert_eq!(order.cancellation_reason, cancelled_for);
                     }
                     None => {
                         assert_eq!(
@@ -656,7 +774,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(allowed, 9);
+        assert_eq!(allowed, 12);
     }
 
     /// An event that overtook its predecessor waits; one that came too late, or after a
@@ -671,6 +789,7 @@ mod tests {
             (Submitted, Transition::MarkDelivered),
             (StockConfirmed, Transition::MarkDelivered),
             (Paid, Transition::MarkDelivered),
+            (Cancelling, Transition::MarkDelivered),
         ];
         for from in OrderStatus::ALL {
             for transition in Transition::ALL {
@@ -746,7 +865,7 @@ mod tests {
 
     #[test]
     fn a_customer_cancels_until_shipped_and_twice_is_the_same_as_once() {
-        for status in [Submitted, StockConfirmed, Paid] {
+        for status in [Submitted, StockConfirmed] {
             let mut order = order_in(status);
             match order.cancel_by_customer(at(5_000)) {
                 CancelOutcome::Cancelled(event) => {
@@ -768,6 +887,14 @@ mod tests {
             assert_eq!(order.cancel_by_customer(at(5_000)), CancelOutcome::TooLate);
             assert_eq!(order, before);
         }
+        let mut cancelling = order_in(Cancelling);
+        let asked = cancelling.clone();
+        assert_eq!(
+            cancelling.cancel_by_customer(at(6_000)),
+            CancelOutcome::AlreadyCancelled,
+            "asked once, answered as done while shipping decides"
+        );
+        assert_eq!(cancelling, asked);
         let mut out_of_stock = order_in(Cancelled);
         assert_eq!(
             out_of_stock.cancel_by_customer(at(5_000)),
@@ -778,6 +905,52 @@ mod tests {
             Some(CancellationReason::OutOfStock),
             "the first reason stands"
         );
+    }
+
+    #[test]
+    fn a_paid_order_waits_for_shippings_word_and_either_answer_is_kept_in_its_history() {
+        let mut order = order_in(Paid);
+        let asked = match order.cancel_by_customer(at(5_000)) {
+            CancelOutcome::Requested(event) => event,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            asked,
+            OrderCancellationRequested {
+                order_id: order.id.clone(),
+                user_id: "user-1".into()
+            }
+        );
+        assert_eq!(order.status, Cancelling);
+        assert_eq!(order.cancellation_reason, None, "not cancelled yet");
+
+        let mut confirmed = order.clone();
+        let cancelled = confirmed.confirm_cancellation(at(6_000)).unwrap();
+        assert_eq!(cancelled.reason, CancellationReason::CustomerRequest);
+        assert_eq!(
+            confirmed.cancellation_reason,
+            Some(CancellationReason::CustomerRequest)
+        );
+
+        let mut refused = order.clone();
+        refused.refuse_cancellation(at(6_000)).unwrap();
+        let statuses: Vec<_> = refused.status_history.iter().map(|c| c.status).collect();
+        assert_eq!(
+            statuses,
+            [Submitted, StockConfirmed, Paid, Cancelling, Shipped]
+        );
+        assert_eq!(
+            refused.status_history[3].reason,
+            Some(CancellationReason::CustomerRequest),
+            "the refused request stays on record"
+        );
+        assert_eq!(refused.cancellation_reason, None);
+        // Shipping's two ways of saying the parcel left: whichever comes second is late.
+        assert!(refused.mark_shipped(at(7_000)).is_err());
+        let mut dispatched_first = order.clone();
+        dispatched_first.mark_shipped(at(6_000)).unwrap();
+        assert!(dispatched_first.refuse_cancellation(at(7_000)).is_err());
+        assert_eq!(dispatched_first.status, Shipped);
     }
 
     #[test]

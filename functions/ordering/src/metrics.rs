@@ -3,7 +3,8 @@
 //! dashboards are built on these names.
 
 use shop_events::ordering::{
-    OrderCancelled, OrderDelivered, OrderPaid, OrderShipped, OrderStockConfirmed, OrderSubmitted,
+    OrderCancellationRequested, OrderCancelled, OrderDelivered, OrderPaid, OrderShipped,
+    OrderStockConfirmed, OrderSubmitted,
 };
 use shop_platform::metrics::Count;
 
@@ -48,4 +49,9 @@ macro_rules! not_counted {
     )*};
 }
 
-not_counted!(OrderStockConfirmed, OrderShipped, OrderDelivered);
+not_counted!(
+    OrderStockConfirmed,
+    OrderCancellationRequested,
+    OrderShipped,
+    OrderDelivered
+);

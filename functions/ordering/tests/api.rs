@@ -5,7 +5,7 @@
 mod support;
 
 use ordering::api::App;
-use ordering::domain::{Order, OrderStatus};
+use ordering::domain::{CancelOutcome, Order, OrderStatus};
 use ordering::store::OrderStore;
 use serde_json::{Value, json};
 use shop_events::payment::PaymentFailureReason;
@@ -25,6 +25,11 @@ fn order(id: &str, user_id: &str, seconds: i64, status: OrderStatus) -> Order {
         OrderStatus::Submitted => &[],
         OrderStatus::StockConfirmed => &[OrderStatus::StockConfirmed],
         OrderStatus::Paid => &[OrderStatus::StockConfirmed, OrderStatus::Paid],
+        OrderStatus::Cancelling => &[
+            OrderStatus::StockConfirmed,
+            OrderStatus::Paid,
+            OrderStatus::Cancelling,
+        ],
         OrderStatus::Shipped => &[
             OrderStatus::StockConfirmed,
             OrderStatus::Paid,
@@ -42,6 +47,12 @@ fn order(id: &str, user_id: &str, seconds: i64, status: OrderStatus) -> Order {
         match step {
             OrderStatus::StockConfirmed => drop(order.confirm_stock(later).unwrap()),
             OrderStatus::Paid => drop(order.mark_paid(later).unwrap()),
+            OrderStatus::Cancelling => {
+                assert!(matches!(
+                    order.cancel_by_customer(later),
+                    CancelOutcome::Requested(_)
+                ))
+            }
             OrderStatus::Shipped => drop(order.mark_shipped(later).unwrap()),
             OrderStatus::Delivered => drop(order.mark_delivered(later).unwrap()),
             OrderStatus::Cancelled => drop(
@@ -365,6 +376,7 @@ async fn cancelling_is_accepted_until_the_order_ships_and_a_conflict_after() {
         ("SHIPPED", OrderStatus::Shipped, 409),
         ("DELIVERED", OrderStatus::Delivered, 409),
         ("FAILED", OrderStatus::Cancelled, 200),
+        ("ASKED", OrderStatus::Cancelling, 200),
     ];
     for (id, status, _) in cases {
         ordering.seed(&order(id, SHOPPER, 1_000, status)).await;
@@ -378,7 +390,14 @@ async fn cancelling_is_accepted_until_the_order_ships_and_a_conflict_after() {
         let after = ordering.order(id).await.unwrap();
         match expected {
             202 => {
-                assert_eq!(after.status, OrderStatus::Cancelled);
+                // From paid on, shipping is asked and has the last word.
+                let now = if status == OrderStatus::Paid {
+                    OrderStatus::Cancelling
+                } else {
+                    OrderStatus::Cancelled
+                };
+                assert_eq!(after.status, now, "{status}");
+                assert_eq!(body["status"], now.as_str());
                 assert_eq!(after.version, before.version + 1);
             }
             409 => {
@@ -393,6 +412,10 @@ async fn cancelling_is_accepted_until_the_order_ships_and_a_conflict_after() {
                 );
                 assert_eq!(after, before);
             }
+            _ if status == OrderStatus::Cancelling => {
+                assert_eq!(after, before, "asked once is enough");
+                assert_eq!(body["status"], "cancelling");
+            }
             _ => {
                 assert_eq!(after, before);
                 assert_eq!(
@@ -402,14 +425,20 @@ async fn cancelling_is_accepted_until_the_order_ships_and_a_conflict_after() {
             }
         }
     }
+    let mut raised = ordering.raised().await;
+    raised.sort();
     assert_eq!(
-        ordering.raised().await,
-        ["OrderCancelled", "OrderCancelled", "OrderCancelled"]
+        raised,
+        [
+            "OrderCancellationRequested",
+            "OrderCancelled",
+            "OrderCancelled"
+        ]
     );
     assert_eq!(
         ordering.counts.snapshot(),
-        expected([("OrdersCancelled{Reason=customer_request}", 3)]),
-        "neither a refusal nor an order cancelled already counts"
+        expected([("OrdersCancelled{Reason=customer_request}", 2)]),
+        "neither a refusal, a request nor an order cancelled already counts"
     );
 }
 

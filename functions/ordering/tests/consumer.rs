@@ -651,24 +651,139 @@ async fn a_shipment_event_for_a_cancelled_order_is_acknowledged_and_changes_noth
 }
 
 #[tokio::test]
-async fn a_customer_may_cancel_a_paid_order_but_not_a_shipped_one() {
+async fn a_paid_order_is_cancelled_only_once_shipping_confirms() {
     let ordering = confirmed_order().await;
     ordering.deliver(payment_succeeded()).await;
     let (status, body, _) = ordering.call(fixture("api-cancel-order.json")).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["status"], "cancelled");
-    // The dispatch that lost the race changes nothing here.
-    assert!(ordering.deliver(shipment_dispatched()).await.is_empty());
+    assert_eq!(body["status"], "cancelling");
+    let asked = &ordering
+        .outbox()
+        .await
+        .into_iter()
+        .find(|e| e["detail-type"] == "OrderCancellationRequested")
+        .expect("shipping is asked");
     assert_eq!(
-        ordering.raised().await,
-        [
-            "OrderSubmitted",
-            "OrderStockConfirmed",
-            "OrderPaid",
-            "OrderCancelled"
-        ]
+        asked["detail"]["data"],
+        json!({"orderId": ORDER_ID, "userId": SHOPPER})
+    );
+    assert!(
+        ordering
+            .counts
+            .snapshot()
+            .get("OrdersCancelled{Reason=customer_request}")
+            .is_none(),
+        "not cancelled yet"
     );
 
+    let confirmed = fixture("consumer-shipment-cancelled.json");
+    assert!(ordering.deliver(confirmed.clone()).await.is_empty());
+    let order = ordering.order(ORDER_ID).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(
+        order.cancellation_reason,
+        Some(CancellationReason::CustomerRequest)
+    );
+    let history: Vec<_> = order.status_history.iter().map(|c| c.status).collect();
+    assert_eq!(
+        history,
+        [
+            OrderStatus::Submitted,
+            OrderStatus::StockConfirmed,
+            OrderStatus::Paid,
+            OrderStatus::Cancelling,
+            OrderStatus::Cancelled
+        ]
+    );
+    // Confirmed twice (a republished answer): still cancelled once.
+    assert!(
+        ordering
+            .deliver(sqs::republished(&confirmed))
+            .await
+            .is_empty()
+    );
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap(), order);
+    let mut raised = ordering.raised().await;
+    raised.sort();
+    assert_eq!(
+        raised,
+        [
+            "OrderCancellationRequested",
+            "OrderCancelled",
+            "OrderPaid",
+            "OrderStockConfirmed",
+            "OrderSubmitted"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_cancellation_ships_the_order_and_keeps_the_request_in_its_history() {
+    for dispatch_first in [false, true] {
+        let ordering = confirmed_order().await;
+        ordering.deliver(payment_succeeded()).await;
+        let (status, body, _) = ordering.call(fixture("api-cancel-order.json")).await;
+        assert_eq!(status, 202, "{body}");
+        let refused = fixture("consumer-shipment-cancellation-refused.json");
+        // Shipping's two words for "the parcel left" may come in either order.
+        let (first, second) = if dispatch_first {
+            (shipment_dispatched(), refused)
+        } else {
+            (refused, shipment_dispatched())
+        };
+        assert!(ordering.deliver(first).await.is_empty());
+        assert!(ordering.deliver(second).await.is_empty());
+        let order = ordering.order(ORDER_ID).await.unwrap();
+        assert_eq!(order.status, OrderStatus::Shipped);
+        assert_eq!(order.cancellation_reason, None);
+        let history: Vec<_> = order.status_history.iter().map(|c| c.status).collect();
+        assert_eq!(
+            history[2..],
+            [
+                OrderStatus::Paid,
+                OrderStatus::Cancelling,
+                OrderStatus::Shipped
+            ]
+        );
+        assert_eq!(
+            ordering
+                .raised()
+                .await
+                .iter()
+                .filter(|kind| *kind == "OrderShipped")
+                .count(),
+            1
+        );
+        assert!(
+            !ordering
+                .raised()
+                .await
+                .contains(&"OrderCancelled".to_owned())
+        );
+        let (status, body, _) = ordering.call(fixture("api-cancel-order.json")).await;
+        assert_eq!(status, 409, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn shippings_answer_to_a_cancellation_nobody_asked_for_changes_nothing() {
+    let ordering = confirmed_order().await;
+    ordering.deliver(payment_succeeded()).await;
+    let paid = ordering.order(ORDER_ID).await.unwrap();
+    for answer in [
+        "consumer-shipment-cancelled.json",
+        "consumer-shipment-cancellation-refused.json",
+    ] {
+        assert!(
+            ordering.deliver(fixture(answer)).await.is_empty(),
+            "acknowledged, not retried"
+        );
+    }
+    assert_eq!(ordering.order(ORDER_ID).await.unwrap(), paid);
+}
+
+#[tokio::test]
+async fn a_shipped_order_can_no_longer_be_cancelled() {
     let ordering = confirmed_order().await;
     ordering.deliver(payment_succeeded()).await;
     ordering.deliver(shipment_dispatched()).await;

@@ -1,5 +1,6 @@
 //! Shipping's reactions to the order's life (DESIGN §3, steps 7 and 8): OrderPaid prepares
-//! a shipment, OrderCancelled drops a pending one. The harness
+//! a shipment, OrderCancellationRequested is answered (the shipment cancelled, or the
+//! cancellation refused because the parcel left), OrderCancelled drops a pending one. The harness
 //! (`shop_platform::consumer::SqsConsumer`) has already parsed the message and commits
 //! what a handler stages here together with the processed-event marker, so a redelivered
 //! event is a no-op before it reaches this code.
@@ -11,12 +12,13 @@
 //! the handler again, and the re-read state decides.
 
 use chrono::{DateTime, Utc};
-use shop_events::DomainEvent;
-use shop_events::ordering::{OrderCancelled, OrderPaid};
+use shop_events::ordering::{OrderCancellationRequested, OrderCancelled, OrderPaid};
+use shop_events::shipping::ShipmentCancelled;
+use shop_events::{DomainEvent, Envelope};
 use shop_platform::consumer::{ConsumeError, EventHandler, IncomingEvent};
 use shop_platform::transaction::Transaction;
 
-use crate::domain::{Shipment, is_order_id};
+use crate::domain::{CancellationAnswer, Shipment, is_order_id};
 use crate::store::ShipmentStore;
 
 /// The name the harness gives this consumer's processed-event markers.
@@ -35,6 +37,10 @@ impl EventHandler for Handler {
         let now = Utc::now();
         match event.detail_type.as_str() {
             OrderPaid::DETAIL_TYPE => self.order_paid(event.data()?, now, transaction).await,
+            OrderCancellationRequested::DETAIL_TYPE => {
+                self.cancellation_requested(event.data()?, event, now, transaction)
+                    .await
+            }
             OrderCancelled::DETAIL_TYPE => {
                 self.order_cancelled(event.data()?, now, transaction).await
             }
@@ -78,6 +84,59 @@ impl Handler {
         Ok(())
     }
 
+    /// Step 8, from `paid` on: shipping has the last word. A shipment that has not left
+    /// is cancelled (a tombstone stands for one not prepared yet), and the answer is
+    /// ShipmentCancelled; one that has left stays, and the answer is
+    /// ShipmentCancellationRefused. Written conditionally on the version read, so an
+    /// admin's dispatch at the same moment either wins (and this reads it again and
+    /// refuses) or loses (and is answered 409).
+    async fn cancellation_requested(
+        &self,
+        requested: OrderCancellationRequested,
+        event: &IncomingEvent,
+        now: DateTime<Utc>,
+        transaction: &mut Transaction,
+    ) -> Result<(), ConsumeError> {
+        let order_id = requested.order_id.as_str();
+        let correlation_id = event.correlation_id();
+        let Some(mut shipment) = self.store.get(order_id).await? else {
+            let tombstone = Shipment::tombstone(order_id, &requested.user_id, now);
+            self.store.stage_create(transaction, &tombstone)?;
+            transaction.publish(&Envelope::at(
+                ShipmentCancelled {
+                    order_id: order_id.to_owned(),
+                },
+                correlation_id,
+                now,
+            ))?;
+            tracing::info!(
+                order_id,
+                "cancellation asked before the shipment was prepared; it never will be"
+            );
+            return Ok(());
+        };
+        let read_version = shipment.version;
+        match shipment.answer_cancellation(now) {
+            CancellationAnswer::Cancelled { event, changed } => {
+                if changed {
+                    self.store
+                        .stage_change(transaction, &shipment, read_version)?;
+                }
+                transaction.publish(&Envelope::at(event, correlation_id, now))?;
+                tracing::info!(
+                    order_id,
+                    changed,
+                    "shipment cancelled at the customer's request"
+                );
+            }
+            CancellationAnswer::Refused(event) => {
+                transaction.publish(&Envelope::at(event, correlation_id, now))?;
+                tracing::info!(order_id, status = %shipment.status, "cancellation refused: the parcel has left");
+            }
+        }
+        Ok(())
+    }
+
     /// Step 8: a pending shipment is dropped. A cancellation ahead of the order's payment
     /// leaves a tombstone, so that the OrderPaid arriving after it prepares nothing.
     async fn order_cancelled(
@@ -109,12 +168,11 @@ impl Handler {
                     .stage_change(transaction, &shipment, read_version)?;
                 tracing::info!(order_id, reason = ?cancelled.reason, "pending shipment cancelled");
             }
-            // Ordering refuses to cancel a shipped order, so this is a customer's
-            // cancellation that crossed an admin's dispatch on the bus. The parcel is gone;
-            // the order stays cancelled in ordering and refunded by payment. Known and not
-            // solved here: someone has to call the parcel back.
+            // A paid order is cancelled only once shipping cancelled its shipment (above),
+            // so no cancellation can find a parcel that left: this is a broken contract,
+            // worth an error, and the shipment's record of what left stands.
             Err(refused) if refused.status.has_left() => {
-                tracing::warn!(order_id, status = %refused.status, reason = ?cancelled.reason, "order cancelled after its parcel left; shipment unchanged");
+                tracing::error!(order_id, status = %refused.status, reason = ?cancelled.reason, "OrderCancelled for an order whose parcel left; shipment unchanged");
             }
             Err(refused) => {
                 tracing::info!(order_id, status = %refused.status, "shipment already cancelled; nothing to do");

@@ -19,13 +19,22 @@
 //! The bus does not keep order: a customer's OrderCancelled can overtake the OrderPaid it
 //! follows. When it does, shipping records a cancelled tombstone ([`Shipment::tombstone`])
 //! in the place of the shipment, so the late OrderPaid finds a shipment and prepares none.
+//!
+//! From `paid` on, a customer's cancellation is a request that shipping answers
+//! ([`Shipment::answer_cancellation`], DESIGN §3 step 8): only shipping knows whether the
+//! parcel has left. A shipment that has not left is cancelled (it can no longer be
+//! dispatched) and the answer is ShipmentCancelled; one that has is left alone and the
+//! answer is ShipmentCancellationRefused. The cancel and an admin's dispatch both write
+//! conditionally on the version they read, so exactly one of them wins.
 
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use shop_events::ordering::OrderPaid;
-use shop_events::shipping::{ShipmentDelivered, ShipmentDispatched};
+use shop_events::shipping::{
+    ShipmentCancellationRefused, ShipmentCancelled, ShipmentDelivered, ShipmentDispatched,
+};
 use shop_events::{Address, LineQuantity, is_ulid, timestamp};
 
 /// How long a tombstone is kept. The OrderPaid it stands in the way of can come back at
@@ -171,6 +180,18 @@ pub struct NotAllowed {
     pub status: ShipmentStatus,
 }
 
+/// Shipping's answer to a customer's request to cancel a paid order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancellationAnswer {
+    /// The shipment can no longer be dispatched: cancelled now (`changed`), or already.
+    Cancelled {
+        event: ShipmentCancelled,
+        changed: bool,
+    },
+    /// The parcel had left: nothing changed.
+    Refused(ShipmentCancellationRefused),
+}
+
 /// An OrderPaid no parcel could be packed from. Ordering validates orders, so this is a
 /// broken or forged event, never a customer's mistake.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -292,6 +313,25 @@ impl Shipment {
     /// other capabilities learn of the cancellation from ordering's OrderCancelled.
     pub fn cancel(&mut self, now: DateTime<Utc>) -> Result<(), NotAllowed> {
         self.change(Transition::Cancel, now)
+    }
+
+    /// The customer asked to cancel the paid order: cancel the shipment unless the parcel
+    /// has left, and say which. Asked again, the answer is the same.
+    pub fn answer_cancellation(&mut self, now: DateTime<Utc>) -> CancellationAnswer {
+        let order_id = self.order_id.clone();
+        match self.cancel(now) {
+            Ok(()) => CancellationAnswer::Cancelled {
+                event: ShipmentCancelled { order_id },
+                changed: true,
+            },
+            Err(refused) if refused.status.has_left() => {
+                CancellationAnswer::Refused(ShipmentCancellationRefused { order_id })
+            }
+            Err(_) => CancellationAnswer::Cancelled {
+                event: ShipmentCancelled { order_id },
+                changed: false,
+            },
+        }
     }
 
     /// Whether this is a tombstone rather than a shipment that was ever prepared.
@@ -558,6 +598,39 @@ mod tests {
             let mut moved = tombstone.clone();
             assert!(apply(&mut moved, transition, at(2_000)).is_err());
             assert_eq!(moved, tombstone);
+        }
+    }
+
+    #[test]
+    fn a_cancellation_request_cancels_what_has_not_left_and_is_refused_once_it_has() {
+        let cancelled = |changed| CancellationAnswer::Cancelled {
+            event: ShipmentCancelled {
+                order_id: ORDER.into(),
+            },
+            changed,
+        };
+        let mut shipment = pending();
+        assert_eq!(shipment.answer_cancellation(at(2_000)), cancelled(true));
+        assert_eq!(shipment.status, Cancelled);
+        assert_eq!(shipment.version, 2);
+        assert!(shipment.dispatch(at(3_000)).is_err(), "can no longer leave");
+        let answered = shipment.clone();
+        assert_eq!(shipment.answer_cancellation(at(4_000)), cancelled(false));
+        assert_eq!(shipment, answered, "asked again: same answer, no change");
+
+        let mut tombstone = Shipment::tombstone(ORDER, "user-1", at(1_000));
+        assert_eq!(tombstone.answer_cancellation(at(2_000)), cancelled(false));
+
+        for status in [Dispatched, Delivered] {
+            let mut shipment = shipment_in(status);
+            let before = shipment.clone();
+            assert_eq!(
+                shipment.answer_cancellation(at(5_000)),
+                CancellationAnswer::Refused(ShipmentCancellationRefused {
+                    order_id: ORDER.into()
+                })
+            );
+            assert_eq!(shipment, before);
         }
     }
 

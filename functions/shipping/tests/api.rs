@@ -196,6 +196,52 @@ async fn a_dispatch_racing_a_cancellation_loses_neither_change_and_leaves_one_st
     }
 }
 
+/// DESIGN §3 step 8: a customer's cancellation of a paid order and an admin's dispatch,
+/// at the same moment, many times over. Shipping has the last word, so exactly one of
+/// them wins, and its answer to the request says which: the parcel never both leaves and
+/// is confirmed cancelled.
+#[tokio::test]
+async fn a_dispatch_racing_a_cancellation_request_leaves_exactly_one_answer() {
+    let shipping = Shipping::new().await;
+    let (mut dispatched, mut cancelled) = (0, 0);
+    for _ in 0..12 {
+        let order = new_order_id();
+        shipping.apply(&for_order(order_paid(), &order)).await;
+        let ((status, body, _), failures) = tokio::join!(
+            shipping.call(on_order(fixture("api-dispatch.json"), &order)),
+            shipping.deliver(for_order(cancellation_requested(), &order))
+        );
+        assert!(failures.is_empty(), "{failures:?}");
+        let shipment = shipping.shipment(&order).await.unwrap();
+        let answers: Vec<String> = shipping
+            .table
+            .outbox()
+            .await
+            .iter()
+            .filter(|e| e["detail"]["data"]["orderId"] == order.as_str())
+            .map(|e| e["detail-type"].as_str().unwrap().to_owned())
+            .collect();
+        match status {
+            200 => {
+                dispatched += 1;
+                assert_eq!(shipment.status, ShipmentStatus::Dispatched);
+                assert_eq!(
+                    answers,
+                    ["ShipmentDispatched", "ShipmentCancellationRefused"],
+                    "the dispatch won; the request is refused"
+                );
+            }
+            409 => {
+                cancelled += 1;
+                assert_eq!(shipment.status, ShipmentStatus::Cancelled, "{body}");
+                assert_eq!(answers, ["ShipmentCancelled"], "nothing left");
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    println!("{dispatched} dispatched first, {cancelled} cancelled first");
+}
+
 #[tokio::test]
 async fn a_tombstone_reads_as_a_cancelled_shipment_with_nothing_to_send() {
     let shipping = Shipping::new().await;

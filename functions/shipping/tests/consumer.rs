@@ -283,3 +283,63 @@ async fn bad_messages_fail_alone_and_write_nothing() {
         Some(ShipmentStatus::Pending)
     );
 }
+
+#[tokio::test]
+async fn a_cancellation_request_cancels_a_pending_shipment_and_says_so_once() {
+    let shipping = Shipping::new().await;
+    shipping.apply(&order_paid()).await;
+    let requested = cancellation_requested();
+    assert_eq!(shipping.deliver_one(&requested).await, Outcome::Applied);
+    let shipment = shipping.shipment(ORDER_ID).await.unwrap();
+    assert_eq!(shipment.status, ShipmentStatus::Cancelled);
+    assert_eq!(shipping.raised().await, ["ShipmentCancelled"]);
+    let answer = &shipping.outbox_of("ShipmentCancelled").await[0];
+    assert_eq!(answer["detail"]["data"], json!({"orderId": ORDER_ID}));
+    assert_eq!(
+        answer["detail"]["metadata"]["correlationId"],
+        sqs::envelope(&requested)["detail"]["metadata"]["correlationId"],
+        "the answer follows the request's correlation id"
+    );
+
+    assert_eq!(shipping.deliver_one(&requested).await, Outcome::Duplicate);
+    // Asked again (a new event): the same answer, nothing else changes.
+    shipping.apply(&sqs::republished(&requested)).await;
+    assert_eq!(shipping.shipment(ORDER_ID).await.unwrap(), shipment);
+    assert_eq!(
+        shipping.raised().await,
+        ["ShipmentCancelled", "ShipmentCancelled"]
+    );
+    // And the parcel can no longer leave.
+    let (status, body, _) = shipping.call(fixture("api-dispatch.json")).await;
+    assert_eq!(status, 409, "{body}");
+}
+
+#[tokio::test]
+async fn a_cancellation_request_ahead_of_the_payment_leaves_a_tombstone_and_confirms() {
+    let shipping = Shipping::new().await;
+    shipping.apply(&cancellation_requested()).await;
+    let tombstone = shipping.shipment(ORDER_ID).await.unwrap();
+    assert!(tombstone.is_tombstone());
+    assert_eq!(shipping.raised().await, ["ShipmentCancelled"]);
+    shipping.apply(&order_paid()).await;
+    assert_eq!(
+        shipping.shipment(ORDER_ID).await.unwrap(),
+        tombstone,
+        "the late OrderPaid prepares nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_cancellation_request_after_the_parcel_left_is_refused_and_changes_nothing() {
+    let shipping = Shipping::new().await;
+    shipping.apply(&order_paid()).await;
+    let (status, body, _) = shipping.call(fixture("api-dispatch.json")).await;
+    assert_eq!(status, 200, "{body}");
+    let dispatched = shipping.shipment(ORDER_ID).await.unwrap();
+    shipping.apply(&cancellation_requested()).await;
+    assert_eq!(shipping.shipment(ORDER_ID).await.unwrap(), dispatched);
+    assert_eq!(
+        shipping.raised().await,
+        ["ShipmentDispatched", "ShipmentCancellationRefused"]
+    );
+}

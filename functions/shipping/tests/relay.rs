@@ -65,5 +65,5 @@ async fn what_the_api_records_reaches_the_bus_with_the_requests_correlation() {
 
 #[test]
 fn every_sample_event_of_shipping_is_exercised_and_names_a_function() {
-    assert_eq!(samples::assert_all_used_and_invokable("shipping"), 8);
+    assert_eq!(samples::assert_all_used_and_invokable("shipping"), 9);
 }

@@ -29,10 +29,11 @@ pub const ADMIN: &str = "3f9c2a71-5b4e-4d8a-9c61-2e7f0b8d4a15";
 pub const STRANGER: &str = "c0ffee00-1111-4222-8333-444455556666";
 
 /// The events of one order, in the order its life raises them.
-const LIFE: [&str; 6] = [
+const LIFE: [&str; 7] = [
     "OrderSubmitted",
     "OrderStockConfirmed",
     "OrderPaid",
+    "OrderCancellationRequested",
     "OrderShipped",
     "OrderDelivered",
     "OrderCancelled",

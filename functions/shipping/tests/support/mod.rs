@@ -155,3 +155,7 @@ pub fn as_customer(event: Value) -> Value {
 pub fn new_order_id() -> String {
     shop_events::new_ulid()
 }
+
+pub fn cancellation_requested() -> Value {
+    fixture("consumer-order-cancellation-requested.json")
+}
