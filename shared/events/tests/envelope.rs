@@ -98,7 +98,8 @@ mod bounds {
 
     #[test]
     fn an_event_outside_the_apis_bounds_breaks_the_contract_naming_the_field() {
-        let broken: Vec<(&str, Box<dyn Fn(&mut CheckoutRequested)>)> = vec![
+        type Breakage = Box<dyn Fn(&mut CheckoutRequested)>;
+        let broken: Vec<(&str, Breakage)> = vec![
             (
                 "shipping_address.line1",
                 Box::new(|c| c.shipping_address.line1 = "x".repeat(200 * 1024)),
