@@ -1,24 +1,31 @@
-//! Payments and their life. No I/O and no AWS type here: the consumer reads an order's
-//! payment, asks this module what to do, talks to the provider, and persists what these
-//! methods return.
+//! Payments and their life. No I/O and no AWS type here: the consumer and the reconciler
+//! read an order's payment, ask this module what to do, talk to the provider, and persist
+//! what these methods return.
 //!
-//! One payment per order, for ever. It is created by the first event that decides
-//! anything about the order — a charge's outcome, or a cancellation that came first — and
-//! only moves on through the guarded methods below, each returning the event it raises or
-//! [`NotAllowed`]. That is what keeps DESIGN §3's invariant, "an order is charged (net of
-//! refunds) exactly when it is paid, shipped or delivered", under duplicates, reordering
-//! and crashes:
+//! One payment per order, for ever, and the money it stands for is settled from this
+//! record alone (DESIGN §3 and §5), never by one look at the provider:
 //!
 //! ```text
-//!  (none) ──charged──▶ succeeded ──refund──▶ refunded
-//!    │  ──declined / provider_unavailable──▶ failed ──refund_stray_charge (if uncertain)──▶ refunded
-//!    │                                         └──settle_uncertainty (no charge found)──▶ failed
-//!    └──voided──▶ voided ──refund_stray_charge (a charge turned up)──▶ refunded
+//!  (none) ──start_charge──▶ charging ──charged──▶ succeeded ──(cancelled) refunded──▶ refunded
+//!    │                         │  ──declined / unavailable──▶ failed ──(uncertain) refunded──▶ refunded
+//!    │                         │                                └──(uncertain, none found) settled──▶ failed
+//!    │                         └──(cancelled, charge found) refunded──▶ refunded
+//!    └──voided (cancelled before any charge was asked for)──▶ voided
 //! ```
 //!
-//! `voided` is the tombstone of an order cancelled before any charge was recorded: an
-//! OrderStockConfirmed that arrives later must charge nothing, and if a charge was made
-//! anyway (the cancellation overtook a charge in flight) it is found and refunded.
+//! - A charge is asked for only once `charging` is stored: from then on a charge may exist
+//!   at the provider, and this record says so whatever happens to the process that asked.
+//!   `voided`, the tombstone of an order cancelled before that, is therefore proof that
+//!   nothing was ever charged.
+//! - A payment is *settled* when what the provider holds is known and is what the order
+//!   is owed: charged while the order stands, nothing once it is cancelled or failed.
+//!   Until then it carries `next_check_at`, and the reconciler asks the provider again
+//!   and again ([`Payment::next_check`], [`Payment::after_lookup`]), with growing pauses
+//!   ([`SettlePolicy`]), until it is. A charge whose request went unanswered is
+//!   uncertain until the provider itself shows it, or shows none once no request can
+//!   still be completing there (the settle window).
+//! - Every change is a guarded method returning the new record and the event it raises,
+//!   or [`NotAllowed`]; the store writes it conditionally on the version read.
 
 use std::fmt;
 use std::time::Duration;
@@ -34,25 +41,64 @@ use shop_events::{Money, timestamp};
 /// than SQS keeps a message (14 days), so no late OrderStockConfirmed can outlive it.
 pub const VOID_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Where an order's payment stands. Stored and answered in snake_case.
+/// How settling waits: how long after a charge request a charge may still appear at the
+/// provider, and how the pauses between looks grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettlePolicy {
+    /// How long after a charge attempt began a charge may still appear at the provider:
+    /// the consumer's whole invocation (every attempt starts within it) plus the longest
+    /// the provider may take over a request it received. "No charge found" proves
+    /// nothing before it has passed.
+    pub window: Duration,
+    /// The pause after the first look that settled nothing; doubled after each.
+    pub first_pause: Duration,
+    /// The longest pause between two looks.
+    pub max_pause: Duration,
+}
+
+impl Default for SettlePolicy {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(30),
+            first_pause: Duration::from_secs(15),
+            max_pause: Duration::from_secs(300),
+        }
+    }
+}
+
+impl SettlePolicy {
+    /// The pause after `checks` looks that settled nothing.
+    pub fn pause(&self, checks: u32) -> Duration {
+        let doublings = checks.saturating_sub(1).min(16);
+        self.first_pause
+            .saturating_mul(1 << doublings)
+            .min(self.max_pause)
+    }
+}
+
+/// Where an order's payment stands. Stored in snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
+    /// A charge was asked for and its outcome is not recorded yet: the request may be on
+    /// its way, in flight at the provider, or done with its answer lost.
+    Charging,
     /// The order's total was charged.
     Succeeded,
-    /// Nothing was charged: declined, or the provider could not be reached. Final, but
-    /// see `charge_uncertain`.
+    /// The charge failed: declined, or the provider could not be brought to answer (see
+    /// `charge_uncertain`).
     Failed,
     /// What was charged went back to the customer. Final.
     Refunded,
-    /// The order was cancelled before any charge was recorded. Final, unless a charge in
-    /// flight turns up and is refunded.
+    /// The order was cancelled before any charge was asked for: nothing was, or will be,
+    /// charged. Final.
     Voided,
 }
 
 impl PaymentStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            PaymentStatus::Charging => "charging",
             PaymentStatus::Succeeded => "succeeded",
             PaymentStatus::Failed => "failed",
             PaymentStatus::Refunded => "refunded",
@@ -86,10 +132,26 @@ pub struct Payment {
     /// Why a failed payment failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<PaymentFailureReason>,
-    /// The provider stopped answering while a charge request may have been on its way: a
-    /// charge may exist that nobody recorded. A cancellation reconciles it.
+    /// A failed charge whose request went unanswered: a charge may exist at the provider
+    /// that this record does not show, until the provider says otherwise.
     #[serde(default)]
     pub charge_uncertain: bool,
+    /// The order was cancelled: whatever was charged is owed back.
+    #[serde(default)]
+    pub cancelled: bool,
+    /// When the latest charge attempt began; a charge may appear at the provider until the
+    /// settle window has passed after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_started_at: Option<String>,
+    /// When the provider is to be asked again; present exactly while unsettled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_check_at: Option<String>,
+    /// Since when the payment has been unsettled, for the alarm on the oldest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsettled_since: Option<String>,
+    /// How many looks at the provider settled nothing, for the pause before the next.
+    #[serde(default)]
+    pub checks: u32,
     pub created_at: String,
     pub updated_at: String,
     /// Starts at 1 and grows with every change; writes are conditional on it.
@@ -99,72 +161,111 @@ pub struct Payment {
     pub expires_at: Option<i64>,
 }
 
-/// A new payment record and the event it raises; both commit together or not at all.
+/// An event payment announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded<E> {
+pub enum PaymentEvent {
+    Succeeded(PaymentSucceeded),
+    Failed(PaymentFailed),
+    Refunded(PaymentRefunded),
+}
+
+/// A payment's new state and the event it raises, if any: both commit together or not at
+/// all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
     pub payment: Payment,
-    pub event: E,
+    pub event: Option<PaymentEvent>,
 }
 
 /// The status changes a payment knows, by the name of the method that makes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
+    RetryCharge,
+    RecordOutcome,
+    Cancel,
     Refund,
-    RefundStrayCharge,
-    SettleUncertainty,
+    Settle,
 }
 
 impl Transition {
     fn name(self) -> &'static str {
         match self {
+            Transition::RetryCharge => "charge again",
+            Transition::RecordOutcome => "record a charge's outcome for",
+            Transition::Cancel => "cancel",
             Transition::Refund => "refund",
-            Transition::RefundStrayCharge => "refund a stray charge of",
-            Transition::SettleUncertainty => "settle the uncertain charge of",
+            Transition::Settle => "settle",
         }
     }
 }
 
 /// A change the payment's state does not allow. Nothing was changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("cannot {} a payment that is {status}{}", .transition.name(), if *.charge_uncertain { " (charge uncertain)" } else { "" })]
+#[error("cannot {} a payment that is {status}{}{}", .transition.name(), if *.charge_uncertain { " (charge uncertain)" } else { "" }, if *.cancelled { " (order cancelled)" } else { "" })]
 pub struct NotAllowed {
     pub transition: Transition,
     pub status: PaymentStatus,
     pub charge_uncertain: bool,
+    pub cancelled: bool,
 }
 
-/// A charge found at the provider that no succeeded payment accounts for, and its refund.
+/// The order's charge as the provider shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StrayCharge {
-    pub charge_id: String,
+pub struct ChargeSeen {
+    pub id: String,
     pub amount: Money,
-    pub refund_id: String,
+    /// The refund's id, if the charge was refunded.
+    pub refund_id: Option<String>,
 }
 
 /// What an OrderStockConfirmed calls for, given the order's payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnStockConfirmed {
-    /// Nothing is decided yet: charge the order.
+    /// Nothing is decided yet: record `charging`, then charge.
     Charge,
-    /// The order was cancelled first: charge nothing, but refund whatever charge an
-    /// earlier attempt may have made.
-    RefundStrayCharge,
-    /// The charge's outcome is recorded already; a late or repeated event.
+    /// A charge was asked for and its outcome never recorded (the process that asked
+    /// died, or is still at it): ask again, under the same key, which the provider
+    /// answers with the first request's charge.
+    ChargeAgain,
+    /// The order was cancelled while its charge was asked for: charge nothing more, and
+    /// settle what the provider holds.
+    Settle,
+    /// The charge's outcome is recorded already, or the order was cancelled first.
     Nothing,
 }
 
 /// What an OrderCancelled calls for, given the order's payment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnCancelled {
-    /// No payment yet: leave a tombstone so a later OrderStockConfirmed charges nothing.
+    /// No charge was ever asked for: leave a tombstone so that none ever is.
     Void,
-    /// Give the captured charge back.
-    Refund { charge_id: String, amount: Money },
-    /// The charge failed without the provider saying whether it happened: look for it
-    /// and refund it if it exists.
-    Reconcile,
+    /// Record the cancellation; what was (or may have been) charged is owed back, which
+    /// settling gives.
+    Cancel,
     /// Nothing was charged, or it was refunded already.
     Nothing,
+}
+
+/// What settling a payment calls for next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// What the provider holds is known and is what the order is owed.
+    Settled,
+    /// Give back this charge (a cancelled order's).
+    Refund { charge_id: String, amount: Money },
+    /// Ask the provider for the order's charge.
+    Lookup,
+}
+
+/// What the provider's answer to a lookup comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterLookup {
+    /// Record this.
+    Record(Box<Recorded>),
+    /// A charge is there that the order is not owed: give it back.
+    Refund { charge_id: String, amount: Money },
+    /// No charge yet, but one may still appear until then: look again.
+    LookAgainAt(DateTime<Utc>),
 }
 
 /// The idempotency key of an order's charge at the provider: the order id, so every
@@ -175,20 +276,20 @@ pub fn charge_idempotency_key(order_id: &str) -> String {
 }
 
 /// The idempotency key of the refund of an order's charge. An order has at most one
-/// charge, so one refund key per order makes every path that refunds it (a cancellation,
-/// a reconciliation, a charge that lost the race with its cancellation) the same refund.
+/// charge, so one refund key per order makes every path that refunds it the same refund.
 pub fn refund_idempotency_key(order_id: &str) -> String {
     format!("refund-{order_id}")
 }
 
 impl OnStockConfirmed {
     pub fn decide(payment: Option<&Payment>) -> Self {
-        match payment.map(|p| p.status) {
-            None => OnStockConfirmed::Charge,
-            Some(PaymentStatus::Voided) => OnStockConfirmed::RefundStrayCharge,
-            Some(PaymentStatus::Succeeded | PaymentStatus::Failed | PaymentStatus::Refunded) => {
-                OnStockConfirmed::Nothing
-            }
+        let Some(payment) = payment else {
+            return OnStockConfirmed::Charge;
+        };
+        match (payment.status, payment.cancelled) {
+            (PaymentStatus::Charging, false) => OnStockConfirmed::ChargeAgain,
+            (PaymentStatus::Charging, true) => OnStockConfirmed::Settle,
+            _ => OnStockConfirmed::Nothing,
         }
     }
 }
@@ -198,21 +299,28 @@ impl OnCancelled {
         let Some(payment) = payment else {
             return OnCancelled::Void;
         };
+        if payment.cancelled {
+            return OnCancelled::Nothing;
+        }
         match payment.status {
-            PaymentStatus::Succeeded => match (&payment.provider_reference, &payment.amount) {
-                (Some(charge_id), Some(amount)) => OnCancelled::Refund {
-                    charge_id: charge_id.clone(),
-                    amount: amount.clone(),
-                },
-                // A succeeded payment always has both; without them the provider must say.
-                _ => OnCancelled::Reconcile,
-            },
-            PaymentStatus::Failed if payment.charge_uncertain => OnCancelled::Reconcile,
+            PaymentStatus::Charging | PaymentStatus::Succeeded => OnCancelled::Cancel,
+            PaymentStatus::Failed if payment.charge_uncertain => OnCancelled::Cancel,
             PaymentStatus::Failed | PaymentStatus::Refunded | PaymentStatus::Voided => {
                 OnCancelled::Nothing
             }
         }
     }
+}
+
+/// An instant stored by this module, read back; `None` for what cannot be read.
+fn instant(stored: Option<&str>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(stored?)
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
+}
+
+fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX)
 }
 
 impl Payment {
@@ -231,6 +339,11 @@ impl Payment {
             refund_reference: None,
             reason: None,
             charge_uncertain: false,
+            cancelled: false,
+            charge_started_at: None,
+            next_check_at: None,
+            unsettled_since: None,
+            checks: 0,
             created_at: at.clone(),
             updated_at: at,
             version: 1,
@@ -238,83 +351,41 @@ impl Payment {
         }
     }
 
-    /// The provider charged `amount` as `charge_id`.
-    pub fn charged(
+    /// What is stored before the order's first charge request: from here on a charge may
+    /// exist, so the payment is unsettled, first due for a look once the window has passed
+    /// (by then the request has an answer or none is coming).
+    pub fn start_charge(
         order_id: &str,
         amount: Money,
-        charge_id: &str,
         now: DateTime<Utc>,
-    ) -> Recorded<PaymentSucceeded> {
-        let payment = Payment {
-            provider_reference: Some(charge_id.to_owned()),
-            ..Self::first(
-                order_id,
-                PaymentStatus::Succeeded,
-                Some(amount.clone()),
-                now,
-            )
-        };
-        Recorded {
-            event: PaymentSucceeded {
-                order_id: order_id.to_owned(),
-                amount,
-                provider_reference: charge_id.to_owned(),
-            },
-            payment,
+        policy: &SettlePolicy,
+    ) -> Payment {
+        Payment {
+            charge_started_at: Some(timestamp(now)),
+            next_check_at: Some(timestamp(later(now, policy.window))),
+            unsettled_since: Some(timestamp(now)),
+            ..Self::first(order_id, PaymentStatus::Charging, Some(amount), now)
         }
     }
 
-    /// The provider declined the card: nothing was charged.
-    pub fn declined(order_id: &str, amount: Money, now: DateTime<Utc>) -> Recorded<PaymentFailed> {
-        Self::failed(order_id, amount, PaymentFailureReason::Declined, false, now)
-    }
-
-    /// The provider could not be brought to answer. `charge_uncertain` when some attempt
-    /// may have reached it: then a charge may exist, and a cancellation must look for it.
-    pub fn provider_unavailable(
-        order_id: &str,
-        amount: Money,
-        charge_uncertain: bool,
-        now: DateTime<Utc>,
-    ) -> Recorded<PaymentFailed> {
-        Self::failed(
-            order_id,
-            amount,
-            PaymentFailureReason::ProviderUnavailable,
-            charge_uncertain,
-            now,
-        )
-    }
-
-    fn failed(
-        order_id: &str,
-        amount: Money,
-        reason: PaymentFailureReason,
-        charge_uncertain: bool,
-        now: DateTime<Utc>,
-    ) -> Recorded<PaymentFailed> {
-        let payment = Payment {
-            reason: Some(reason),
-            charge_uncertain,
-            ..Self::first(order_id, PaymentStatus::Failed, Some(amount.clone()), now)
-        };
-        Recorded {
-            event: PaymentFailed {
-                order_id: order_id.to_owned(),
-                amount,
-                reason,
-            },
-            payment,
-        }
-    }
-
-    /// The tombstone of an order cancelled before any charge was recorded. Nobody needs
+    /// The tombstone of an order cancelled before any charge was asked for. Nobody needs
     /// to hear of it: nothing was charged.
     pub fn voided(order_id: &str, now: DateTime<Utc>) -> Payment {
         let retention = i64::try_from(VOID_RETENTION.as_secs()).unwrap_or(i64::MAX);
         Payment {
+            cancelled: true,
             expires_at: Some(now.timestamp().saturating_add(retention)),
             ..Self::first(order_id, PaymentStatus::Voided, None, now)
+        }
+    }
+
+    /// Whether what the provider holds is known and is what the order is owed.
+    pub fn is_settled(&self) -> bool {
+        match self.status {
+            PaymentStatus::Charging => false,
+            PaymentStatus::Succeeded => !self.cancelled,
+            PaymentStatus::Failed => !self.charge_uncertain,
+            PaymentStatus::Refunded | PaymentStatus::Voided => true,
         }
     }
 
@@ -323,118 +394,284 @@ impl Payment {
             transition,
             status: self.status,
             charge_uncertain: self.charge_uncertain,
+            cancelled: self.cancelled,
         }
     }
 
-    fn next(&self, now: DateTime<Utc>) -> Payment {
-        Payment {
+    /// The next version of the record, with its schedule kept true: settled, it has none;
+    /// unsettled, it keeps its time for the next look (or gets `now`), and the instant it
+    /// became unsettled.
+    fn changed(&self, now: DateTime<Utc>, change: impl FnOnce(&mut Payment)) -> Payment {
+        let mut next = Payment {
             updated_at: timestamp(now),
             version: self.version + 1,
             ..self.clone()
-        }
-    }
-
-    /// The captured charge was refunded as `refund_id`; only a succeeded payment has one.
-    pub fn refund(
-        &self,
-        refund_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Recorded<PaymentRefunded>, NotAllowed> {
-        let (PaymentStatus::Succeeded, Some(amount)) = (self.status, &self.amount) else {
-            return Err(self.not_allowed(Transition::Refund));
         };
-        Ok(Recorded {
-            event: PaymentRefunded {
-                order_id: self.order_id.clone(),
-                amount: amount.clone(),
-                provider_reference: refund_id.to_owned(),
-            },
-            payment: Payment {
-                status: PaymentStatus::Refunded,
-                refund_reference: Some(refund_id.to_owned()),
-                ..self.next(now)
-            },
-        })
-    }
-
-    /// A charge no succeeded payment accounts for turned up at the provider and was
-    /// refunded: a cancellation overtook it (voided), or the provider went silent while
-    /// making it (failed, uncertain). Either way the customer saw a charge and gets it
-    /// back, so the payment says refunded and the refund is announced.
-    pub fn refund_stray_charge(
-        &self,
-        stray: &StrayCharge,
-        now: DateTime<Utc>,
-    ) -> Result<Recorded<PaymentRefunded>, NotAllowed> {
-        let allowed = match self.status {
-            PaymentStatus::Voided => true,
-            PaymentStatus::Failed => self.charge_uncertain,
-            PaymentStatus::Succeeded | PaymentStatus::Refunded => false,
-        };
-        if !allowed {
-            return Err(self.not_allowed(Transition::RefundStrayCharge));
+        change(&mut next);
+        if next.is_settled() {
+            next.next_check_at = None;
+            next.unsettled_since = None;
+            next.checks = 0;
+        } else {
+            next.next_check_at.get_or_insert_with(|| timestamp(now));
+            next.unsettled_since.get_or_insert_with(|| timestamp(now));
         }
-        Ok(Recorded {
-            event: PaymentRefunded {
-                order_id: self.order_id.clone(),
-                amount: stray.amount.clone(),
-                provider_reference: stray.refund_id.clone(),
-            },
-            payment: Payment {
-                status: PaymentStatus::Refunded,
-                amount: Some(stray.amount.clone()),
-                provider_reference: Some(stray.charge_id.clone()),
-                refund_reference: Some(stray.refund_id.clone()),
-                charge_uncertain: false,
-                // A refunded charge is a customer's money record: it stays.
-                expires_at: None,
-                ..self.next(now)
-            },
-        })
+        next
     }
 
-    /// The provider has no charge for the order after all: the failure is certain now.
-    pub fn settle_uncertainty(&self, now: DateTime<Utc>) -> Result<Payment, NotAllowed> {
-        if self.status != PaymentStatus::Failed || !self.charge_uncertain {
-            return Err(self.not_allowed(Transition::SettleUncertainty));
-        }
-        Ok(Payment {
-            charge_uncertain: false,
-            ..self.next(now)
-        })
-    }
-
-    /// How long a charge request that went unanswered when this payment was recorded
-    /// might still be completing at the provider, from `now`; `None` once none can. A
-    /// provider finishes what it started even after its client gave up, so "no charge
-    /// found" only proves there will be none once `settle_window` (longer than the
-    /// provider may take over one request) has passed since the failure was recorded.
-    pub fn charge_may_appear_within(
+    /// A charge request is about to be sent again for a charge whose outcome was never
+    /// recorded: a charge may appear until the window has passed after this attempt.
+    pub fn retry_charge(
         &self,
         now: DateTime<Utc>,
-        settle_window: Duration,
-    ) -> Option<Duration> {
-        if !self.charge_uncertain {
+        policy: &SettlePolicy,
+    ) -> Result<Payment, NotAllowed> {
+        if self.status != PaymentStatus::Charging || self.cancelled {
+            return Err(self.not_allowed(Transition::RetryCharge));
+        }
+        Ok(self.changed(now, |next| {
+            next.charge_started_at = Some(timestamp(now));
+            next.next_check_at = Some(timestamp(later(now, policy.window)));
+        }))
+    }
+
+    fn amount_or_zero(&self) -> Money {
+        self.amount.clone().unwrap_or_else(|| Money::usd(0))
+    }
+
+    /// The provider charged the order as `charge_id`. Announced while the order stands;
+    /// for a cancelled order the charge is owed back, which settling refunds.
+    pub fn charged(&self, charge_id: &str, now: DateTime<Utc>) -> Result<Recorded, NotAllowed> {
+        if self.status != PaymentStatus::Charging {
+            return Err(self.not_allowed(Transition::RecordOutcome));
+        }
+        let payment = self.changed(now, |next| {
+            next.status = PaymentStatus::Succeeded;
+            next.provider_reference = Some(charge_id.to_owned());
+            next.charge_uncertain = false;
+            if next.cancelled {
+                // Owed back at once: the next look is now.
+                next.next_check_at = Some(timestamp(now));
+            }
+        });
+        let event = (!self.cancelled).then(|| {
+            PaymentEvent::Succeeded(PaymentSucceeded {
+                order_id: self.order_id.clone(),
+                amount: self.amount_or_zero(),
+                provider_reference: charge_id.to_owned(),
+            })
+        });
+        Ok(Recorded { payment, event })
+    }
+
+    /// The provider declined the card: nothing was charged. Announced while the order
+    /// stands.
+    pub fn declined(&self, now: DateTime<Utc>) -> Result<Recorded, NotAllowed> {
+        self.failed(PaymentFailureReason::Declined, false, now, None)
+    }
+
+    /// The provider could not be brought to answer. `charge_uncertain` when some attempt
+    /// may have reached it: a charge may exist, and settling looks for it once the window
+    /// has passed.
+    pub fn provider_unavailable(
+        &self,
+        charge_uncertain: bool,
+        now: DateTime<Utc>,
+        policy: &SettlePolicy,
+    ) -> Result<Recorded, NotAllowed> {
+        let first_look = self
+            .charge_started_at
+            .as_deref()
+            .and_then(|started| instant(Some(started)))
+            .map(|started| later(started, policy.window));
+        self.failed(
+            PaymentFailureReason::ProviderUnavailable,
+            charge_uncertain,
+            now,
+            first_look,
+        )
+    }
+
+    fn failed(
+        &self,
+        reason: PaymentFailureReason,
+        charge_uncertain: bool,
+        now: DateTime<Utc>,
+        first_look: Option<DateTime<Utc>>,
+    ) -> Result<Recorded, NotAllowed> {
+        if self.status != PaymentStatus::Charging {
+            return Err(self.not_allowed(Transition::RecordOutcome));
+        }
+        let payment = self.changed(now, |next| {
+            next.status = PaymentStatus::Failed;
+            next.reason = Some(reason);
+            next.charge_uncertain = charge_uncertain;
+            next.next_check_at = first_look.map(timestamp);
+        });
+        // A cancelled order has ended already; nobody waits for its payment's failure.
+        let event = (!self.cancelled).then(|| {
+            PaymentEvent::Failed(PaymentFailed {
+                order_id: self.order_id.clone(),
+                amount: self.amount_or_zero(),
+                reason,
+            })
+        });
+        Ok(Recorded { payment, event })
+    }
+
+    /// The order was cancelled: whatever was (or may have been) charged is owed back, due
+    /// for settling at once, or once the window has passed for a charge still in flight.
+    pub fn cancel(&self, now: DateTime<Utc>) -> Result<Payment, NotAllowed> {
+        if OnCancelled::decide(Some(self)) != OnCancelled::Cancel {
+            return Err(self.not_allowed(Transition::Cancel));
+        }
+        Ok(self.changed(now, |next| {
+            next.cancelled = true;
+            if next.status == PaymentStatus::Succeeded {
+                next.next_check_at = Some(timestamp(now));
+            }
+        }))
+    }
+
+    /// What settling calls for now.
+    pub fn next_check(&self) -> Check {
+        match (self.status, &self.provider_reference, &self.amount) {
+            (PaymentStatus::Succeeded, Some(charge_id), Some(amount)) if self.cancelled => {
+                Check::Refund {
+                    charge_id: charge_id.clone(),
+                    amount: amount.clone(),
+                }
+            }
+            // A succeeded payment always has both; without them the provider must say.
+            (PaymentStatus::Succeeded, _, _) if self.cancelled => Check::Lookup,
+            _ if self.is_settled() => Check::Settled,
+            _ => Check::Lookup,
+        }
+    }
+
+    /// Until when a charge may still appear at the provider for a request this payment
+    /// sent; `None` once none can. An unreadable instant proves nothing has passed.
+    pub fn charge_may_appear_until(
+        &self,
+        now: DateTime<Utc>,
+        policy: &SettlePolicy,
+    ) -> Option<DateTime<Utc>> {
+        if self.is_settled() || self.status == PaymentStatus::Succeeded {
             return None;
         }
-        // An unreadable instant, or a clock behind the record's, cannot prove any of the
-        // window has passed.
-        let elapsed = DateTime::parse_from_rfc3339(&self.updated_at)
-            .ok()
-            .and_then(|recorded| {
-                now.signed_duration_since(recorded.with_timezone(&Utc))
-                    .to_std()
-                    .ok()
-            })
-            .unwrap_or(Duration::ZERO);
-        settle_window
-            .checked_sub(elapsed)
-            .filter(|left| !left.is_zero())
+        let started = instant(self.charge_started_at.as_deref()).unwrap_or(now);
+        let until = later(started, policy.window);
+        (now < until).then_some(until)
+    }
+
+    /// What the provider's answer to "the order's charge?" comes to.
+    pub fn after_lookup(
+        &self,
+        found: Option<&ChargeSeen>,
+        now: DateTime<Utc>,
+        policy: &SettlePolicy,
+    ) -> Result<AfterLookup, NotAllowed> {
+        if self.next_check() != Check::Lookup {
+            return Err(self.not_allowed(Transition::Settle));
+        }
+        match found {
+            Some(charge) => match &charge.refund_id {
+                Some(refund_id) => Ok(AfterLookup::Record(Box::new(
+                    self.refunded(charge, refund_id, now)?,
+                ))),
+                None if self.status == PaymentStatus::Charging && !self.cancelled => {
+                    // The charge went through after all: the order is paid.
+                    Ok(AfterLookup::Record(Box::new(
+                        self.charged(&charge.id, now)?,
+                    )))
+                }
+                None => Ok(AfterLookup::Refund {
+                    charge_id: charge.id.clone(),
+                    amount: charge.amount.clone(),
+                }),
+            },
+            None => {
+                if let Some(until) = self.charge_may_appear_until(now, policy) {
+                    return Ok(AfterLookup::LookAgainAt(until));
+                }
+                match self.status {
+                    // No charge, and none can come: the failure is certain.
+                    PaymentStatus::Charging => Ok(AfterLookup::Record(Box::new(
+                        self.provider_unavailable(false, now, policy)?,
+                    ))),
+                    _ => Ok(AfterLookup::Record(Box::new(Recorded {
+                        payment: self.changed(now, |next| next.charge_uncertain = false),
+                        event: None,
+                    }))),
+                }
+            }
+        }
+    }
+
+    /// `charge` was refunded as `refund_id`: the money is back. Allowed wherever a charge
+    /// is owed back (a cancelled order's, a failed payment's that turned up), never from a
+    /// payment the order still stands on.
+    pub fn refunded(
+        &self,
+        charge: &ChargeSeen,
+        refund_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, NotAllowed> {
+        let owed_back = match self.status {
+            PaymentStatus::Succeeded | PaymentStatus::Charging => self.cancelled,
+            PaymentStatus::Failed => self.charge_uncertain,
+            PaymentStatus::Refunded | PaymentStatus::Voided => false,
+        };
+        if !owed_back {
+            return Err(self.not_allowed(Transition::Refund));
+        }
+        let payment = self.changed(now, |next| {
+            next.status = PaymentStatus::Refunded;
+            next.amount = Some(charge.amount.clone());
+            next.provider_reference = Some(charge.id.clone());
+            next.refund_reference = Some(refund_id.to_owned());
+            next.charge_uncertain = false;
+        });
+        Ok(Recorded {
+            payment,
+            event: Some(PaymentEvent::Refunded(PaymentRefunded {
+                order_id: self.order_id.clone(),
+                amount: charge.amount.clone(),
+                provider_reference: refund_id.to_owned(),
+            })),
+        })
+    }
+
+    /// A look that settled nothing (the provider did not answer, or a charge may still
+    /// appear): the next one is after a pause that grows with each such look, and never
+    /// before `not_before`.
+    pub fn look_again(
+        &self,
+        now: DateTime<Utc>,
+        not_before: Option<DateTime<Utc>>,
+        policy: &SettlePolicy,
+    ) -> Result<Payment, NotAllowed> {
+        if self.is_settled() {
+            return Err(self.not_allowed(Transition::Settle));
+        }
+        let checks = self.checks.saturating_add(1);
+        let next = later(now, policy.pause(checks)).max(not_before.unwrap_or(now));
+        Ok(self.changed(now, |payment| {
+            payment.checks = checks;
+            payment.next_check_at = Some(timestamp(next));
+        }))
+    }
+
+    /// How long the payment has been unsettled at `now`.
+    pub fn unsettled_for(&self, now: DateTime<Utc>) -> Option<Duration> {
+        let since = instant(self.unsettled_since.as_deref())?;
+        now.signed_duration_since(since).to_std().ok()
     }
 
     /// What `GET /payments/{orderId}` answers; a tombstone is no payment to show.
     pub fn view(&self) -> Option<PaymentView> {
         let status = match self.status {
+            PaymentStatus::Charging => ViewStatus::Pending,
             PaymentStatus::Succeeded => ViewStatus::Succeeded,
             PaymentStatus::Failed => ViewStatus::Failed,
             PaymentStatus::Refunded => ViewStatus::Refunded,
@@ -446,19 +683,35 @@ impl Payment {
             amount: self.amount.clone()?,
             provider_reference: self.provider_reference.clone(),
             reason: self.reason,
+            settling: (!self.is_settled()).then(|| Settling {
+                next_check_at: self.next_check_at.clone().unwrap_or_default(),
+                since: self.unsettled_since.clone().unwrap_or_default(),
+                checks: self.checks,
+            }),
             created_at: self.created_at.clone(),
             updated_at: self.updated_at.clone(),
         })
     }
 }
 
-/// The statuses the HTTP API shows (DESIGN §6); a voided tombstone is not one of them.
+/// The statuses the HTTP API shows (DESIGN §6, and `pending` while a charge's outcome is
+/// not known); a voided tombstone is not one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ViewStatus {
+    Pending,
     Succeeded,
     Failed,
     Refunded,
+}
+
+/// A payment whose money is not settled yet, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settling {
+    pub next_check_at: String,
+    pub since: String,
+    pub checks: u32,
 }
 
 /// A payment as the admin API answers it (DESIGN §6).
@@ -472,6 +725,9 @@ pub struct PaymentView {
     pub provider_reference: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<PaymentFailureReason>,
+    /// Present while what the provider holds is not yet what the order is owed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settling: Option<Settling>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -488,43 +744,68 @@ mod tests {
         DateTime::from_timestamp(seconds, 0).unwrap()
     }
 
+    fn policy() -> SettlePolicy {
+        SettlePolicy {
+            window: Duration::from_secs(30),
+            first_pause: Duration::from_secs(10),
+            max_pause: Duration::from_secs(60),
+        }
+    }
+
+    fn charging() -> Payment {
+        Payment::start_charge(ORDER, Money::usd(4200), at(1_000), &policy())
+    }
+
     fn succeeded() -> Payment {
-        Payment::charged(ORDER, Money::usd(4200), "ch_1", at(1_000)).payment
+        charging().charged("ch_1", at(1_001)).unwrap().payment
     }
 
     fn declined() -> Payment {
-        Payment::declined(ORDER, Money::usd(4200), at(1_000)).payment
+        charging().declined(at(1_001)).unwrap().payment
     }
 
     fn uncertain() -> Payment {
-        Payment::provider_unavailable(ORDER, Money::usd(4200), true, at(1_000)).payment
+        charging()
+            .provider_unavailable(true, at(1_010), &policy())
+            .unwrap()
+            .payment
     }
 
     fn unavailable_for_sure() -> Payment {
-        Payment::provider_unavailable(ORDER, Money::usd(4200), false, at(1_000)).payment
+        charging()
+            .provider_unavailable(false, at(1_010), &policy())
+            .unwrap()
+            .payment
     }
 
     fn voided() -> Payment {
         Payment::voided(ORDER, at(1_000))
     }
 
-    fn refunded() -> Payment {
-        succeeded().refund("re_1", at(2_000)).unwrap().payment
+    fn charge(id: &str) -> ChargeSeen {
+        ChargeSeen {
+            id: id.into(),
+            amount: Money::usd(4200),
+            refund_id: None,
+        }
     }
 
-    fn stray() -> StrayCharge {
-        StrayCharge {
-            charge_id: "ch_9".into(),
-            amount: Money::usd(4200),
-            refund_id: "re_9".into(),
-        }
+    fn refunded() -> Payment {
+        let owed = succeeded().cancel(at(2_000)).unwrap();
+        owed.refunded(&charge("ch_1"), "re_1", at(2_001))
+            .unwrap()
+            .payment
     }
 
     fn every_state() -> Vec<Payment> {
         vec![
+            charging(),
+            charging().cancel(at(1_005)).unwrap(),
             succeeded(),
+            succeeded().cancel(at(2_000)).unwrap(),
             declined(),
             uncertain(),
+            uncertain().cancel(at(2_000)).unwrap(),
             unavailable_for_sure(),
             voided(),
             refunded(),
@@ -532,129 +813,207 @@ mod tests {
     }
 
     #[test]
-    fn a_charge_records_a_succeeded_payment_and_announces_it() {
-        let recorded = Payment::charged(ORDER, Money::usd(4200), "ch_1", at(1_000));
+    fn a_charge_is_recorded_as_charging_before_it_is_asked_for_and_due_after_the_window() {
+        let payment = charging();
+        assert_eq!(payment.status, PaymentStatus::Charging);
+        assert!(!payment.is_settled());
+        assert_eq!(payment.amount, Some(Money::usd(4200)));
+        assert_eq!(
+            payment.charge_started_at.as_deref(),
+            Some("1970-01-01T00:16:40.000Z")
+        );
+        assert_eq!(
+            payment.next_check_at.as_deref(),
+            Some("1970-01-01T00:17:10.000Z")
+        );
+        assert_eq!(
+            payment.unsettled_since.as_deref(),
+            Some("1970-01-01T00:16:40.000Z")
+        );
+        assert_eq!((payment.version, payment.expires_at), (1, None));
+    }
+
+    #[test]
+    fn a_charge_is_recorded_once_and_announced_while_the_order_stands() {
+        let recorded = charging().charged("ch_1", at(1_001)).unwrap();
         let payment = &recorded.payment;
         assert_eq!(payment.status, PaymentStatus::Succeeded);
-        assert_eq!(payment.amount, Some(Money::usd(4200)));
         assert_eq!(payment.provider_reference.as_deref(), Some("ch_1"));
-        assert_eq!((payment.version, payment.expires_at), (1, None));
-        assert!(!payment.charge_uncertain);
-        assert_eq!(payment.created_at, "1970-01-01T00:16:40.000Z");
+        assert!(payment.is_settled());
+        assert_eq!(
+            (
+                payment.next_check_at.as_deref(),
+                payment.unsettled_since.as_deref()
+            ),
+            (None, None)
+        );
+        assert_eq!(payment.version, 2);
         assert_eq!(
             recorded.event,
-            PaymentSucceeded {
+            Some(PaymentEvent::Succeeded(PaymentSucceeded {
                 order_id: ORDER.into(),
                 amount: Money::usd(4200),
                 provider_reference: "ch_1".into()
+            }))
+        );
+        // Every outcome is recorded from charging only: a second is refused.
+        for payment in every_state()
+            .into_iter()
+            .filter(|p| p.status != PaymentStatus::Charging)
+        {
+            assert!(payment.charged("ch_2", at(3_000)).is_err(), "{payment:?}");
+            assert!(payment.declined(at(3_000)).is_err());
+            assert!(
+                payment
+                    .provider_unavailable(true, at(3_000), &policy())
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn a_charge_that_lands_after_the_cancellation_is_owed_back_at_once_and_not_announced() {
+        let cancelled = charging().cancel(at(1_005)).unwrap();
+        assert!(cancelled.cancelled);
+        let recorded = cancelled.charged("ch_1", at(1_006)).unwrap();
+        assert_eq!(
+            recorded.event, None,
+            "the order is cancelled; nobody waits for it"
+        );
+        assert!(!recorded.payment.is_settled());
+        assert_eq!(
+            recorded.payment.next_check_at.as_deref(),
+            Some("1970-01-01T00:16:46.000Z")
+        );
+        assert_eq!(
+            recorded.payment.next_check(),
+            Check::Refund {
+                charge_id: "ch_1".into(),
+                amount: Money::usd(4200)
             }
         );
     }
 
     #[test]
-    fn a_decline_and_an_unreachable_provider_record_failures_with_their_reason() {
-        let declined = Payment::declined(ORDER, Money::usd(10), at(1_000));
-        assert_eq!(declined.payment.status, PaymentStatus::Failed);
+    fn a_decline_is_certain_and_an_unanswered_request_is_not() {
+        let recorded = charging().declined(at(1_001)).unwrap();
         assert_eq!(
-            declined.payment.reason,
+            recorded.payment.reason,
             Some(PaymentFailureReason::Declined)
         );
-        assert!(!declined.payment.charge_uncertain);
-        assert_eq!(declined.event.reason, PaymentFailureReason::Declined);
-        assert_eq!(declined.event.amount, Money::usd(10));
-
-        for uncertain in [true, false] {
-            let failed = Payment::provider_unavailable(ORDER, Money::usd(10), uncertain, at(1_000));
-            assert_eq!(failed.payment.status, PaymentStatus::Failed);
-            assert_eq!(
-                failed.payment.reason,
-                Some(PaymentFailureReason::ProviderUnavailable)
-            );
-            assert_eq!(failed.payment.charge_uncertain, uncertain);
-            assert_eq!(
-                failed.event.reason,
-                PaymentFailureReason::ProviderUnavailable
-            );
-            assert_eq!(failed.payment.provider_reference, None);
-        }
-    }
-
-    #[test]
-    fn a_tombstone_has_no_amount_and_expires_after_thirty_days() {
-        let payment = voided();
-        assert_eq!(payment.status, PaymentStatus::Voided);
-        assert_eq!(payment.amount, None);
-        assert_eq!(payment.expires_at, Some(1_000 + 30 * 24 * 3600));
-        assert_eq!(payment.version, 1);
-    }
-
-    #[test]
-    fn only_a_succeeded_payment_is_refunded_and_only_once() {
-        let recorded = succeeded().refund("re_1", at(2_000)).unwrap();
-        assert_eq!(recorded.payment.status, PaymentStatus::Refunded);
-        assert_eq!(recorded.payment.refund_reference.as_deref(), Some("re_1"));
-        assert_eq!(recorded.payment.provider_reference.as_deref(), Some("ch_1"));
-        assert_eq!(recorded.payment.version, 2);
-        assert_eq!(recorded.payment.created_at, succeeded().created_at);
-        assert_eq!(recorded.payment.updated_at, "1970-01-01T00:33:20.000Z");
-        assert_eq!(
-            recorded.event,
-            PaymentRefunded {
-                order_id: ORDER.into(),
-                amount: Money::usd(4200),
-                provider_reference: "re_1".into()
-            }
+        assert!(recorded.payment.is_settled());
+        assert!(
+            matches!(recorded.event, Some(PaymentEvent::Failed(ref e)) if e.reason == PaymentFailureReason::Declined)
         );
-        for payment in [declined(), uncertain(), voided(), refunded()] {
-            assert_eq!(
-                payment.refund("re_2", at(3_000)),
-                Err(NotAllowed {
-                    transition: Transition::Refund,
-                    status: payment.status,
-                    charge_uncertain: payment.charge_uncertain,
-                })
-            );
-        }
-    }
 
-    #[test]
-    fn a_stray_charge_is_refunded_from_a_tombstone_or_an_uncertain_failure_only() {
-        for payment in [voided(), uncertain()] {
-            let recorded = payment.refund_stray_charge(&stray(), at(2_000)).unwrap();
-            assert_eq!(recorded.payment.status, PaymentStatus::Refunded);
-            assert_eq!(recorded.payment.amount, Some(Money::usd(4200)));
-            assert_eq!(recorded.payment.provider_reference.as_deref(), Some("ch_9"));
-            assert_eq!(recorded.payment.refund_reference.as_deref(), Some("re_9"));
-            assert!(!recorded.payment.charge_uncertain);
-            assert_eq!(recorded.payment.expires_at, None, "no longer a tombstone");
-            assert_eq!(recorded.payment.version, 2);
-            assert_eq!(recorded.event.provider_reference, "re_9");
-            assert_eq!(recorded.event.amount, Money::usd(4200));
-        }
-        // The failure's reason stays: it says why the order was cancelled.
-        let reconciled = uncertain()
-            .refund_stray_charge(&stray(), at(2_000))
-            .unwrap();
+        let sure = unavailable_for_sure();
+        assert!(sure.is_settled() && !sure.charge_uncertain);
+
+        let unsure = uncertain();
+        assert!(!unsure.is_settled());
         assert_eq!(
-            reconciled.payment.reason,
+            unsure.reason,
             Some(PaymentFailureReason::ProviderUnavailable)
         );
-        for payment in [succeeded(), declined(), unavailable_for_sure(), refunded()] {
-            let refused = payment
-                .refund_stray_charge(&stray(), at(2_000))
-                .unwrap_err();
-            assert_eq!(refused.transition, Transition::RefundStrayCharge);
-            assert_eq!(refused.status, payment.status);
-        }
+        assert_eq!(
+            unsure.next_check_at.as_deref(),
+            Some("1970-01-01T00:17:10.000Z"),
+            "first looked at once no request can still be completing"
+        );
+        assert_eq!(
+            unsure.unsettled_since.as_deref(),
+            Some("1970-01-01T00:16:40.000Z")
+        );
     }
 
     #[test]
-    fn an_uncertain_failure_is_settled_once_and_nothing_else_is() {
-        let settled = uncertain().settle_uncertainty(at(2_000)).unwrap();
-        assert_eq!(settled.status, PaymentStatus::Failed);
-        assert!(!settled.charge_uncertain);
-        assert_eq!(settled.version, 2);
-        assert!(settled.settle_uncertainty(at(3_000)).is_err());
+    fn the_stock_confirmation_charges_only_an_undecided_order_and_asks_again_for_a_lost_outcome() {
+        assert_eq!(OnStockConfirmed::decide(None), OnStockConfirmed::Charge);
+        assert_eq!(
+            OnStockConfirmed::decide(Some(&charging())),
+            OnStockConfirmed::ChargeAgain
+        );
+        assert_eq!(
+            OnStockConfirmed::decide(Some(&charging().cancel(at(1_005)).unwrap())),
+            OnStockConfirmed::Settle
+        );
+        for payment in every_state()
+            .into_iter()
+            .filter(|p| p.status != PaymentStatus::Charging)
+        {
+            assert_eq!(
+                OnStockConfirmed::decide(Some(&payment)),
+                OnStockConfirmed::Nothing,
+                "{payment:?}"
+            );
+        }
+        let again = charging().retry_charge(at(1_020), &policy()).unwrap();
+        assert_eq!(
+            again.charge_started_at.as_deref(),
+            Some("1970-01-01T00:17:00.000Z")
+        );
+        assert_eq!(
+            again.next_check_at.as_deref(),
+            Some("1970-01-01T00:17:30.000Z")
+        );
+        assert_eq!(again.version, 2);
+        assert!(
+            charging()
+                .cancel(at(1_005))
+                .unwrap()
+                .retry_charge(at(1_020), &policy())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_cancellation_voids_an_undecided_order_and_marks_money_owed_back_otherwise() {
+        assert_eq!(OnCancelled::decide(None), OnCancelled::Void);
+        let expectations = [
+            (charging(), OnCancelled::Cancel),
+            (succeeded(), OnCancelled::Cancel),
+            (uncertain(), OnCancelled::Cancel),
+            (declined(), OnCancelled::Nothing),
+            (unavailable_for_sure(), OnCancelled::Nothing),
+            (voided(), OnCancelled::Nothing),
+            (refunded(), OnCancelled::Nothing),
+            (succeeded().cancel(at(2_000)).unwrap(), OnCancelled::Nothing),
+        ];
+        for (payment, expected) in expectations {
+            assert_eq!(OnCancelled::decide(Some(&payment)), expected, "{payment:?}");
+            assert_eq!(
+                payment.cancel(at(3_000)).is_ok(),
+                expected == OnCancelled::Cancel
+            );
+        }
+        let owed = succeeded().cancel(at(2_000)).unwrap();
+        assert!(!owed.is_settled());
+        assert_eq!(
+            owed.next_check_at.as_deref(),
+            Some("1970-01-01T00:33:20.000Z"),
+            "due now"
+        );
+        let tombstone = voided();
+        assert!(tombstone.cancelled && tombstone.is_settled());
+        assert_eq!(tombstone.expires_at, Some(1_000 + 30 * 24 * 3600));
+    }
+
+    #[test]
+    fn settling_refunds_what_is_owed_and_looks_up_what_is_uncertain() {
+        assert_eq!(
+            succeeded().cancel(at(2_000)).unwrap().next_check(),
+            Check::Refund {
+                charge_id: "ch_1".into(),
+                amount: Money::usd(4200)
+            }
+        );
+        for payment in [
+            charging(),
+            uncertain(),
+            charging().cancel(at(1_005)).unwrap(),
+        ] {
+            assert_eq!(payment.next_check(), Check::Lookup, "{payment:?}");
+        }
         for payment in [
             succeeded(),
             declined(),
@@ -662,99 +1021,193 @@ mod tests {
             voided(),
             refunded(),
         ] {
-            assert_eq!(
-                payment
-                    .settle_uncertainty(at(2_000))
-                    .unwrap_err()
-                    .transition,
-                Transition::SettleUncertainty
-            );
+            assert_eq!(payment.next_check(), Check::Settled, "{payment:?}");
+            assert!(payment.after_lookup(None, at(9_000), &policy()).is_err());
         }
     }
 
     #[test]
-    fn a_stock_confirmation_charges_only_an_undecided_order() {
-        assert_eq!(OnStockConfirmed::decide(None), OnStockConfirmed::Charge);
-        assert_eq!(
-            OnStockConfirmed::decide(Some(&voided())),
-            OnStockConfirmed::RefundStrayCharge
-        );
-        for payment in [succeeded(), declined(), uncertain(), refunded()] {
+    fn a_charge_found_after_all_pays_a_standing_order_and_is_refunded_otherwise() {
+        let found = charge("ch_7");
+        match charging()
+            .after_lookup(Some(&found), at(1_100), &policy())
+            .unwrap()
+        {
+            AfterLookup::Record(recorded) => {
+                assert_eq!(recorded.payment.status, PaymentStatus::Succeeded);
+                assert!(matches!(recorded.event, Some(PaymentEvent::Succeeded(_))));
+            }
+            other => panic!("{other:?}"),
+        }
+        for owed in [uncertain(), charging().cancel(at(1_005)).unwrap()] {
             assert_eq!(
-                OnStockConfirmed::decide(Some(&payment)),
-                OnStockConfirmed::Nothing,
+                owed.after_lookup(Some(&found), at(1_100), &policy())
+                    .unwrap(),
+                AfterLookup::Refund {
+                    charge_id: "ch_7".into(),
+                    amount: Money::usd(4200)
+                }
+            );
+        }
+        // Refunded already (an earlier attempt refunded, then died before recording it).
+        let refunded_there = ChargeSeen {
+            refund_id: Some("re_7".into()),
+            ..found.clone()
+        };
+        match uncertain()
+            .after_lookup(Some(&refunded_there), at(1_100), &policy())
+            .unwrap()
+        {
+            AfterLookup::Record(recorded) => {
+                assert_eq!(recorded.payment.status, PaymentStatus::Refunded);
+                assert_eq!(recorded.payment.refund_reference.as_deref(), Some("re_7"));
+                assert!(recorded.payment.is_settled());
+                assert!(matches!(recorded.event, Some(PaymentEvent::Refunded(_))));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_charge_found_proves_nothing_until_the_window_has_passed() {
+        let started = at(1_000);
+        let window_end = started + chrono::Duration::seconds(30);
+        for payment in [charging(), uncertain()] {
+            assert_eq!(
+                payment.after_lookup(None, at(1_029), &policy()).unwrap(),
+                AfterLookup::LookAgainAt(window_end),
                 "{:?}",
                 payment.status
             );
         }
+        // Past it, an unanswered charge is a certain failure, announced so the order ends.
+        match charging().after_lookup(None, at(1_030), &policy()).unwrap() {
+            AfterLookup::Record(recorded) => {
+                assert_eq!(recorded.payment.status, PaymentStatus::Failed);
+                assert!(!recorded.payment.charge_uncertain && recorded.payment.is_settled());
+                assert!(
+                    matches!(recorded.event, Some(PaymentEvent::Failed(ref e)) if e.reason == PaymentFailureReason::ProviderUnavailable)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // An uncertain failure announced already: settled silently.
+        match uncertain()
+            .after_lookup(None, at(1_030), &policy())
+            .unwrap()
+        {
+            AfterLookup::Record(recorded) => {
+                assert!(recorded.payment.is_settled());
+                assert_eq!(recorded.payment.status, PaymentStatus::Failed);
+                assert_eq!(recorded.event, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        // An unreadable start proves no time has passed.
+        let garbled = Payment {
+            charge_started_at: Some("yesterday".into()),
+            ..uncertain()
+        };
+        assert!(matches!(
+            garbled
+                .after_lookup(None, at(1_000_000), &policy())
+                .unwrap(),
+            AfterLookup::LookAgainAt(_)
+        ));
     }
 
     #[test]
-    fn a_cancellation_voids_refunds_reconciles_or_does_nothing() {
-        assert_eq!(OnCancelled::decide(None), OnCancelled::Void);
-        assert_eq!(
-            OnCancelled::decide(Some(&succeeded())),
-            OnCancelled::Refund {
-                charge_id: "ch_1".into(),
-                amount: Money::usd(4200)
-            }
-        );
-        assert_eq!(
-            OnCancelled::decide(Some(&uncertain())),
-            OnCancelled::Reconcile
-        );
-        let settled = uncertain().settle_uncertainty(at(2_000)).unwrap();
-        for payment in [
+    fn a_refund_is_allowed_only_of_money_owed_back() {
+        let found = charge("ch_1");
+        for owed in [
+            succeeded().cancel(at(2_000)).unwrap(),
+            uncertain(),
+            charging().cancel(at(1_005)).unwrap(),
+        ] {
+            let recorded = owed.refunded(&found, "re_1", at(3_000)).unwrap();
+            assert_eq!(recorded.payment.status, PaymentStatus::Refunded);
+            assert!(recorded.payment.is_settled());
+            assert_eq!(
+                recorded.payment.expires_at, None,
+                "a refund is a money record: kept"
+            );
+            assert_eq!(
+                recorded.event,
+                Some(PaymentEvent::Refunded(PaymentRefunded {
+                    order_id: ORDER.into(),
+                    amount: Money::usd(4200),
+                    provider_reference: "re_1".into()
+                }))
+            );
+        }
+        for standing in [
+            charging(),
+            succeeded(),
             declined(),
             unavailable_for_sure(),
-            settled,
             voided(),
             refunded(),
         ] {
             assert_eq!(
-                OnCancelled::decide(Some(&payment)),
-                OnCancelled::Nothing,
-                "{payment:?}"
+                standing
+                    .refunded(&found, "re_2", at(3_000))
+                    .unwrap_err()
+                    .transition,
+                Transition::Refund,
+                "{standing:?}"
             );
         }
     }
 
     #[test]
-    fn every_state_is_covered_by_both_decisions() {
-        for payment in every_state() {
-            // Neither decision panics or charges twice: only an absent payment is charged.
-            assert_ne!(
-                OnStockConfirmed::decide(Some(&payment)),
-                OnStockConfirmed::Charge
-            );
-            assert_ne!(OnCancelled::decide(Some(&payment)), OnCancelled::Void);
+    fn looks_that_settle_nothing_back_off_up_to_a_ceiling() {
+        let mut payment = uncertain();
+        let mut pauses = Vec::new();
+        let mut now = at(2_000);
+        for _ in 0..6 {
+            payment = payment.look_again(now, None, &policy()).unwrap();
+            let next = instant(payment.next_check_at.as_deref()).unwrap();
+            pauses.push(next.signed_duration_since(now).num_seconds());
+            now = next;
         }
-    }
-
-    #[test]
-    fn a_charge_may_still_appear_only_within_the_window_after_an_uncertain_failure() {
-        let window = Duration::from_secs(30);
-        let payment = uncertain();
-        let left = |seconds| payment.charge_may_appear_within(at(seconds), window);
-        assert_eq!(left(1_000), Some(window));
-        assert_eq!(left(1_029), Some(Duration::from_secs(1)));
-        assert_eq!(left(1_030), None);
-        assert_eq!(left(5_000), None);
+        assert_eq!(pauses, [10, 20, 40, 60, 60, 60]);
+        assert_eq!(payment.checks, 6);
         assert_eq!(
-            left(999),
-            Some(window),
-            "a clock behind the record proves nothing"
+            payment.unsettled_since.as_deref(),
+            Some("1970-01-01T00:16:40.000Z"),
+            "kept"
         );
-        assert_eq!(declined().charge_may_appear_within(at(1_000), window), None);
-        assert_eq!(refunded().charge_may_appear_within(at(1_000), window), None);
-        let garbled = Payment {
-            updated_at: "yesterday".into(),
-            ..uncertain()
+        let waiting = uncertain()
+            .look_again(at(1_011), Some(at(1_100)), &policy())
+            .unwrap();
+        assert_eq!(
+            waiting.next_check_at.as_deref(),
+            Some("1970-01-01T00:18:20.000Z"),
+            "not before"
+        );
+        assert!(succeeded().look_again(at(2_000), None, &policy()).is_err());
+        // Settling clears the schedule.
+        let settled = match payment.after_lookup(None, now, &policy()).unwrap() {
+            AfterLookup::Record(recorded) => recorded.payment,
+            other => panic!("{other:?}"),
         };
         assert_eq!(
-            garbled.charge_may_appear_within(at(1_000_000), window),
-            Some(window)
+            (
+                settled.next_check_at,
+                settled.unsettled_since,
+                settled.checks
+            ),
+            (None, None, 0)
         );
+    }
+
+    #[test]
+    fn how_long_a_payment_has_been_unsettled() {
+        assert_eq!(
+            uncertain().unsettled_for(at(1_600)),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(succeeded().unsettled_for(at(1_600)), None);
     }
 
     #[test]
@@ -764,42 +1217,43 @@ mod tests {
     }
 
     #[test]
-    fn the_view_shows_what_design_section_6_lists_and_hides_tombstones() {
+    fn the_view_shows_the_status_and_whether_money_is_being_settled() {
+        let view = serde_json::to_value(succeeded().view().unwrap()).unwrap();
         assert_eq!(
-            serde_json::to_value(succeeded().view().unwrap()).unwrap(),
+            view,
             json!({"orderId": ORDER, "status": "succeeded", "amount": {"amount": 4200, "currency": "USD"},
                    "providerReference": "ch_1", "createdAt": "1970-01-01T00:16:40.000Z",
-                   "updatedAt": "1970-01-01T00:16:40.000Z"})
+                   "updatedAt": "1970-01-01T00:16:41.000Z"})
         );
-        let failed = serde_json::to_value(declined().view().unwrap()).unwrap();
-        assert_eq!(failed["status"], "failed");
-        assert_eq!(failed["reason"], "declined");
-        assert!(failed.get("providerReference").is_none());
+        let pending = serde_json::to_value(charging().view().unwrap()).unwrap();
+        assert_eq!(pending["status"], "pending");
+        assert_eq!(
+            pending["settling"],
+            json!({"nextCheckAt": "1970-01-01T00:17:10.000Z", "since": "1970-01-01T00:16:40.000Z", "checks": 0})
+        );
+        let failed = serde_json::to_value(uncertain().view().unwrap()).unwrap();
+        assert_eq!(
+            (failed["status"].clone(), failed["reason"].clone()),
+            (json!("failed"), json!("provider_unavailable"))
+        );
+        assert!(failed.get("settling").is_some());
         assert_eq!(refunded().view().unwrap().status, ViewStatus::Refunded);
         assert_eq!(voided().view(), None);
     }
 
     #[test]
-    fn statuses_are_stored_in_snake_case_and_a_payment_reads_back_as_written() {
-        let names: Vec<String> = [
-            PaymentStatus::Succeeded,
-            PaymentStatus::Failed,
-            PaymentStatus::Refunded,
-            PaymentStatus::Voided,
-        ]
-        .iter()
-        .map(|s| serde_json::to_string(s).unwrap())
-        .collect();
-        assert_eq!(
-            names,
-            ["\"succeeded\"", "\"failed\"", "\"refunded\"", "\"voided\""]
-        );
+    fn every_state_reads_back_as_written() {
         for payment in every_state() {
             let text = serde_json::to_string(&payment).unwrap();
             assert_eq!(serde_json::from_str::<Payment>(&text).unwrap(), payment);
         }
         let stored = serde_json::to_value(uncertain()).unwrap();
+        assert_eq!(stored["status"], "failed");
         assert_eq!(stored["chargeUncertain"], true);
         assert_eq!(stored["reason"], "provider_unavailable");
+        assert_eq!(
+            serde_json::to_value(charging()).unwrap()["status"],
+            "charging"
+        );
     }
 }

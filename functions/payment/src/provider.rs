@@ -37,9 +37,11 @@ pub enum ProviderError {
     /// The card was declined: definitive, nothing was charged.
     #[error("the card was declined")]
     Declined,
-    /// No usable answer. `uncertain` when the request may have been processed anyway (it
-    /// was sent, and the answer never came or could not be read); otherwise the provider
-    /// said it did not process it (5xx, 429) or the request never left (no connection).
+    /// No usable answer. `uncertain` when the request may have been processed anyway: it
+    /// was sent and the answer never came or could not be read, the provider failed after
+    /// it may have acted (5xx), or another request under the same key is still running
+    /// (409 `idempotency_key_in_use`). Certain only when the request never left (no
+    /// connection) or the provider said it did not process it (429).
     #[error("the provider is unavailable ({}): {detail}", if *.uncertain { "the request may have been processed" } else { "the request was not processed" })]
     Unavailable { uncertain: bool, detail: String },
     /// The provider refused the request as it is (a 4xx other than a decline): a
@@ -128,7 +130,10 @@ impl RetryPolicy {
 
     /// Runs `operation` under the policy. When every attempt was unavailable, the answer
     /// is [`ProviderError::Unavailable`], uncertain if any attempt was: one timed-out
-    /// charge is enough for a charge to exist.
+    /// charge is enough for a charge to exist. A rejection after an uncertain attempt is no
+    /// proof either (the first attempt may have gone through, and the rejection be about
+    /// the retry), so it stays uncertain; a decline or a success is the provider's answer
+    /// for the key, whatever came before.
     pub async fn run<T, Op, Fut>(&self, what: &str, mut operation: Op) -> Result<T, ProviderError>
     where
         Op: FnMut() -> Fut,
@@ -153,6 +158,13 @@ impl RetryPolicy {
                     uncertain |= this_one;
                     tracing::warn!(what, attempt, attempts, uncertain = this_one, error = %detail, "provider call failed");
                     last = detail;
+                }
+                Err(ProviderError::Rejected { status, detail }) if uncertain => {
+                    tracing::warn!(what, attempt, status, error = %detail, "rejected after an unanswered attempt; the outcome stays uncertain");
+                    return Err(ProviderError::unavailable(
+                        true,
+                        format!("rejected with {status} after an unanswered attempt: {detail}"),
+                    ));
                 }
                 done => return done,
             }
@@ -330,13 +342,27 @@ fn transport_error(error: reqwest::Error) -> ProviderError {
     ProviderError::unavailable(uncertain, detail)
 }
 
+/// The error code a provider names a request under a key that is still being processed.
+pub const KEY_IN_USE: &str = "idempotency_key_in_use";
+
 /// The error an answer that is not a success means.
 async fn error_answer(response: reqwest::Response) -> ProviderError {
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     let detail: String = body.chars().take(DETAIL_CHARS).collect();
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+    let code = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|value| value["error"].as_str().map(str::to_owned));
+    if status.is_server_error() {
+        // A processor may fail after it acted: the request may have been processed.
+        ProviderError::unavailable(true, format!("{status}: {detail}"))
+    } else if status == StatusCode::TOO_MANY_REQUESTS {
+        // Refused before processing.
         ProviderError::unavailable(false, format!("{status}: {detail}"))
+    } else if status == StatusCode::CONFLICT && code.as_deref() == Some(KEY_IN_USE) {
+        // An earlier request under this key is still running: its outcome is unknown, and
+        // asking again later gets it.
+        ProviderError::unavailable(true, format!("{status}: {detail}"))
     } else {
         ProviderError::Rejected {
             status: status.as_u16(),
@@ -545,6 +571,37 @@ mod tests {
             assert_eq!(quick().run("test", || script.call()).await, Err(definitive));
             assert_eq!(script.calls(), 2);
         }
+    }
+
+    #[tokio::test]
+    async fn a_rejection_after_an_unanswered_attempt_keeps_the_uncertainty() {
+        let rejected = || {
+            Some(Err(ProviderError::Rejected {
+                status: 409,
+                detail: "conflict".into(),
+            }))
+        };
+        let script = Script::new(vec![down(true), rejected()]);
+        let outcome = quick().run("test", || script.call()).await;
+        assert!(
+            matches!(
+                outcome,
+                Err(ProviderError::Unavailable {
+                    uncertain: true,
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+        assert_eq!(script.calls(), 2, "no retry of a rejection");
+        // Whereas a decline or a charge is the provider's answer for the key.
+        let script = Script::new(vec![down(true), Some(Err(ProviderError::Declined))]);
+        assert_eq!(
+            quick().run("test", || script.call()).await,
+            Err(ProviderError::Declined)
+        );
+        let script = Script::new(vec![None, Some(Ok(7))]);
+        assert_eq!(quick().run("test", || script.call()).await, Ok(7));
     }
 
     #[tokio::test]

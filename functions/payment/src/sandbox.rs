@@ -11,7 +11,7 @@
 //! | `POST /v1/charges` `{amount, token}` + `Idempotency-Key` | 201 the charge; 402 `{"error": "card_declined"}` for a token starting `tok_decline` |
 //! | `GET /v1/charges?idempotencyKey=K` | 200 the charge made under K (with `refunded`, `refundId`), or 404 |
 //! | `POST /v1/charges/{chargeId}/refunds` `{amount}` + `Idempotency-Key` | 200 the refund; full refunds only (422); 409 once refunded under another key |
-//! | `GET`/`PUT /v1/test-mode` `{outage, failNext, delayMs}` | the switches that make it misbehave, for tests |
+//! | `GET`/`PUT /v1/test-mode` `{outage, failNext, delayMs, failAfterActing}` | the switches that make it misbehave, for tests |
 //! | `GET /health` | 200 while its ledger answers |
 //!
 //! Idempotency is a card processor's: the outcome of a write (a charge, a decline, a
@@ -19,13 +19,23 @@
 //! same transaction as the write itself. The same key again — also concurrently: the loser
 //! of the conditional write reads the winner's — answers the stored outcome with
 //! `Idempotent-Replayed: true` and never does the write twice; the same key with another
-//! request is a 422. Test-mode failures (503) happen before anything is processed and are
-//! never stored, so a retry after one is a first attempt.
+//! request is a 422. While a request under a key is being processed, another one under the
+//! same key (a client's retry after its timeout) is answered 409
+//! `{"error": "idempotency_key_in_use"}`, as card processors do, and so is a lookup of the
+//! charge under that key: nobody can conclude "no charge" while one is being made.
+//!
+//! Test mode acts out what real processors do to their clients: `outage` and `failNext`
+//! answer 503 before anything is processed (never stored, so a retry is a first attempt);
+//! `delayMs` holds every request that long before it is processed, past a client's
+//! timeout, and completes it anyway; `failAfterActing` makes the next n charges or refunds
+//! happen and then answers 500, as a processor that failed on its way out.
 //!
 //! Ledger items: `IDEMPOTENCY#<charge|refund>#<key>` (the stored outcome),
+//! `INFLIGHT#<charge|refund>#<key>` (a request under the key is being processed),
 //! `CHARGE#<chargeId>` (the charge and its refund), `TESTMODE` (the switches, so that
 //! every instance of the function sees them).
 
+use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -53,6 +63,9 @@ pub const DECLINED_TOKEN_PREFIX: &str = "tok_decline";
 pub const MAX_DELAY_MS: u64 = 5_000;
 /// The most failures test mode may queue up.
 pub const MAX_FAIL_NEXT: u64 = 1_000;
+/// How long a request's hold on its idempotency key lasts at most: longer than the
+/// function may run (15 s), so a crashed request frees its key without anyone's help.
+const IN_FLIGHT_SECONDS: i64 = 30;
 /// The largest charge: more than any order can total (50 lines of 99 units at 10^9).
 const MAX_AMOUNT: i64 = 10_000_000_000_000;
 /// How long the ledger keeps charges and stored outcomes: far longer than anyone retries
@@ -141,6 +154,9 @@ pub struct TestMode {
     /// Every request waits this long before it is processed.
     #[garde(range(max = MAX_DELAY_MS))]
     pub delay_ms: u64,
+    /// The next n charges or refunds are made, then answered 500.
+    #[garde(range(max = MAX_FAIL_NEXT))]
+    pub fail_after_acting: u64,
 }
 
 /// The switches as stored, written by an update expression; its keys are ignored.
@@ -153,6 +169,8 @@ struct TestModeItem {
     fail_next: u64,
     #[serde(default)]
     delay_ms: u64,
+    #[serde(default)]
+    fail_after_acting: u64,
 }
 
 #[derive(Debug, Deserialize, Validate)]
@@ -218,6 +236,7 @@ fn is_plain_id(value: &str) -> bool {
 }
 
 const OUTCOME_SORT_KEY: &str = "IDEMPOTENCY";
+const IN_FLIGHT_SORT_KEY: &str = "INFLIGHT";
 const CHARGE_SORT_KEY: &str = "CHARGE";
 const TEST_MODE_KEY: &str = "TESTMODE";
 
@@ -227,6 +246,17 @@ fn outcome_partition(scope: &str, idempotency_key: &str) -> String {
 
 fn outcome_key(scope: &str, idempotency_key: &str) -> Item {
     key(outcome_partition(scope, idempotency_key), OUTCOME_SORT_KEY)
+}
+
+fn in_flight_partition(scope: &str, idempotency_key: &str) -> String {
+    format!("INFLIGHT#{scope}#{idempotency_key}")
+}
+
+fn in_flight_key(scope: &str, idempotency_key: &str) -> Item {
+    key(
+        in_flight_partition(scope, idempotency_key),
+        IN_FLIGHT_SORT_KEY,
+    )
 }
 
 fn charge_partition(charge_id: &str) -> String {
@@ -309,12 +339,24 @@ impl Sandbox {
             }
             ("PUT", ["v1", "test-mode"]) => self.set_test_mode(request).await,
             (method, path) => {
-                self.misbehave().await?;
+                let mode = self.test_mode().await?;
+                self.refuse_if_failing(&mode).await?;
                 match (method, path) {
-                    ("POST", ["v1", "charges"]) => self.create_charge(request).await,
-                    ("GET", ["v1", "charges"]) => self.find_charge(request).await,
+                    ("POST", ["v1", "charges"]) => {
+                        let key = idempotency_key(request)?;
+                        self.write(CHARGE_SCOPE, &key, &mode, self.create_charge(request, &key))
+                            .await
+                    }
+                    ("GET", ["v1", "charges"]) => self.find_charge(request, &mode).await,
                     ("POST", ["v1", "charges", charge_id, "refunds"]) => {
-                        self.refund(request, charge_id).await
+                        let key = idempotency_key(request)?;
+                        self.write(
+                            REFUND_SCOPE,
+                            &key,
+                            &mode,
+                            self.refund(request, &key, charge_id),
+                        )
+                        .await
                     }
                     _ => Err(Problem::not_found(format!(
                         "no route {method} {}",
@@ -387,6 +429,7 @@ impl Sandbox {
                 outage: item.outage,
                 fail_next: item.fail_next,
                 delay_ms: item.delay_ms,
+                fail_after_acting: item.fail_after_acting,
             })
             .unwrap_or_default())
     }
@@ -401,10 +444,11 @@ impl Sandbox {
             .update_item()
             .table_name(self.ledger.name())
             .set_key(Some(test_mode_key()))
-            .update_expression("SET outage = :outage, failNext = :failNext, delayMs = :delayMs")
+            .update_expression("SET outage = :outage, failNext = :failNext, delayMs = :delayMs, failAfterActing = :failAfterActing")
             .expression_attribute_values(":outage", AttributeValue::Bool(mode.outage))
             .expression_attribute_values(":failNext", number(mode.fail_next))
             .expression_attribute_values(":delayMs", number(mode.delay_ms))
+            .expression_attribute_values(":failAfterActing", number(mode.fail_after_acting))
             .send()
             .await
             .map_err(|e| internal(dynamo_error(e)))?;
@@ -412,33 +456,129 @@ impl Sandbox {
         Ok(json_response(StatusCode::OK, &mode))
     }
 
-    /// What test mode makes of this request: a 503 before anything is processed, or a
-    /// delay before it is.
-    async fn misbehave(&self) -> Result<(), Problem> {
-        let mode = self.test_mode().await?;
+    /// What test mode makes of a request before anything is processed: a 503.
+    async fn refuse_if_failing(&self, mode: &TestMode) -> Result<(), Problem> {
         if mode.outage {
             return Err(Problem::service_unavailable("test mode: outage"));
         }
-        if mode.fail_next > 0 && self.take_one_failure().await? {
+        if mode.fail_next > 0 && self.take_one("failNext").await? {
             return Err(Problem::service_unavailable("test mode: failNext"));
-        }
-        if mode.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(mode.delay_ms.min(MAX_DELAY_MS))).await;
         }
         Ok(())
     }
 
-    /// Takes one of the queued failures, if one is left: a conditional decrement, so two
-    /// requests never take the same one.
-    async fn take_one_failure(&self) -> Result<bool, Problem> {
+    /// A charge or a refund under `key`: the stored outcome's replay if there is one,
+    /// else `act` while holding the key (a second request under it meanwhile is a 409),
+    /// after test mode's delay, and with its failure after acting.
+    async fn write(
+        &self,
+        scope: &str,
+        key: &str,
+        mode: &TestMode,
+        act: impl Future<Output = Result<Response<Body>, Problem>>,
+    ) -> Result<Response<Body>, Problem> {
+        if !self.hold_key(scope, key).await? {
+            return Ok(key_in_use());
+        }
+        hold(mode).await;
+        let answer = act.await;
+        if let Err(error) = self.release_key(scope, key).await {
+            // The hold expires on its own; this only makes a retry wait for it.
+            tracing::warn!(error = %error, key, "could not release the idempotency key");
+        }
+        let answer = answer?;
+        if answer.status().is_success()
+            && mode.fail_after_acting > 0
+            && self.take_one("failAfterActing").await?
+        {
+            tracing::info!(key, "test mode: failing after acting");
+            return Err(Problem::internal("test mode: failAfterActing"));
+        }
+        Ok(answer)
+    }
+
+    /// Takes the key for this request, unless another request holds it.
+    async fn hold_key(&self, scope: &str, key: &str) -> Result<bool, Problem> {
+        let now = Utc::now().timestamp();
+        let result = self
+            .ledger
+            .client()
+            .put_item()
+            .table_name(self.ledger.name())
+            .set_item(Some(HashMap::from([
+                (
+                    "pk".to_owned(),
+                    AttributeValue::S(in_flight_partition(scope, key)),
+                ),
+                (
+                    "sk".to_owned(),
+                    AttributeValue::S(IN_FLIGHT_SORT_KEY.to_owned()),
+                ),
+                (
+                    "heldUntil".to_owned(),
+                    AttributeValue::N((now + IN_FLIGHT_SECONDS).to_string()),
+                ),
+                (
+                    "expiresAt".to_owned(),
+                    AttributeValue::N((now + IN_FLIGHT_SECONDS).to_string()),
+                ),
+            ])))
+            .condition_expression("attribute_not_exists(pk) OR heldUntil < :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(internal(dynamo_error(error))),
+        }
+    }
+
+    async fn release_key(&self, scope: &str, key: &str) -> Result<(), TableError> {
+        self.ledger
+            .client()
+            .delete_item()
+            .table_name(self.ledger.name())
+            .set_key(Some(in_flight_key(scope, key)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(dynamo_error)
+    }
+
+    /// Whether a request under `key` is being processed now.
+    async fn key_is_held(&self, scope: &str, key: &str) -> Result<bool, Problem> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Held {
+            held_until: i64,
+        }
+        let held: Option<Held> = self
+            .ledger
+            .get(in_flight_key(scope, key), Read::Latest)
+            .await
+            .map_err(internal)?;
+        Ok(held.is_some_and(|held| held.held_until >= Utc::now().timestamp()))
+    }
+
+    /// Takes one of the failures queued under `switch`, if one is left: a conditional
+    /// decrement, so two requests never take the same one.
+    async fn take_one(&self, switch: &str) -> Result<bool, Problem> {
         let result = self
             .ledger
             .client()
             .update_item()
             .table_name(self.ledger.name())
             .set_key(Some(test_mode_key()))
-            .update_expression("SET failNext = failNext - :one")
-            .condition_expression("failNext > :zero")
+            .update_expression("SET #switch = #switch - :one")
+            .condition_expression("#switch > :zero")
+            .expression_attribute_names("#switch", switch)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .send()
@@ -518,8 +658,12 @@ impl Sandbox {
         }
     }
 
-    async fn create_charge(&self, request: &Request) -> Result<Response<Body>, Problem> {
-        let idempotency_key = idempotency_key(request)?;
+    async fn create_charge(
+        &self,
+        request: &Request,
+        idempotency_key: &str,
+    ) -> Result<Response<Body>, Problem> {
+        let idempotency_key = idempotency_key.to_owned();
         let input: ChargeRequest = json_body(request, MAX_BODY_BYTES)?;
         let amount = input.amount.money();
         let fingerprint =
@@ -602,12 +746,20 @@ impl Sandbox {
             .map_err(internal)
     }
 
-    async fn find_charge(&self, request: &Request) -> Result<Response<Body>, Problem> {
+    async fn find_charge(
+        &self,
+        request: &Request,
+        mode: &TestMode,
+    ) -> Result<Response<Body>, Problem> {
         let idempotency_key = query_param(request, "idempotencyKey")
             .filter(|key| is_plain_id(key))
             .ok_or_else(|| {
                 Problem::bad_request("the query parameter idempotencyKey is required")
             })?;
+        if self.key_is_held(CHARGE_SCOPE, &idempotency_key).await? {
+            return Ok(key_in_use());
+        }
+        hold(mode).await;
         let not_found =
             || Problem::not_found(format!("no charge under Idempotency-Key {idempotency_key}"));
         let charge_id = self
@@ -622,11 +774,16 @@ impl Sandbox {
         Ok(json_response(StatusCode::OK, &charge.view()))
     }
 
-    async fn refund(&self, request: &Request, charge_id: &str) -> Result<Response<Body>, Problem> {
+    async fn refund(
+        &self,
+        request: &Request,
+        idempotency_key: &str,
+        charge_id: &str,
+    ) -> Result<Response<Body>, Problem> {
         if !is_plain_id(charge_id) {
             return Err(Problem::not_found(format!("no charge {charge_id}")));
         }
-        let idempotency_key = idempotency_key(request)?;
+        let idempotency_key = idempotency_key.to_owned();
         let input: RefundRequest = json_body(request, MAX_BODY_BYTES)?;
         let amount = input.amount.money();
         let fingerprint =
@@ -701,6 +858,21 @@ impl Sandbox {
             .map_err(|e| internal(dynamo_error(e)))?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
+}
+
+/// Test mode's delay, before a request is processed.
+async fn hold(mode: &TestMode) {
+    if mode.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(mode.delay_ms.min(MAX_DELAY_MS))).await;
+    }
+}
+
+/// The answer to a request under a key another request is being processed under.
+fn key_in_use() -> Response<Body> {
+    json_response(
+        StatusCode::CONFLICT,
+        &json!({"error": crate::provider::KEY_IN_USE, "message": "a request with this Idempotency-Key is being processed; retry later"}),
+    )
 }
 
 fn already_refunded(charge_id: &str) -> Problem {

@@ -25,7 +25,10 @@ async fn the_sample_requests_charge_find_and_refund_one_order() {
 
     let (status, mode, _) = provider.invoke(fixture("sandbox-set-test-mode.json")).await;
     assert_eq!(status, 200, "{mode}");
-    assert_eq!(mode, json!({"outage": false, "failNext": 0, "delayMs": 0}));
+    assert_eq!(
+        mode,
+        json!({"outage": false, "failNext": 0, "delayMs": 0, "failAfterActing": 0})
+    );
 
     let (status, charge, response) = provider.invoke(fixture("sandbox-create-charge.json")).await;
     assert_eq!(status, 201, "{charge}");
@@ -111,14 +114,21 @@ async fn any_other_token_is_charged_once_per_key() {
     assert_eq!(provider.charge_of(&key).await.unwrap()["id"], charge["id"]);
 }
 
+/// As card processors do: while a request under a key is being processed, another under
+/// the same key is told so (409 `idempotency_key_in_use`) rather than answered with a
+/// guess, and so is a lookup of the charge under it; once it is done, the same request is
+/// answered with its stored outcome.
 #[tokio::test]
-async fn concurrent_requests_with_one_key_make_one_charge_and_all_answer_it() {
+async fn requests_under_a_key_in_use_are_told_so_and_one_charge_is_made() {
     let provider = std::sync::Arc::new(Provider::new().await);
+    provider.set_test_mode(json!({"delayMs": 400})).await;
     let key = new_order_id();
     let mut requests = JoinSet::new();
-    for _ in 0..8 {
+    for n in 0..6u64 {
         let (provider, key) = (provider.clone(), key.clone());
         requests.spawn(async move {
+            // The first one in, then the others while it is held.
+            tokio::time::sleep(Duration::from_millis(if n == 0 { 0 } else { 100 })).await;
             provider
                 .request(
                     "POST",
@@ -129,20 +139,56 @@ async fn concurrent_requests_with_one_key_make_one_charge_and_all_answer_it() {
                 .await
         });
     }
-    let answers: Vec<_> = requests.join_all().await;
-    let first = &answers[0].1;
-    for (status, body, _) in &answers {
-        assert_eq!((*status, body), (201, first));
-    }
-    let fresh = answers
-        .iter()
-        .filter(|(_, _, headers)| headers.get("idempotent-replayed").is_none())
-        .count();
+    let (status, lookup, _) = {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        provider
+            .request(
+                "GET",
+                &format!("/v1/charges?idempotencyKey={key}"),
+                None,
+                None,
+            )
+            .await
+    };
     assert_eq!(
-        fresh, 1,
-        "one request made the charge, the others replayed it"
+        (status, lookup["error"].clone()),
+        (409, json!("idempotency_key_in_use")),
+        "no one may conclude 'no charge' while one is being made: {lookup}"
     );
+    let answers: Vec<_> = requests.join_all().await;
+    let made: Vec<_> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == 201)
+        .collect();
+    let in_use = answers
+        .iter()
+        .filter(|(status, body, _)| *status == 409 && body["error"] == "idempotency_key_in_use")
+        .count();
+    assert_eq!((made.len(), in_use), (1, 5), "{answers:?}");
     assert_eq!(provider.charges().await, (1, 0));
+
+    provider.set_test_mode(json!({})).await;
+    let (status, again) = provider.charge(&key, 700, APPROVED_TOKEN).await;
+    assert_eq!(
+        (status, &again),
+        (201, &made[0].1),
+        "the retry gets the charge"
+    );
+}
+
+#[tokio::test]
+async fn fail_after_acting_makes_the_charge_then_answers_500() {
+    let provider = Provider::new().await;
+    provider.set_test_mode(json!({"failAfterActing": 1})).await;
+    let key = new_order_id();
+    let (status, _) = provider.charge(&key, 100, APPROVED_TOKEN).await;
+    assert_eq!(status, 500);
+    assert_eq!(provider.charges().await, (1, 0), "acted before failing");
+    let (status, charge) = provider.charge(&key, 100, APPROVED_TOKEN).await;
+    assert_eq!(status, 201, "the retry replays what was done: {charge}");
+    assert_eq!(provider.charges().await, (1, 0));
+    let (_, mode, _) = provider.request("GET", "/v1/test-mode", None, None).await;
+    assert_eq!(mode["failAfterActing"], 0);
 }
 
 #[tokio::test]
@@ -250,7 +296,10 @@ async fn an_outage_answers_503_to_everything_but_test_mode_and_stores_nothing() 
     assert_eq!(status, 503);
     let (status, mode, _) = provider.request("GET", "/v1/test-mode", None, None).await;
     assert_eq!(status, 200);
-    assert_eq!(mode, json!({"outage": true, "failNext": 0, "delayMs": 0}));
+    assert_eq!(
+        mode,
+        json!({"outage": true, "failNext": 0, "delayMs": 0, "failAfterActing": 0})
+    );
 
     provider.set_test_mode(json!({})).await;
     let (status, _, headers) = provider

@@ -85,6 +85,40 @@ pub async fn serve_sqs<H: EventHandler + Send + 'static>(
     .await
 }
 
+/// Serves a scheduled function (an EventBridge schedule's invocations) until the runtime
+/// stops it: `run` does the job within the invocation's deadline; a failed job fails the
+/// invocation, which Lambda reports (and the schedule's next tick tries again).
+pub async fn serve_scheduled<J, F, Fut>(job: J, run: F) -> Result<(), Error>
+where
+    J: Sync + 'static,
+    F: Fn(&'static J, Instant) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Result<(), Error>> + Send,
+{
+    let job: &'static J = Box::leak(Box::new(job));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let outcome = run(job, invocation_deadline(event.context.deadline)).await;
+            crate::metrics::flush();
+            outcome.map(|()| serde_json::Value::Null)
+        },
+    ))
+    .await
+}
+
+/// The whole `main` of a scheduled function whose job is built on the whole [`Init`]
+/// (see [`run_api_with`]).
+pub async fn run_scheduled_with<J, B, F, Fut>(job: B, run: F) -> Result<(), Error>
+where
+    J: Sync + 'static,
+    B: AsyncFnOnce(&Init) -> Result<J, Error>,
+    F: Fn(&'static J, Instant) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Result<(), Error>> + Send,
+{
+    let init = init().await?;
+    let ((), job) = tokio::join!(init.warm(), job(&init));
+    serve_scheduled(job?, run).await
+}
+
 /// The invocation's deadline (Lambda's, in milliseconds since the epoch) as an instant of
 /// this process's clock.
 pub fn invocation_deadline(deadline_epoch_ms: u64) -> Instant {

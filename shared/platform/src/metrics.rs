@@ -119,6 +119,18 @@ impl Metrics {
         self.count_all(std::slice::from_ref(fact));
     }
 
+    /// Sets the level `name` measures now (how many are waiting, how old the oldest is):
+    /// what a flush writes is the last level set since the one before.
+    pub fn gauge(&self, name: &'static str, value: f64) {
+        let key = Key::from_static_name(name);
+        match &self.own {
+            Some(recorder) => recorder.register_gauge(&key, &METADATA).set(value),
+            None => ::metrics::with_recorder(|recorder| {
+                recorder.register_gauge(&key, &METADATA).set(value)
+            }),
+        }
+    }
+
     /// Counts each fact once.
     pub fn count_all(&self, facts: &[Count]) {
         if facts.is_empty() {

@@ -1,5 +1,5 @@
-//! A test's own metrics recorder: what the harness or an API it drives counted, for this
-//! test alone. The process's recorder is shared by the tests a binary runs at once, so a
+//! A test's own metrics recorder: what the harness or an API it drives counted (and the
+//! levels a scheduled job reported), for this test alone. The process's recorder is shared by the tests a binary runs at once, so a
 //! test hands [`Counts::metrics`] to what it drives instead.
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,11 +9,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use ::metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use shop_platform::metrics::Metrics;
 
-/// Every counter recorded, by name and labels, with the unit declared for its name.
+/// Every counter recorded, by name and labels, with the unit declared for its name; and
+/// every level (gauge) set, as its last value.
 #[derive(Clone, Default)]
 pub struct Counts {
     counters: Arc<Mutex<HashMap<String, Arc<AtomicU64>>>>,
     units: Arc<Mutex<HashMap<String, Unit>>>,
+    /// A level's value, as the bits of an `f64` (how the `metrics` crate keeps gauges).
+    levels: Arc<Mutex<HashMap<String, Arc<AtomicU64>>>>,
 }
 
 impl Counts {
@@ -35,6 +38,16 @@ impl Counts {
             .iter()
             .map(|(key, value)| (key.clone(), value.load(Ordering::SeqCst)))
             .filter(|(_, value)| *value > 0)
+            .collect()
+    }
+
+    /// The last value each level was set to.
+    pub fn levels(&self) -> BTreeMap<String, f64> {
+        self.levels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(key, value)| (key.clone(), f64::from_bits(value.load(Ordering::SeqCst))))
             .collect()
     }
 
@@ -78,9 +91,7 @@ impl Recorder for Counts {
         }
     }
 
-    fn describe_gauge(&self, key: KeyName, _unit: Option<Unit>, _description: SharedString) {
-        panic!("the shop counts business facts; gauge {key:?} was described");
-    }
+    fn describe_gauge(&self, _key: KeyName, _unit: Option<Unit>, _description: SharedString) {}
 
     fn describe_histogram(&self, key: KeyName, _unit: Option<Unit>, _description: SharedString) {
         panic!("the shop counts business facts; histogram {key:?} was described");
@@ -98,7 +109,14 @@ impl Recorder for Counts {
     }
 
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
-        panic!("the shop counts business facts; gauge {key} was recorded");
+        let level = self
+            .levels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(spelled(key))
+            .or_default()
+            .clone();
+        Gauge::from_arc(level)
     }
 
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {

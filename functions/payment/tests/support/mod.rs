@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use payment::api::{App, handle};
 use payment::consumer::{CONSUMER_NAME, Handler};
-use payment::domain::Payment;
+use payment::domain::{Payment, SettlePolicy};
 use payment::provider::{HttpProvider, RetryPolicy};
+use payment::reconciler::{Reconciler, Run};
 use payment::sandbox::{self, Sandbox};
 use payment::secret::ApiKeySecret;
+use payment::settle::Settler;
 use payment::store::PaymentStore;
 use serde_json::{Value, json};
 use shop_events::new_event_id;
@@ -36,6 +38,16 @@ pub const APPROVED_TOKEN: &str = "tok_visa_4242";
 pub const DECLINED_TOKEN: &str = "tok_decline_insufficient_funds";
 /// The key the sandbox's sample requests present.
 pub const SAMPLE_API_KEY: &str = "sk_sandbox_sample_0123456789abcdefghij";
+
+/// Settling with no window and no pauses: a look decides at once, and the next look is
+/// due at once. The windows and pauses themselves are unit-tested in `domain`.
+pub fn settle_at_once() -> SettlePolicy {
+    SettlePolicy {
+        window: Duration::ZERO,
+        first_pause: Duration::ZERO,
+        max_pause: Duration::ZERO,
+    }
+}
 
 /// A policy that gives up within half a second, so the failure paths are quick to test;
 /// the real one's numbers are unit-tested in `provider`.
@@ -177,7 +189,8 @@ impl Provider {
         (status, body)
     }
 
-    /// Test mode: `{"outage": bool, "failNext": n, "delayMs": n}`; left out is off.
+    /// Test mode: `{"outage": bool, "failNext": n, "delayMs": n, "failAfterActing": n}`;
+    /// left out is off.
     pub async fn set_test_mode(&self, mode: Value) {
         let (status, body, _) = self.request("PUT", "/v1/test-mode", None, Some(mode)).await;
         assert_eq!(status, 200, "{body}");
@@ -195,7 +208,8 @@ impl Provider {
             .await;
         match status {
             200 => Some(body),
-            404 => None,
+            // 409: a request under the key is being processed; there is none to see yet.
+            404 | 409 => None,
             other => panic!("the sandbox answered {other}: {body}"),
         }
     }
@@ -217,34 +231,44 @@ impl Provider {
     }
 }
 
-/// Payment as its Lambdas run it, against a sandbox of its own.
+/// Payment as its Lambdas run it, against a sandbox of its own: the API, the consumer and
+/// the reconciler on one table.
 pub struct Payments {
     pub table: Table,
     pub store: PaymentStore,
     pub app: App,
     pub consumer: SqsConsumer<Handler<HttpProvider>>,
+    pub reconciler: Reconciler<HttpProvider>,
     pub provider: Provider,
-    /// What the consumer counted.
+    /// What the consumer and the reconciler counted.
     pub counts: Counts,
 }
 
 impl Payments {
     pub async fn new() -> Self {
-        Self::with(quick_policy(), Duration::ZERO).await
+        Self::with(quick_policy(), settle_at_once()).await
     }
 
-    /// With the consumer's retry policy and its settle window for uncertain charges.
-    pub async fn with(retry: RetryPolicy, settle_window: Duration) -> Self {
-        Self::on(Provider::new().await, retry, settle_window).await
+    /// With the retry policy of every provider call and the settle policy.
+    pub async fn with(retry: RetryPolicy, policy: SettlePolicy) -> Self {
+        Self::on(Provider::new().await, retry, policy).await
     }
 
-    pub async fn on(provider: Provider, retry: RetryPolicy, settle_window: Duration) -> Self {
-        let table = Table::new("payments", &[]).await;
+    pub async fn on(provider: Provider, retry: RetryPolicy, policy: SettlePolicy) -> Self {
+        let table = Table::new("payments", &["gsi1"]).await;
         let store = PaymentStore::new(table.dynamodb.clone(), &table.name);
-        let mut handler = Handler::new(store.clone(), provider.adapter().await);
-        handler.retry = retry;
-        handler.settle_window = settle_window;
+        let mut handler = Handler::new(store.clone(), provider.adapter().await, policy);
+        handler.settler.retry = retry;
         let counts = Counts::new();
+        let reconciler = Reconciler {
+            settler: Settler {
+                store: store.clone(),
+                provider: provider.adapter().await,
+                retry,
+                policy,
+            },
+            metrics: counts.metrics(),
+        };
         Self {
             app: App {
                 store: store.clone(),
@@ -252,11 +276,42 @@ impl Payments {
             consumer: table
                 .consumer(CONSUMER_NAME, handler)
                 .with_metrics(counts.metrics()),
+            reconciler,
             table,
             store,
             provider,
             counts,
         }
+    }
+
+    /// One run of the reconciler, as its schedule would start it.
+    pub async fn reconcile(&self) -> Run {
+        self.reconciler
+            .run(std::time::Instant::now() + Duration::from_secs(60))
+            .await
+            .expect("the table answers")
+    }
+
+    /// Runs the reconciler until nothing is due, as its schedule would over time; how many
+    /// runs that took (at most `runs`).
+    pub async fn reconcile_until_settled(&self, runs: usize) -> usize {
+        for n in 1..=runs {
+            if self.reconcile().await.due == 0 {
+                return n;
+            }
+        }
+        panic!("still unsettled after {runs} runs");
+    }
+
+    /// The ids of the payments the unsettled index lists, whether due or not.
+    pub async fn unsettled(&self) -> Vec<String> {
+        self.table
+            .items("PAYMENT#")
+            .await
+            .iter()
+            .filter(|item| item.contains_key("gsi1pk"))
+            .map(|item| item["orderId"].as_s().unwrap().clone())
+            .collect()
     }
 
     /// The first message of a batch, alone, through the consumer harness.
