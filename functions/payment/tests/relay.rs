@@ -51,5 +51,5 @@ async fn what_the_consumer_records_reaches_the_bus_with_the_order_correlation() 
 
 #[test]
 fn every_sample_event_of_payment_is_exercised_and_names_a_function() {
-    assert_eq!(samples::assert_all_used_and_invokable("payment"), 11);
+    assert_eq!(samples::assert_all_used_and_invokable("payment"), 12);
 }
