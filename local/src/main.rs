@@ -65,6 +65,10 @@ enum Command {
         /// Root template parameters, as Name=Value (e.g. Stage=prod).
         #[arg(long = "parameter", value_parser = parse_parameter)]
         parameters: Vec<(String, String)>,
+        /// Run every schedule (the payment reconciler's rate(1 minute)) every this many
+        /// seconds instead.
+        #[arg(long)]
+        schedules_every: Option<u64>,
     },
     /// Print a bearer token the running stack accepts.
     Token {
@@ -172,6 +176,7 @@ async fn main() -> ExitCode {
             max_delay_ms,
             fault_seed,
             parameters,
+            schedules_every,
         } => {
             let faults = probability("kill-probability", kill_probability).and_then(|kill| {
                 Ok(FaultSettings {
@@ -194,6 +199,7 @@ async fn main() -> ExitCode {
                     max_processes,
                     parameters: parameters.into_iter().collect::<BTreeMap<_, _>>(),
                     extra_binaries: Vec::new(),
+                    schedules_every: schedules_every.map(Duration::from_secs),
                 })
                 .await
                 .map_err(|e| e.to_string()),

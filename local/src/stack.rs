@@ -38,6 +38,9 @@ pub struct UpOptions {
     pub parameters: BTreeMap<String, String>,
     /// Binaries to build beside the functions (the bench's reference functions).
     pub extra_binaries: Vec<String>,
+    /// Runs every schedule this often instead of at its rate (tests and demos do not wait
+    /// a minute for a reconciler); `None` keeps the templates' rates.
+    pub schedules_every: Option<Duration>,
 }
 
 /// A running stack, shared by the server, the pollers and the commands.
@@ -103,6 +106,7 @@ impl Stack {
             "queues": self.topology.queues.iter().map(|q| json!({"logicalId": q.logical_id, "url": q.url, "deadLetter": self.topology.queues.iter().any(|other| other.redrive.as_ref().is_some_and(|r| r.dead_letter_arn == q.arn))})).collect::<Vec<_>>(),
             "secrets": self.topology.secrets.iter().map(|s| json!({"logicalId": s.logical_id, "name": s.name})).collect::<Vec<_>>(),
             "functionUrls": self.topology.function_urls.iter().map(|u| json!({"logicalId": u.logical_id, "function": u.function, "url": u.url})).collect::<Vec<_>>(),
+            "schedules": self.topology.schedules.iter().map(|s| json!({"logicalId": s.logical_id, "function": s.function, "expression": s.expression})).collect::<Vec<_>>(),
         })
     }
 
@@ -363,6 +367,20 @@ async fn start(
         tasks.extend(handles);
     }
 
+    for spec in &topology.schedules {
+        let function = functions
+            .get(&spec.function)
+            .cloned()
+            .ok_or_else(|| UpError(format!("no function {}", spec.function)))?;
+        let every = options.schedules_every.unwrap_or(spec.every);
+        tasks.push(tokio::spawn(run_schedule(
+            spec.clone(),
+            every,
+            function,
+            logs.clone(),
+        )));
+    }
+
     let issuer = Issuer::load_or_create(&options.run_dir).map_err(fail("token issuer"))?;
     let stack = Arc::new(Stack {
         topology,
@@ -382,6 +400,44 @@ async fn start(
         seed(&stack).await;
     }
     Ok((stack, tasks))
+}
+
+/// Invokes the function of `spec` every `every`, as EventBridge invokes a schedule's target:
+/// asynchronously (nobody waits for the answer), one invocation per tick, each tick
+/// skipped while the previous invocation still runs (Lambda would run them side by side;
+/// a reconciler's runs only meet through conditional writes either way). A failed
+/// invocation is logged; the next tick runs regardless.
+async fn run_schedule(
+    spec: crate::topology::ScheduleSpec,
+    every: Duration,
+    function: Arc<LambdaFunction>,
+    logs: LogSink,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick of an interval is at once; EventBridge's is one period in.
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let event = serde_json::json!({
+            "version": "0",
+            "id": ulid::Ulid::generate().to_string().to_lowercase(),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT_ID,
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "region": REGION,
+            "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{}", spec.logical_id.replace('/', "-"))],
+            "detail": {},
+        });
+        let invocation = function.invoke(Bytes::from(event.to_string())).await;
+        if let Some(error) = invocation.error_payload() {
+            logs(
+                "schedule",
+                &format!("{} ({}) failed: {error}", spec.logical_id, spec.expression),
+            );
+        }
+    }
 }
 
 /// What `up` does once moto runs: start everything (a stop signal during start-up ends

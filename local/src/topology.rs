@@ -22,6 +22,7 @@ pub struct Topology {
     pub routes: Vec<RouteSpec>,
     pub stream_mappings: Vec<StreamMappingSpec>,
     pub queue_mappings: Vec<QueueMappingSpec>,
+    pub schedules: Vec<ScheduleSpec>,
     pub secrets: Vec<SecretSpec>,
     pub function_urls: Vec<FunctionUrlSpec>,
     /// Resources present in the templates that run without local emulation (IAM, log
@@ -170,6 +171,45 @@ pub struct QueueMappingSpec {
     pub filters: Vec<serde_json::Value>,
 }
 
+/// A function invoked on a schedule (a SAM `Schedule` event: an EventBridge rule with a
+/// `rate(...)` expression), with the event EventBridge sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScheduleSpec {
+    pub logical_id: String,
+    /// The physical name of the function.
+    pub function: String,
+    /// As written: `rate(1 minute)`.
+    pub expression: String,
+    /// What the expression means.
+    #[serde(serialize_with = "seconds")]
+    pub every: std::time::Duration,
+}
+
+fn seconds<S: serde::Serializer>(
+    duration: &std::time::Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(duration.as_secs())
+}
+
+/// What a `rate(...)` schedule expression means; `None` for anything else (a `cron(...)`,
+/// a unit that does not agree with its value).
+pub fn rate(expression: &str) -> Option<std::time::Duration> {
+    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (value, unit) = inner.trim().split_once(' ')?;
+    let value: u64 = value.parse().ok()?;
+    let seconds = match (value, unit.trim()) {
+        (1, "minute") => 60,
+        (1, "hour") => 3_600,
+        (1, "day") => 86_400,
+        (n, "minutes") if n > 1 => n * 60,
+        (n, "hours") if n > 1 => n * 3_600,
+        (n, "days") if n > 1 => n * 86_400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(seconds))
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SecretSpec {
     pub logical_id: String,
@@ -201,4 +241,30 @@ pub struct FunctionUrlSpec {
     /// The physical name of the function.
     pub function: String,
     pub url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::rate;
+
+    #[test]
+    fn rate_expressions_read_as_eventbridge_reads_them() {
+        assert_eq!(rate("rate(1 minute)"), Some(Duration::from_secs(60)));
+        assert_eq!(rate("rate(5 minutes)"), Some(Duration::from_secs(300)));
+        assert_eq!(rate("rate(2 hours)"), Some(Duration::from_secs(7_200)));
+        assert_eq!(rate("rate(1 day)"), Some(Duration::from_secs(86_400)));
+        // EventBridge refuses a plural for 1 and a singular for more.
+        for refused in [
+            "rate(1 minutes)",
+            "rate(5 minute)",
+            "rate(0 minutes)",
+            "cron(0 * * * ? *)",
+            "rate()",
+            "rate(x minutes)",
+        ] {
+            assert_eq!(rate(refused), None, "{refused}");
+        }
+    }
 }

@@ -113,6 +113,7 @@ pub async fn run(options: &BenchOptions) -> Result<Report, String> {
         faults: FaultSettings::default(),
         max_processes: options.max_processes,
         parameters: BTreeMap::new(),
+        schedules_every: None,
         extra_binaries: if options.floor_invocations == 0 {
             Vec::new()
         } else {

@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 use super::names::{function_arn, function_arn_in_uri, stream_arn};
 use super::props::{Props, Scope, json_document};
 use super::{Loader, Placed, Result};
-use crate::topology::{QueueMappingSpec, StreamMappingSpec, Topology};
+use crate::topology::{QueueMappingSpec, ScheduleSpec, StreamMappingSpec, Topology, rate};
 
 /// A function's event source before its source is looked up: a SAM `Events` entry or a raw
 /// `AWS::Lambda::EventSourceMapping`, both with the latter's property names.
@@ -33,16 +33,17 @@ const MAPPING_KEYS: &[&str] = &[
 ];
 
 impl Loader<'_> {
-    /// The function's SAM `Events`. Only `DynamoDB` and `SQS` events are accepted: HTTP routes
-    /// must be raw `AWS::ApiGatewayV2::Route` + `Integration` resources, because a SAM `HttpApi`
-    /// (or `Api`) event can only attach to an API declared in the same template, and the shop's
-    /// one API lives in the root stack while every capability is a nested stack. Other event
-    /// types (`Schedule`, `EventBridgeRule`, ...) have no local emulation; bus subscriptions are
-    /// `AWS::Events::Rule`s targeting a queue.
+    /// The function's SAM `Events`. `DynamoDB` and `SQS` events are mappings; `Schedule`
+    /// events (`rate(...)`) are kept in `schedules`. Nothing else is accepted: HTTP routes
+    /// must be raw `AWS::ApiGatewayV2::Route` + `Integration` resources, because a SAM
+    /// `HttpApi` (or `Api`) event can only attach to an API declared in the same template,
+    /// and the shop's one API lives in the root stack while every capability is a nested
+    /// stack; bus subscriptions are `AWS::Events::Rule`s targeting a queue.
     pub(super) fn function_events<'s>(
         &self,
         scope: &'s Scope<'s>,
         placed: &Placed,
+        schedules: &mut Vec<ScheduleSpec>,
     ) -> Result<Vec<MappingSource<'s>>> {
         let props = self.properties(scope, placed.resource, &["Events"])?;
         let Some(events) = props.object("Events")? else {
@@ -56,9 +57,17 @@ impl Loader<'_> {
             let source_key = match kind.as_str() {
                 "DynamoDB" => "Stream",
                 "SQS" => "Queue",
+                "Schedule" => {
+                    if let Some(schedule) =
+                        schedule(&event, &function, format!("{}{name}", placed.id))?
+                    {
+                        schedules.push(schedule);
+                    }
+                    continue;
+                }
                 _ => {
                     return Err(scope.unsupported(format!(
-                        "{}: event type {kind}; only DynamoDB and SQS events are. Declare HTTP routes as \
+                        "{}: event type {kind}; only DynamoDB, SQS and Schedule events are. Declare HTTP routes as \
                          AWS::ApiGatewayV2::Route + Integration resources against the platform's API (a SAM \
                          HttpApi/Api event cannot attach to an API in another stack), and subscribe to the bus \
                          with an AWS::Events::Rule targeting an SQS queue",
@@ -132,6 +141,31 @@ impl Loader<'_> {
         }
         Ok(())
     }
+}
+
+/// A SAM `Schedule` event, unless it is disabled (`Enabled: false` or `State: DISABLED`).
+fn schedule(event: &Props, function: &str, logical_id: String) -> Result<Option<ScheduleSpec>> {
+    let properties = event
+        .object("Properties")?
+        .ok_or_else(|| event.required("Properties"))?;
+    let disabled = properties.bool("Enabled")? == Some(false)
+        || properties.string("State")?.as_deref() == Some("DISABLED");
+    if disabled {
+        return Ok(None);
+    }
+    let expression = properties.required_string("Schedule")?;
+    let every = rate(&expression).ok_or_else(|| {
+        properties.invalid(
+            "Schedule",
+            format!("{expression:?}: only rate(...) expressions are emulated"),
+        )
+    })?;
+    Ok(Some(ScheduleSpec {
+        logical_id,
+        function: function.to_owned(),
+        expression,
+        every,
+    }))
 }
 
 /// A mapping from a queue. Defaults as in AWS: batches of 10, no batching window.

@@ -378,7 +378,7 @@ impl Loader<'_> {
                 Ok(())
             }
             FUNCTION => {
-                for source in self.function_events(&scope, placed)? {
+                for source in self.function_events(&scope, placed, &mut topology.schedules)? {
                     self.mapping(source, topology)?;
                 }
                 Ok(())

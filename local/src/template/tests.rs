@@ -85,6 +85,12 @@ fn declared_by(topology: &Topology, owner: &str) -> Topology {
             .filter(|m| mine(&m.logical_id))
             .cloned()
             .collect(),
+        schedules: topology
+            .schedules
+            .iter()
+            .filter(|s| mine(&s.logical_id))
+            .cloned()
+            .collect(),
         not_emulated: topology
             .not_emulated
             .iter()
@@ -292,6 +298,37 @@ fn the_project_templates_give_the_catalog_topology() {
 }
 
 #[test]
+fn the_payment_reconciler_runs_on_its_schedule_and_nothing_else_does() {
+    let whole = project_topology(&options());
+    let schedules: Vec<_> = whole
+        .schedules
+        .iter()
+        .map(|s| {
+            (
+                s.logical_id.as_str(),
+                s.expression.as_str(),
+                s.every.as_secs(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        schedules,
+        [(
+            "payment/PaymentReconcilerFunctionEveryMinute",
+            "rate(1 minute)",
+            60
+        )]
+    );
+    let reconciler = whole
+        .functions
+        .iter()
+        .find(|f| f.binary == "payment-reconciler")
+        .expect("the reconciler is a function");
+    assert_eq!(whole.schedules[0].function, reconciler.name);
+    assert_eq!(reconciler.environment["CHARGE_SETTLE_SECONDS"], "30");
+}
+
+#[test]
 fn the_project_templates_honour_the_stage_parameter() {
     let mut prod = options();
     prod.parameters.insert("Stage".into(), "prod".into());
@@ -342,6 +379,8 @@ fn each_capability_subscribes_its_own_queue_to_exactly_its_events() {
                 "CheckoutRequested",
                 "PaymentFailed",
                 "PaymentSucceeded",
+                "ShipmentCancellationRefused",
+                "ShipmentCancelled",
                 "ShipmentDelivered",
                 "ShipmentDispatched",
                 "StockReservationFailed",
@@ -349,7 +388,10 @@ fn each_capability_subscribes_its_own_queue_to_exactly_its_events() {
             ],
         ),
         ("payment", &["OrderCancelled", "OrderStockConfirmed"]),
-        ("shipping", &["OrderCancelled", "OrderPaid"]),
+        (
+            "shipping",
+            &["OrderCancellationRequested", "OrderCancelled", "OrderPaid"],
+        ),
     ];
     for (capability, events) in expected {
         let mine = declared_by(&whole, capability);
