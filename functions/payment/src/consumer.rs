@@ -118,37 +118,64 @@ impl<P: PaymentProvider> Handler<P> {
                 return Ok(());
             }
         };
-        let recorded = self.charge(&intent, &confirmed).await?;
+        let (recorded, read_version) = self.charge(intent, &confirmed).await?;
         stage(
             self.store(),
             recorded,
-            intent.version,
+            read_version,
             event.correlation_id(),
             transaction,
         )?;
         Ok(())
     }
 
-    /// Asks the provider for the charge `intent` stands for, and what its answer means.
+    /// Asks the provider for the charge `intent` stands for, and what its answer means,
+    /// with the intent as stored by then (and the version it is stored at). Before every
+    /// retry the record is moved on to say when the latest request went out: the settle
+    /// window then only has to cover one attempt, not the whole invocation, and a
+    /// reconciler that settled the payment meanwhile (or a cancellation) stops the retries
+    /// at once, through the version.
     async fn charge(
         &self,
-        intent: &Payment,
+        intent: Payment,
         confirmed: &OrderStockConfirmed,
-    ) -> Result<Recorded, ConsumeError> {
-        let order_id = intent.order_id.as_str();
-        let key = charge_idempotency_key(order_id);
+    ) -> Result<(Recorded, u64), ConsumeError> {
+        let order_id = intent.order_id.clone();
+        let key = charge_idempotency_key(&order_id);
         let total = &confirmed.total;
+        let policy = &self.settler.policy;
+        let latest = std::sync::Mutex::new(intent);
+        let current = || match latest.lock() {
+            Ok(intent) => intent.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
         let outcome = self
             .settler
             .retry
-            .run("charge", || {
-                self.settler
-                    .provider
-                    .charge(&key, total, &confirmed.payment_token)
-            })
-            .await;
+            .run_guarded(
+                "charge",
+                || {
+                    self.settler
+                        .provider
+                        .charge(&key, total, &confirmed.payment_token)
+                },
+                |_| async {
+                    let before = current();
+                    let next = before
+                        .retry_charge(Utc::now(), policy)
+                        .map_err(|refused| ConsumeError::Transient(refused.to_string()))?;
+                    self.store().change_now(&next, before.version).await?;
+                    match latest.lock() {
+                        Ok(mut intent) => *intent = next,
+                        Err(poisoned) => *poisoned.into_inner() = next,
+                    }
+                    Ok::<(), ConsumeError>(())
+                },
+            )
+            .await?;
+        let intent = current();
+        let order_id = order_id.as_str();
         let now = Utc::now();
-        let policy = &self.settler.policy;
         let recorded = match outcome {
             Ok(charge) => {
                 if charge.amount != *total {
@@ -173,7 +200,9 @@ impl<P: PaymentProvider> Handler<P> {
                 intent.provider_unavailable(false, now, policy)
             }
         };
-        recorded.map_err(|refused| ConsumeError::Transient(refused.to_string()))
+        recorded
+            .map(|recorded| (recorded, intent.version))
+            .map_err(|refused| ConsumeError::Transient(refused.to_string()))
     }
 
     /// Step 8: remember the cancellation, and give back what is owed as far as one look at

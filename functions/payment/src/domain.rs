@@ -46,7 +46,7 @@ pub const VOID_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SettlePolicy {
     /// How long after a charge attempt began a charge may still appear at the provider:
-    /// the consumer's whole invocation (every attempt starts within it) plus the longest
+    /// one attempt (the consumer records every retry before it sends it) plus the longest
     /// the provider may take over a request it received. "No charge found" proves
     /// nothing before it has passed.
     pub window: Duration,

@@ -134,15 +134,41 @@ impl RetryPolicy {
     /// proof either (the first attempt may have gone through, and the rejection be about
     /// the retry), so it stays uncertain; a decline or a success is the provider's answer
     /// for the key, whatever came before.
-    pub async fn run<T, Op, Fut>(&self, what: &str, mut operation: Op) -> Result<T, ProviderError>
+    pub async fn run<T, Op, Fut>(&self, what: &str, operation: Op) -> Result<T, ProviderError>
     where
         Op: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let no_guard = |_| std::future::ready(Ok::<(), std::convert::Infallible>(()));
+        match self.run_guarded(what, operation, no_guard).await {
+            Ok(outcome) => outcome,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Self::run`], with `guard` awaited before every attempt after the first (its
+    /// number given): the caller's chance to record that another request is about to go
+    /// out, or to stop. A guard's error ends the call at once (`Err`); otherwise the
+    /// answer is the policy's (`Ok`).
+    pub async fn run_guarded<T, E, Op, Fut, G, GuardFut>(
+        &self,
+        what: &str,
+        mut operation: Op,
+        mut guard: G,
+    ) -> Result<Result<T, ProviderError>, E>
+    where
+        Op: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+        G: FnMut(u32) -> GuardFut,
+        GuardFut: Future<Output = Result<(), E>>,
     {
         let attempts = self.attempts.max(1);
         let mut uncertain = false;
         let mut last = String::new();
         for attempt in 1..=attempts {
+            if attempt > 1 {
+                guard(attempt).await?;
+            }
             let outcome = match tokio::time::timeout(self.attempt_timeout, operation()).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(ProviderError::unavailable(
@@ -161,21 +187,21 @@ impl RetryPolicy {
                 }
                 Err(ProviderError::Rejected { status, detail }) if uncertain => {
                     tracing::warn!(what, attempt, status, error = %detail, "rejected after an unanswered attempt; the outcome stays uncertain");
-                    return Err(ProviderError::unavailable(
+                    return Ok(Err(ProviderError::unavailable(
                         true,
                         format!("rejected with {status} after an unanswered attempt: {detail}"),
-                    ));
+                    )));
                 }
-                done => return done,
+                done => return Ok(done),
             }
             if attempt < attempts {
                 tokio::time::sleep(self.backoff(attempt, fastrand::f64())).await;
             }
         }
-        Err(ProviderError::unavailable(
+        Ok(Err(ProviderError::unavailable(
             uncertain,
             format!("{attempts} attempts failed; the last: {last}"),
-        ))
+        )))
     }
 }
 
@@ -602,6 +628,39 @@ mod tests {
         );
         let script = Script::new(vec![None, Some(Ok(7))]);
         assert_eq!(quick().run("test", || script.call()).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn a_guard_runs_before_every_retry_and_can_stop_the_call() {
+        let script = Script::new(vec![down(true), down(true), Some(Ok(7))]);
+        let guarded = Mutex::new(Vec::new());
+        let outcome = quick()
+            .run_guarded(
+                "test",
+                || script.call(),
+                |attempt| {
+                    guarded.lock().unwrap().push(attempt);
+                    std::future::ready(Ok::<(), &str>(()))
+                },
+            )
+            .await;
+        assert_eq!(outcome, Ok(Ok(7)));
+        assert_eq!(
+            *guarded.lock().unwrap(),
+            [2, 3],
+            "before each retry, not the first"
+        );
+
+        let script = Script::new(vec![down(true), Some(Ok(7))]);
+        let outcome = quick()
+            .run_guarded(
+                "test",
+                || script.call(),
+                |_| std::future::ready(Err("moved on")),
+            )
+            .await;
+        assert_eq!(outcome, Err("moved on"));
+        assert_eq!(script.calls(), 1, "no attempt after a failed guard");
     }
 
     #[tokio::test]
