@@ -95,16 +95,37 @@ async fn an_order_lives_to_delivered_and_every_way_out_of_it_compensates() {
         "{payment}"
     );
 
-    // Cancelled after payment: refunded, released, the shipment dropped.
+    // Cancelled after payment: shipping confirms, then refunded, released, dropped.
     shop.add(&ada, &lamp, 1).await;
     let regret = shop.checkout(&ada, "life-ada-0003").await;
     scenario.orders.push((regret.clone(), ada.clone()));
     assert_eq!(shop.settled(&ada, &regret).await["status"], "paid");
     shop.pending_shipment(&regret).await;
     let (status, order) = shop.cancel(&ada, &regret).await;
-    assert_eq!((status, order["status"].clone()), (202, json!("cancelled")));
+    assert_eq!(
+        (status, order["status"].clone()),
+        (202, json!("cancelling")),
+        "from paid on, shipping has the last word"
+    );
     let (status, _) = shop.cancel(&ada, &regret).await;
-    assert_eq!(status, 200, "already cancelled");
+    assert_eq!(status, 200, "asked already");
+    let order = shop
+        .order_when(&ada, &regret, "shipping confirms the cancellation", |o| {
+            o["status"] == "cancelled"
+        })
+        .await;
+    assert_eq!(
+        history(&order),
+        [
+            "submitted",
+            "stock_confirmed",
+            "paid",
+            "cancelling",
+            "cancelled"
+        ]
+    );
+    let (status, problem) = shop.shipment_step(&regret, "dispatch").await;
+    assert_eq!(status, 409, "a cancelled shipment cannot leave: {problem}");
     eventually("payment refunds the charge", async || {
         let (_, payment) = shop.payment(&regret).await;
         (payment["status"] == "refunded").then_some(())
@@ -186,6 +207,114 @@ async fn when_the_provider_is_down_orders_end_cancelled_not_stuck() {
     assert_eq!(shop.settled(&shopper, &order).await["status"], "paid");
 
     assert_invariants(&shop, &scenario).await;
+    let started = shop.stack.started_pids().await;
+    shop.stack.stop_with("TERM", &started);
+}
+
+/// The black-box race of issue 13: paid orders, and for each the owner's cancel and an
+/// admin's dispatch sent at the same moment. Shipping has the last word: either the parcel
+/// left (the order ships, its history keeping the refused request) or it never will (the
+/// order is cancelled and refunded); never both, and inventory counts exactly the units of
+/// the parcels that left as shipped.
+#[tokio::test(flavor = "multi_thread")]
+async fn cancels_racing_dispatches_leave_every_order_one_story() {
+    const ORDERS: usize = 12;
+    let shop = Shop::start(&[]);
+    let mut scenario = Scenario::default();
+    let product = shop.product_with_stock("Race Lamp", 3100, 40).await;
+    scenario.stock_set.insert(product.clone(), 40);
+    let mut paid = Vec::new();
+    for n in 0..ORDERS {
+        let shopper = shop.stack.token(&format!("racer-{n}"), false);
+        shop.add(&shopper, &product, 2).await;
+        let order = shop.checkout(&shopper, &format!("race-key-{n:04}")).await;
+        scenario.orders.push((order.clone(), shopper.clone()));
+        paid.push((order, shopper));
+    }
+    for (order, shopper) in &paid {
+        assert_eq!(shop.settled(shopper, order).await["status"], "paid");
+        shop.pending_shipment(order).await;
+    }
+    let answers = futures::future::join_all(paid.iter().map(|(order, shopper)| {
+        let shop = &shop;
+        async move {
+            let (cancel, dispatch) = tokio::join!(
+                shop.cancel(shopper, order),
+                shop.shipment_step(order, "dispatch")
+            );
+            (cancel.0, dispatch.0)
+        }
+    }))
+    .await;
+    let (mut shipped, mut cancelled) = (0, 0);
+    for ((order, shopper), (cancel, dispatch)) in paid.iter().zip(&answers) {
+        let settled = shop.settled(shopper, order).await;
+        let path = history(&settled);
+        let asked = path.contains(&"cancelling".to_owned());
+        match (settled["status"].as_str(), *cancel, *dispatch) {
+            // The dispatch won; the request was refused and stays on record.
+            (Some("shipped"), 202, 200) if asked => shipped += 1,
+            // The dispatch reached ordering before the cancel: too late to ask.
+            (Some("shipped"), 409, 200) if !asked => shipped += 1,
+            // Shipping cancelled first; the dispatch was refused.
+            (Some("cancelled"), 202, 409) if asked => cancelled += 1,
+            (status, cancel, dispatch) => panic!(
+                "{order} is {status:?} after cancel {cancel} and dispatch {dispatch}: {path:?}"
+            ),
+        }
+    }
+    println!("{ORDERS} cancels racing dispatches: {shipped} shipped, {cancelled} cancelled");
+    assert_invariants(&shop, &scenario).await;
+    let stock = shop.stock(&product).await;
+    assert_eq!(
+        (stock["shipped"].as_i64(), stock["reserved"].as_i64()),
+        (Some(2 * shipped as i64), Some(0)),
+        "{stock}"
+    );
+    let started = shop.stack.started_pids().await;
+    shop.stack.stop_with("TERM", &started);
+}
+
+/// The other black-box finding of issue 13: a card processor slower than payment's
+/// client. Every attempt times out, the charges complete anyway, the orders are cancelled
+/// for the failed payments; the processor's own ledger must end with every charge
+/// refunded, by the shop alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn charges_slower_than_the_client_never_keep_the_customers_money() {
+    let shop = Shop::start(&[]);
+    let provider = Provider::of(&shop.stack).await;
+    let mut scenario = Scenario::default();
+    let product = shop.product_with_stock("Slow Kettle", 4100, 10).await;
+    scenario.stock_set.insert(product.clone(), 10);
+    provider
+        .set_test_mode(&shop.stack, json!({"delayMs": 3000}))
+        .await;
+    let mut orders = Vec::new();
+    for n in 0..3 {
+        let shopper = shop.stack.token(&format!("slow-{n}"), false);
+        shop.add(&shopper, &product, 1).await;
+        let order = shop.checkout(&shopper, &format!("slow-key-{n:04}")).await;
+        scenario.orders.push((order.clone(), shopper.clone()));
+        orders.push((order, shopper));
+    }
+    for (order, shopper) in &orders {
+        let order = shop.settled(shopper, order).await;
+        assert_eq!(
+            (order["status"].clone(), order["cancellationReason"].clone()),
+            (json!("cancelled"), json!("provider_unavailable")),
+            "{order}"
+        );
+    }
+    provider.set_test_mode(&shop.stack, json!({})).await;
+    // The invariants are counted at the processor's ledger: every charge made is refunded.
+    assert_invariants(&shop, &scenario).await;
+    for (order, _) in &orders {
+        let charge = provider.charge(&shop.stack, order).await;
+        assert!(
+            charge.as_ref().is_none_or(|c| c["refunded"] == true),
+            "{order}: {charge:?}"
+        );
+    }
     let started = shop.stack.started_pids().await;
     shop.stack.stop_with("TERM", &started);
 }

@@ -5,15 +5,21 @@
 //!   the admin set; what is reserved is exactly the lines of the orders holding stock
 //!   (stock_confirmed, paid) and what is shipped exactly those of shipped and delivered
 //!   orders;
-//! - money: an order is charged (net of refunds) exactly when it is paid, shipped or
-//!   delivered — by payment's own record and by the provider's ledger, for the order's
-//!   total;
-//! - progress: every order is paid or cancelled, or further along by an admin's step,
-//!   its history a path the state machine allows, and its shipment in step with it;
+//! - money: an order is charged (net of refunds) exactly when it is paid, cancelling,
+//!   shipped or delivered — counted at the provider's own ledger (which holds the charges
+//!   whose answer the shop never got, too) and by payment's record, for the order's total;
+//!   and no payment is left unsettled;
+//! - shipments: a cancelled order's shipment was never dispatched, and a dispatched one's
+//!   units are shipped, never released (the shipped counts are exactly those of the orders
+//!   whose parcels left);
+//! - progress: every order is paid or cancelled, or further along by an admin's step
+//!   (never left `cancelling`), its history a path the state machine allows, and its
+//!   shipment in step with it;
 //! - nothing given up: every dead-letter queue is empty.
 //!
 //! [`settle`] waits for the quiet moment the invariants speak of: every order settled,
-//! every queue empty and no event source delivering anything for a while.
+//! every payment settled, every queue empty and no event source delivering anything for a
+//! while.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -134,11 +140,19 @@ impl Provider {
     }
 }
 
-/// Waits for the quiet moment: every order settled, every queue empty, and no event
-/// source mapping delivering a record for two seconds.
+/// Waits for the quiet moment: every order settled, every payment settled (the reconciler
+/// has nothing left to do), every queue empty, and no event source mapping delivering a
+/// record for two seconds.
 pub async fn settle(shop: &Shop, scenario: &Scenario) {
     for (order, owner) in &scenario.orders {
         shop.settled(owner, order).await;
+    }
+    for (order, _) in &scenario.orders {
+        eventually("the order's payment settles", async || {
+            let (status, payment) = shop.payment(order).await;
+            (status == 404 || (status == 200 && payment.get("settling").is_none())).then_some(())
+        })
+        .await;
     }
     let endpoint = stats(&shop.stack).await["motoEndpoint"]
         .as_str()
@@ -202,13 +216,15 @@ async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
 }
 
 /// The transitions DESIGN §3 allows, as (from, to).
-const ALLOWED: [(&str, &str); 7] = [
+const ALLOWED: [(&str, &str); 9] = [
     ("submitted", "stock_confirmed"),
     ("submitted", "cancelled"),
     ("stock_confirmed", "paid"),
     ("stock_confirmed", "cancelled"),
     ("paid", "shipped"),
-    ("paid", "cancelled"),
+    ("paid", "cancelling"),
+    ("cancelling", "cancelled"),
+    ("cancelling", "shipped"),
     ("shipped", "delivered"),
 ];
 
@@ -257,7 +273,10 @@ pub async fn violations(shop: &Shop, provider: &Provider, scenario: &Scenario) -
             }
         }
 
-        let should_be_charged = matches!(state.as_str(), "paid" | "shipped" | "delivered");
+        let should_be_charged = matches!(
+            state.as_str(),
+            "paid" | "cancelling" | "shipped" | "delivered"
+        );
         let (status, payment) = shop.payment(order_id).await;
         let recorded_charge = match status {
             200 => payment["status"] == "succeeded",
@@ -267,6 +286,9 @@ pub async fn violations(shop: &Shop, provider: &Provider, scenario: &Scenario) -
                 false
             }
         };
+        if let Some(settling) = payment.get("settling") {
+            found.push(format!("payment of {order_id} is not settled: {settling}"));
+        }
         if recorded_charge != should_be_charged {
             found.push(format!(
                 "order {order_id} is {state} but payment says {payment}"

@@ -61,7 +61,16 @@ impl Runner {
         let run_dir =
             std::env::temp_dir().join(format!("shop-local-e2e-{}", ulid::Ulid::generate()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_shop-local"))
-            .args(["up", "--port", "0", "--no-build", "--no-seed", "--run-dir"])
+            .args(["up", "--port", "0", "--no-build", "--no-seed"])
+            // The reconciler's schedule every second, not every minute; and the settle
+            // window one charge attempt (2 s) and the sandbox's longest hold (5 s) need.
+            .args([
+                "--schedules-every",
+                "1",
+                "--parameter",
+                "ChargeSettleSeconds=10",
+            ])
+            .arg("--run-dir")
             .arg(&run_dir)
             .args(extra)
             .current_dir(repo_root())
