@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod dead_letters;
 pub mod emulator;
 pub mod faults;
 pub mod gateway;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use http_body_util::{BodyExt, Full};
 use shop_local::bench::{self, BenchOptions};
 use shop_local::client::{http_client, running_stack, send};
+use shop_local::dead_letters;
 use shop_local::faults::FaultSettings;
 use shop_local::issuer::Issuer;
 use shop_local::stack::{UpOptions, find_repo_root, up};
@@ -133,12 +134,38 @@ enum Command {
         #[arg(long)]
         log_file: Option<PathBuf>,
     },
+    /// What the dead-letter queues hold, and sending it back.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// The events the outbox relays parked (could not publish), and publishing them again.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Print the events crossing the bus as they pass.
     Tail {
         /// Print each event's full EventBridge JSON instead of one summary line.
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Every dead-letter queue's messages (or one queue's: PaymentDLQ, payment/PaymentDLQ).
+    List { queue: Option<String> },
+    /// Moves every message of a dead-letter queue back to the queue it came from.
+    Redrive { queue: String },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// The parked events of every capability (or of one: payment).
+    Parked { capability: Option<String> },
+    /// Publishes the parked events again, removing each once the bus took it.
+    Replay { capability: Option<String> },
 }
 
 fn parse_parameter(text: &str) -> Result<(String, String), String> {
@@ -212,6 +239,18 @@ async fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Command::Invoke { function, event } => invoke(&run_dir, &function, &event).await,
         Command::Tail { json } => tail(&run_dir, json).await,
+        Command::Dlq { command } => match command {
+            DlqCommand::List { queue } => dead_letters::list(&run_dir, queue.as_deref()).await,
+            DlqCommand::Redrive { queue } => dead_letters::redrive(&run_dir, &queue).await,
+        },
+        Command::Events { command } => match command {
+            EventsCommand::Parked { capability } => {
+                dead_letters::list_parked(&run_dir, capability.as_deref()).await
+            }
+            EventsCommand::Replay { capability } => {
+                dead_letters::replay(&run_dir, capability.as_deref()).await
+            }
+        },
         Command::Bench {
             cold_starts,
             users,

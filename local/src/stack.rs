@@ -103,7 +103,9 @@ impl Stack {
             "faults": {"settings": self.faults.settings(), "injected": self.faults.counts()},
             "processes": {"moto": self.moto_pid},
             "motoEndpoint": self.moto_endpoint,
-            "queues": self.topology.queues.iter().map(|q| json!({"logicalId": q.logical_id, "url": q.url, "deadLetter": self.topology.queues.iter().any(|other| other.redrive.as_ref().is_some_and(|r| r.dead_letter_arn == q.arn))})).collect::<Vec<_>>(),
+            "queues": self.topology.queues.iter().map(|q| json!({"logicalId": q.logical_id, "url": q.url, "deadLetter": self.topology.queues.iter().any(|other| other.redrive.as_ref().is_some_and(|r| r.dead_letter_arn == q.arn)), "redrivesTo": q.redrive.as_ref().map(|r| r.dead_letter_arn.clone()), "arn": q.arn})).collect::<Vec<_>>(),
+            "tables": self.topology.tables.iter().map(|t| json!({"logicalId": t.logical_id, "name": t.name})).collect::<Vec<_>>(),
+            "buses": self.topology.buses.iter().map(|b| json!({"logicalId": b.logical_id, "name": b.name})).collect::<Vec<_>>(),
             "secrets": self.topology.secrets.iter().map(|s| json!({"logicalId": s.logical_id, "name": s.name})).collect::<Vec<_>>(),
             "functionUrls": self.topology.function_urls.iter().map(|u| json!({"logicalId": u.logical_id, "function": u.function, "url": u.url})).collect::<Vec<_>>(),
             "schedules": self.topology.schedules.iter().map(|s| json!({"logicalId": s.logical_id, "function": s.function, "expression": s.expression})).collect::<Vec<_>>(),
@@ -481,7 +483,7 @@ async fn run(
     Ok(())
 }
 
-async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(REGION))

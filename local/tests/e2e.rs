@@ -240,3 +240,181 @@ fn commands_without_a_running_stack_say_so() {
         );
     }
 }
+
+/// The runbook's tools against a running stack: a dead letter is listed, then redriven to
+/// the queue it came from and applied there; a parked event is listed, then replayed onto
+/// the bus and applied by its consumer, and leaves the parked store.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_listed_and_redriven_and_parked_events_replayed() {
+    let stack = Runner::start(&[]);
+    let shopper = stack.token("dead-letter-shopper", false);
+    let (_, stats) = stack.call("GET", "/_local/stats", None, None).await;
+    let config = support::invariants::moto_config(stats["motoEndpoint"].as_str().unwrap()).await;
+    let queue_url = |id: &str| {
+        stats["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["logicalId"] == id)
+            .and_then(|q| q["url"].as_str())
+            .unwrap()
+            .to_owned()
+    };
+    let table_named = |id: &str| {
+        stats["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["logicalId"] == id)
+            .and_then(|t| t["name"].as_str())
+            .unwrap()
+            .to_owned()
+    };
+    // A product basket has never heard of, as the bus would carry its creation.
+    let created = |product: &str| {
+        json!({"version": "0", "id": ulid::Ulid::generate().to_string(), "detail-type": "ProductCreated",
+               "source": "shop.catalog", "account": "123456789012", "time": "2026-12-07T10:00:00Z",
+               "region": "us-east-1", "resources": [],
+               "detail": {"metadata": {"eventId": ulid::Ulid::generate().to_string(), "occurredAt": "2026-12-07T10:00:00.000Z",
+                                       "correlationId": "runbook", "schemaVersion": 1},
+                          "data": {"productId": product, "name": "Runbook Lamp", "description": "", "category": "e2e",
+                                   "price": {"amount": 900, "currency": "USD"}, "version": 1}}})
+    };
+    let basket_knows = |product: String| {
+        let (stack, shopper) = (&stack, &shopper);
+        async move {
+            support::eventually("basket knows the product", async || {
+                let (status, _) = stack
+                    .call(
+                        "PUT",
+                        &format!("/basket/items/{product}"),
+                        Some(shopper),
+                        Some(json!({"quantity": 1})),
+                    )
+                    .await;
+                (status == 200).then_some(())
+            })
+            .await
+        }
+    };
+
+    // A dead letter in basket's DLQ.
+    let dead = ulid::Ulid::generate().to_string();
+    aws_sdk_sqs::Client::new(&config)
+        .send_message()
+        .queue_url(queue_url("basket/BasketDLQ"))
+        .message_body(created(&dead).to_string())
+        .send()
+        .await
+        .unwrap();
+    let listed = stack.command(&["dlq", "list"]);
+    let printed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(
+        printed.contains("basket/BasketDLQ: 1 message(s)"),
+        "{printed}"
+    );
+    assert!(printed.contains("shop.catalog ProductCreated"), "{printed}");
+    assert!(
+        printed.contains("payment/PaymentDLQ: 0 message(s)"),
+        "{printed}"
+    );
+    let listed_again =
+        String::from_utf8_lossy(&stack.command(&["dlq", "list", "BasketDLQ"]).stdout).into_owned();
+    assert!(
+        listed_again.contains("basket/BasketDLQ: 1 message(s)"),
+        "listing takes nothing away: {listed_again}"
+    );
+    let redriven = stack.command(&["dlq", "redrive", "BasketDLQ"]);
+    assert!(
+        redriven.status.success(),
+        "{}",
+        String::from_utf8_lossy(&redriven.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&redriven.stdout)
+            .contains("1 message(s) back to basket/BasketQueue")
+    );
+    basket_knows(dead).await;
+
+    // A parked event in catalog's table (as its relay parks one the bus refused).
+    let parked = ulid::Ulid::generate().to_string();
+    let event = created(&parked);
+    let table = table_named("catalog/ProductsTable");
+    let event_id = event["detail"]["metadata"]["eventId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let item = serde_json::json!({
+        "pk": {"S": "PARKED"}, "sk": {"S": format!("2026-12-07T10:00:00.000Z#{event_id}")},
+        "reason": {"S": "refused"}, "detail": {"S": "MalformedDetail: seeded by the test"},
+        "parkedAt": {"S": "2026-12-07T10:00:00.000Z"},
+        "event": {"M": {
+            "pk": {"S": format!("OUTBOX#{event_id}")}, "sk": {"S": "EVENT"}, "eventId": {"S": event_id},
+            "source": {"S": "shop.catalog"}, "detailType": {"S": "ProductCreated"},
+            "detail": {"S": event["detail"].to_string()}, "correlationId": {"S": "runbook"},
+            "occurredAt": {"S": "2026-12-07T10:00:00.000Z"}, "expiresAt": {"N": "1"}}}
+    });
+    let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+        serde_json::from_value::<std::collections::HashMap<String, Value>>(item)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, attribute(&v)))
+            .collect();
+    aws_sdk_dynamodb::Client::new(&config)
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+    let listed = stack.command(&["events", "parked"]);
+    let printed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        printed.contains("catalog/ProductsTable: 1 parked event(s)"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("shop.catalog ProductCreated event {event_id}")),
+        "{printed}"
+    );
+    let replayed = stack.command(&["events", "replay", "catalog"]);
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("1 published, 0 kept"));
+    basket_knows(parked).await;
+    let listed = stack.command(&["events", "parked"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).trim().is_empty(),
+        "nothing left parked"
+    );
+
+    let started = stack.started_pids().await;
+    stack.stop_with("TERM", &started);
+}
+
+/// A DynamoDB-JSON value (`{"S": ...}`, `{"N": ...}`, `{"M": {...}}`) as the SDK's type.
+fn attribute(value: &Value) -> aws_sdk_dynamodb::types::AttributeValue {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (kind, inner) = value.as_object().unwrap().iter().next().unwrap();
+    match kind.as_str() {
+        "S" => AttributeValue::S(inner.as_str().unwrap().to_owned()),
+        "N" => AttributeValue::N(inner.as_str().unwrap().to_owned()),
+        "M" => AttributeValue::M(
+            inner
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), attribute(v)))
+                .collect(),
+        ),
+        other => panic!("{other}"),
+    }
+}

@@ -245,7 +245,7 @@ fn the_project_templates_give_the_catalog_topology() {
             starting_position: "TRIM_HORIZON".into(),
             report_batch_item_failures: true,
             bisect_on_error: true,
-            maximum_retry_attempts: 1000,
+            maximum_retry_attempts: -1,
             filters: vec![serde_json::json!(
                 {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"pk": {"S": [{"prefix": "OUTBOX#"}]}}}}
             )],
@@ -272,6 +272,7 @@ fn the_project_templates_give_the_catalog_topology() {
         "catalog/CatalogApi5xxRateAlarm (AWS::CloudWatch::Alarm)",
         "catalog/CatalogApiLatencyAlarm (AWS::CloudWatch::Alarm)",
         "catalog/RelayIteratorAgeAlarm (AWS::CloudWatch::Alarm)",
+        "catalog/EventsParkedAlarm (AWS::CloudWatch::Alarm)",
         "catalog/CatalogDashboard (AWS::CloudWatch::Dashboard)",
     ] {
         assert!(
@@ -282,7 +283,7 @@ fn the_project_templates_give_the_catalog_topology() {
     }
     assert_eq!(
         topology.not_emulated.len(),
-        18,
+        19,
         "{:?}",
         topology.not_emulated
     );

@@ -47,7 +47,7 @@ pub struct Provider {
     pub api_key: String,
 }
 
-async fn moto_config(endpoint: &str) -> aws_config::SdkConfig {
+pub async fn moto_config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))

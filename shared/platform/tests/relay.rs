@@ -4,8 +4,11 @@ use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use shop_events::Envelope;
 use shop_events::catalog::ProductDeleted;
-use shop_platform::relay::{EventBridgePublisher, Relay, RetryPolicy};
+use shop_platform::relay::{
+    EventBridgePublisher, Relay, RelayOptions, RetryPolicy, parked, replay_parked,
+};
 use shop_platform::transaction::Transaction;
+use shop_testing::metrics::{Counts, expected};
 use shop_testing::{bus_with_queue, create_table, drain_queue, sdk_config, stream_batch, unique};
 
 fn quick_retries() -> RetryPolicy {
@@ -90,7 +93,7 @@ async fn outbox_inserts_reach_the_bus_in_the_design_envelope_and_state_records_a
 }
 
 #[tokio::test]
-async fn a_rejected_entry_fails_only_its_own_record_across_chunks() {
+async fn an_entry_the_bus_refuses_is_parked_whole_and_the_rest_published_across_chunks() {
     let config = sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let table = unique("relay");
@@ -133,19 +136,83 @@ async fn a_rejected_entry_fails_only_its_own_record_across_chunks() {
         .find(|r| matches!(r.change.new_image.get("eventId"), Some(serde_dynamo::AttributeValue::S(id)) if *id == poisoned_event_id))
         .and_then(|r| r.change.sequence_number.clone())
         .unwrap();
+    let counts = Counts::new();
     let relay = Relay::new(
         EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
         quick_retries(),
-    );
+    )
+    .parking_with(dynamodb.clone())
+    .with_metrics(counts.metrics());
     let response = relay.handle(batch).await;
-
-    let failed: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone().unwrap())
-        .collect();
-    assert_eq!(failed, vec![poisoned_sequence]);
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "nothing goes back to Lambda: the shard moves on"
+    );
     assert_eq!(drain_queue(&config, &queue).await.len(), 11);
+    let parked = parked(&dynamodb, &table).await.unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0].reason, "refused");
+    let kept = parked[0].event.as_ref().expect("kept whole");
+    assert_eq!(kept.event_id, poisoned_event_id);
+    assert_eq!(kept.detail, "{not json");
+    assert!(!poisoned_sequence.is_empty());
+    assert_eq!(counts.snapshot(), expected([("EventsParked", 1)]));
+}
+
+#[tokio::test]
+async fn an_event_larger_than_putevents_takes_is_parked_and_calls_stay_under_256_kb() {
+    let config = sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("relay");
+    create_table(&dynamodb, &table, &[], true).await;
+    let (bus, queue) = bus_with_queue(&config).await;
+    // Three events of 120 KB (two fit one call, not three) and one of 300 KB, which no
+    // call takes: the outbox item fits DynamoDB's 400 KB, the entry not PutEvents' 256.
+    let mut big_id = String::new();
+    for (n, kilobytes) in [120, 120, 120, 300].into_iter().enumerate() {
+        let event = Envelope::new(
+            ProductDeleted {
+                product_id: format!("p{n}"),
+                version: 1,
+            },
+            "corr",
+        );
+        let mut transaction = Transaction::new(&table);
+        transaction.publish(&event).unwrap();
+        let mut outbox = transaction.events()[0].clone();
+        let mut detail: serde_json::Value = serde_json::from_str(&outbox.detail).unwrap();
+        detail["data"]["padding"] = serde_json::json!("x".repeat(kilobytes * 1024));
+        outbox.detail = detail.to_string();
+        if kilobytes == 300 {
+            big_id = outbox.event_id.clone();
+        }
+        dynamodb
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(outbox.item()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let relay = Relay::new(
+        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
+        quick_retries(),
+    )
+    .parking_with(dynamodb.clone());
+    let response = relay.handle(stream_event(&config, &table).await).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(drain_queue(&config, &queue).await.len(), 3);
+    let parked = parked(&dynamodb, &table).await.unwrap();
+    assert_eq!(
+        parked
+            .iter()
+            .map(|p| (
+                p.reason.as_str(),
+                p.event.as_ref().map(|e| e.event_id.clone())
+            ))
+            .collect::<Vec<_>>(),
+        [("too_large", Some(big_id))]
+    );
 }
 
 #[tokio::test]
@@ -197,25 +264,122 @@ async fn events_written_while_the_bus_is_unreachable_go_out_when_lambda_retries(
     );
 }
 
+/// A bus down longer than the relay's patience: the event is parked whole (the stream
+/// would trim it after 24 hours, and Lambda's failure destination keeps only a position),
+/// and the replay command publishes it once the bus is back.
 #[tokio::test]
-async fn an_unreadable_outbox_record_is_reported_not_dropped() {
+async fn an_event_undeliverable_past_its_time_is_parked_and_replayed_when_the_bus_is_back() {
     let config = sdk_config().await;
-    let (bus, _queue) = bus_with_queue(&config).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("relay");
+    create_table(&dynamodb, &table, &[], true).await;
+    let event = Envelope::new(
+        ProductDeleted {
+            product_id: "p-late".into(),
+            version: 3,
+        },
+        "corr-late",
+    );
+    let mut transaction = Transaction::new(&table);
+    transaction.publish(&event).unwrap();
+    transaction.commit(&dynamodb).await.unwrap();
+
+    let missing_bus = unique("missing-bus");
+    let impatient = Relay::new(
+        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &missing_bus),
+        quick_retries(),
+    )
+    .with_options(RelayOptions {
+        park_after: std::time::Duration::ZERO,
+    })
+    .parking_with(dynamodb.clone());
+    let response = impatient.handle(stream_event(&config, &table).await).await;
+    assert!(response.batch_item_failures.is_empty());
+    let kept = parked(&dynamodb, &table).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].reason, "undeliverable");
+
+    let (bus, queue) = bus_with_queue(&config).await;
+    let replay = replay_parked(
+        &dynamodb,
+        &table,
+        &EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
+    )
+    .await
+    .unwrap();
+    assert_eq!(replay.published, [event.metadata.event_id.clone()]);
+    assert!(replay.kept.is_empty());
+    assert!(
+        parked(&dynamodb, &table).await.unwrap().is_empty(),
+        "removed once published"
+    );
+    let delivered = drain_queue(&config, &queue).await;
+    assert_eq!(
+        delivered[0]["detail"],
+        serde_json::to_value(&event).unwrap(),
+        "the event itself, byte for byte"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_outbox_record_is_parked_as_it_was_and_does_not_stall_its_shard() {
+    let config = sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("relay");
+    create_table(&dynamodb, &table, &[], true).await;
+    let (bus, queue) = bus_with_queue(&config).await;
+    // A record no relay can read (written outside the outbox's own code), then a good one.
+    dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("OUTBOX#broken".into()))
+        .item("sk", AttributeValue::S("EVENT".into()))
+        .send()
+        .await
+        .unwrap();
+    let good = Envelope::new(
+        ProductDeleted {
+            product_id: "p-after".into(),
+            version: 1,
+        },
+        "corr",
+    );
+    let mut transaction = Transaction::new(&table);
+    transaction.publish(&good).unwrap();
+    transaction.commit(&dynamodb).await.unwrap();
+
     let relay = Relay::new(
         EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
         quick_retries(),
+    )
+    .parking_with(dynamodb.clone());
+    let response = relay.handle(stream_event(&config, &table).await).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "the shard moves on"
     );
-    let batch: StreamEvent = serde_json::from_value(serde_json::json!({"Records": [{
-        "eventID": "1", "eventName": "INSERT", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
-        "dynamodb": {"ApproximateCreationDateTime": 0, "Keys": {}, "SequenceNumber": "100", "SizeBytes": 1,
-            "StreamViewType": "NEW_IMAGE", "NewImage": {"pk": {"S": "OUTBOX#broken"}, "sk": {"S": "EVENT"}}}
-    }]}))
+    assert_eq!(
+        drain_queue(&config, &queue).await.len(),
+        1,
+        "the good event went out"
+    );
+    let kept = parked(&dynamodb, &table).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].reason, "unreadable");
+    assert!(kept[0].event.is_none());
+    assert!(
+        kept[0].record.as_deref().unwrap().contains("OUTBOX#broken"),
+        "the record as the stream showed it"
+    );
+    // A replay cannot publish it, and says so; it stays for a person to read.
+    let replay = replay_parked(
+        &dynamodb,
+        &table,
+        &EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
+    )
+    .await
     .unwrap();
-    let response = relay.handle(batch).await;
-    let failed: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
-    assert_eq!(failed, vec![Some("100".to_owned())]);
+    assert!(replay.published.is_empty());
+    assert_eq!(replay.kept.len(), 1);
+    assert_eq!(parked(&dynamodb, &table).await.unwrap().len(), 1);
 }
