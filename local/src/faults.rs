@@ -1,6 +1,7 @@
 //! Faults on demand, for the reliability tests: kill a function process during an
-//! invocation with probability `kill`, deliver an SQS message twice with probability
-//! `duplicate`, delay deliveries by up to `max_delay`.
+//! invocation with probability `kill` (the share `kill_during` of them while its handler
+//! runs, before any answer, the others as its answer arrives, which is then dropped), deliver an SQS
+//! message twice with probability `duplicate`, delay deliveries by up to `max_delay`.
 //!
 //! Reproducible: every source of decisions (a function, a queue poller) draws from its
 //! own generator, seeded from the run's seed and the source's name ([`Faults::for_source`]).
@@ -14,6 +15,9 @@ use std::time::Duration;
 #[serde(rename_all = "camelCase")]
 pub struct FaultSettings {
     pub kill: f64,
+    /// Of the kills, the share that strikes while the handler runs (the rest as its
+    /// answer arrives).
+    pub kill_during: f64,
     pub duplicate: f64,
     #[serde(rename = "maxDelayMs", serialize_with = "as_millis")]
     pub max_delay: Duration,
@@ -28,6 +32,7 @@ impl Default for FaultSettings {
     fn default() -> Self {
         Self {
             kill: 0.0,
+            kill_during: 0.5,
             duplicate: 0.0,
             max_delay: Duration::ZERO,
             seed: 0,
@@ -36,11 +41,29 @@ impl Default for FaultSettings {
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FaultCounts {
     pub kills: u64,
+    /// Of the kills, those that struck while the handler ran, before it answered.
+    pub kills_before_answer: u64,
     pub duplicates: u64,
     pub delays: u64,
 }
+
+/// When a drawn kill strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kill {
+    /// As the handler's answer arrives: what it did is done, the caller never hears.
+    AfterAnswer,
+    /// This long after the handler got the event, if it has not answered by then: it
+    /// dies half-way through whatever it was doing.
+    During(Duration),
+}
+
+/// The longest a kill during an invocation waits after the handover: local handlers take
+/// a few to some tens of milliseconds (a DynamoDB call is 2-5 ms), so a draw up to this
+/// lands before, between or after their calls.
+const LONGEST_KILL_DELAY: Duration = Duration::from_millis(60);
 
 pub struct Faults {
     settings: FaultSettings,
@@ -107,15 +130,31 @@ impl Faults {
         hit
     }
 
-    /// Whether to kill the process that runs this invocation. Only the decision: the
-    /// caller counts the kill with [`Faults::count_kill`] once it has really happened (an
-    /// invocation that times out first is never killed).
-    pub fn should_kill(&self) -> bool {
-        self.decide(self.settings.kill, |_| {})
+    /// Whether (and when) to kill the process that runs this invocation. Only the
+    /// decision: the caller counts the kill with [`Faults::count_kill`] once it has really
+    /// happened (an invocation that times out first is never killed).
+    pub fn should_kill(&self) -> Option<Kill> {
+        if !self.decide(self.settings.kill, |_| {}) {
+            return None;
+        }
+        let Ok(mut generator) = self.generator.lock() else {
+            return Some(Kill::AfterAnswer);
+        };
+        Some(if generator.f64() < self.settings.kill_during {
+            Kill::During(LONGEST_KILL_DELAY.mul_f64(generator.f64()))
+        } else {
+            Kill::AfterAnswer
+        })
     }
 
-    pub fn count_kill(&self) {
-        self.count(|counts| counts.kills += 1);
+    /// A kill that happened; `before_answer` when it struck while the handler ran.
+    pub fn count_kill(&self, before_answer: bool) {
+        self.count(|counts| {
+            counts.kills += 1;
+            if before_answer {
+                counts.kills_before_answer += 1;
+            }
+        });
     }
 
     /// Whether to deliver this SQS message a second time.
@@ -163,8 +202,21 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
-        let kills = run().iter().filter(|d| d.0).count();
-        assert!((30..=90).contains(&kills), "about 30% of 200: {kills}");
+        let kills: Vec<Kill> = run().iter().filter_map(|d| d.0).collect();
+        assert!(
+            (30..=90).contains(&kills.len()),
+            "about 30% of 200: {}",
+            kills.len()
+        );
+        let during = kills
+            .iter()
+            .filter(|k| matches!(k, Kill::During(_)))
+            .count();
+        assert!(during > 0 && during < kills.len(), "both kinds: {kills:?}");
+        assert!(kills.iter().all(|k| match k {
+            Kill::During(after) => *after <= LONGEST_KILL_DELAY,
+            Kill::AfterAnswer => true,
+        }));
     }
 
     #[test]
@@ -198,11 +250,11 @@ mod tests {
             0,
             "a kill counts when it happens, not when drawn"
         );
-        api.count_kill();
-        relay.count_kill();
+        api.count_kill(true);
+        relay.count_kill(false);
         assert_eq!(
-            run.counts().kills,
-            2,
+            (run.counts().kills, run.counts().kills_before_answer),
+            (2, 1),
             "every source counts in the run's totals"
         );
     }
@@ -210,7 +262,7 @@ mod tests {
     #[test]
     fn no_faults_means_none_ever() {
         let faults = Faults::none();
-        assert!((0..1000).all(|_| !faults.should_kill()
+        assert!((0..1000).all(|_| faults.should_kill().is_none()
             && !faults.should_duplicate()
             && faults.delay().is_zero()));
         assert_eq!(faults.counts(), FaultCounts::default());

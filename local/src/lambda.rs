@@ -10,11 +10,13 @@
 //!
 //! The kill fault ([`Faults::should_kill`]) is drawn once per invocation, when
 //! [`LambdaFunction::invoke`] is called (so a function's sequence of decisions does not depend
-//! on scheduling), and lands after the handler has run: its answer arrives, is dropped, and
-//! the process is SIGKILLed, the invocation ending `Crashed`. Whatever the handler committed
-//! stays committed; the caller never learns it, as when a Lambda sandbox dies before
-//! returning the response. An invocation that ends otherwise before answering (a crash, a
-//! timeout, an init error) is not killed.
+//! on scheduling). Half of the kills land while the handler runs, a drawn few milliseconds
+//! after it took the event (unless it answered first): the process is SIGKILLed wherever it
+//! was, between two writes or with a provider call in flight. The other half land after the
+//! handler has run: its answer arrives, is dropped, and the process is SIGKILLed. Either way
+//! the invocation ends `Crashed`; whatever the handler committed stays committed and the
+//! caller never learns it, as when a Lambda sandbox dies. An invocation that ends otherwise
+//! before answering (a crash, a timeout, an init error) is not killed.
 //!
 //! The process's stdout and stderr go, line by line, to the [`LogSink`] with the function's
 //! display name, together with Lambda's own `INIT_START`/`START`/`END`/`REPORT` lines. Every
@@ -35,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
-use crate::faults::Faults;
+use crate::faults::{Faults, Kill};
 use api::{Answer, Event, InitState};
 use process::{Process, Spawn};
 pub use stats::{DurationStats, FunctionStats, InitStats};
@@ -461,7 +463,7 @@ impl Inner {
         self: Arc<Self>,
         request_id: String,
         payload: Bytes,
-        kill: bool,
+        kill: Option<Kill>,
         _permit: OwnedSemaphorePermit,
     ) -> Invocation {
         let mut attempt = 0;
@@ -723,14 +725,15 @@ impl Inner {
     }
 
     /// Runs the invocation on `process` and leaves the process idle (if it is fit) or dead.
-    /// With `kill`, the process is SIGKILLed as its answer arrives and the answer dropped.
+    /// With `kill`, the process is SIGKILLed as its answer arrives (the answer dropped), or
+    /// while it runs.
     async fn run_on(
         &self,
         process: &Arc<Process>,
         request_id: &str,
         payload: &Bytes,
         init: Option<Duration>,
-        kill: bool,
+        kill: Option<Kill>,
     ) -> Run {
         let (answer_tx, mut answer_rx) = oneshot::channel();
         let (delivered_tx, delivered_rx) = oneshot::channel();
@@ -763,8 +766,10 @@ impl Inner {
             Answered(Answer),
             Exited(String),
             TimedOut,
-            /// The handler answered, and the kill fault was drawn: the answer is dropped.
-            Killed,
+            /// The kill fault struck: as the answer arrived (it is dropped), or before.
+            Killed {
+                before_answer: bool,
+            },
         }
         enum Handover {
             Taken,
@@ -795,17 +800,27 @@ impl Inner {
             Handover::TimedOut => Phase::TimedOut,
             Handover::Taken => {
                 let mut answer_open = true;
+                let strike = match kill {
+                    Some(Kill::During(after)) => Some(tokio::time::Instant::now() + after),
+                    _ => None,
+                };
                 loop {
                     tokio::select! {
                         biased;
                         answer = &mut answer_rx, if answer_open => match answer {
-                            Ok(_) if kill => break Phase::Killed,
+                            Ok(_) if kill.is_some() => break Phase::Killed { before_answer: false },
                             Ok(answer) => break Phase::Answered(answer),
                             // The answer's connection broke: the exit or the deadline decides.
                             Err(_) => answer_open = false,
                         },
                         status = &mut exited => break Phase::Exited(status),
                         () = tokio::time::sleep_until(deadline) => break Phase::TimedOut,
+                        () = async {
+                            match strike {
+                                Some(at) => tokio::time::sleep_until(at).await,
+                                None => std::future::pending().await,
+                            }
+                        } => break Phase::Killed { before_answer: true },
                     }
                 }
             }
@@ -852,13 +867,16 @@ impl Inner {
                 process.flush_logs().await;
                 (Outcome::TimedOut, rss)
             }
-            Phase::Killed => {
-                // Alive until now: what it wrote before answering is logged first.
+            Phase::Killed { before_answer } => {
+                // Alive until now: what it wrote so far is logged first.
                 let (rss, ()) = tokio::join!(process.peak_rss(), process.flush_logs());
                 let status = process.kill().await;
-                self.faults.count_kill();
-                let reason =
-                    format!("killed by fault injection after its handler answered ({status})");
+                self.faults.count_kill(before_answer);
+                let reason = if before_answer {
+                    format!("killed by fault injection while its handler ran ({status})")
+                } else {
+                    format!("killed by fault injection after its handler answered ({status})")
+                };
                 (Outcome::Crashed { reason }, rss)
             }
         };

@@ -208,6 +208,7 @@ async fn main() -> ExitCode {
             let faults = probability("kill-probability", kill_probability).and_then(|kill| {
                 Ok(FaultSettings {
                     kill,
+                    kill_during: 0.5,
                     duplicate: probability("duplicate-probability", duplicate_probability)?,
                     max_delay: Duration::from_millis(max_delay_ms),
                     seed: fault_seed,

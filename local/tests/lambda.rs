@@ -413,6 +413,7 @@ fn started_pids(logs: &Logs) -> Vec<u32> {
 async fn the_kill_fault_lands_after_the_handler_has_answered() {
     let faults = Arc::new(Faults::new(FaultSettings {
         kill: 1.0,
+        kill_during: 0.0,
         ..FaultSettings::default()
     }));
     let logs = Logs::default();
@@ -468,6 +469,42 @@ async fn the_kill_fault_lands_after_the_handler_has_answered() {
         (2, 2, 2)
     );
     assert_eq!(faults.counts().kills, 2);
+    function.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_fault_can_strike_while_the_handler_runs() {
+    let faults = Arc::new(Faults::new(FaultSettings {
+        kill: 1.0,
+        kill_during: 1.0,
+        ..FaultSettings::default()
+    }));
+    let logs = Logs::default();
+    let function = LambdaFunction::new(config("shop-fault-during"), faults.clone(), logs.sink());
+    // The handler logs, then sleeps past every drawn moment: it is struck mid-way.
+    let invocation = invoke(&function, json!({ "log": "begun", "sleepMs": 2000 })).await;
+    match &invocation.outcome {
+        Outcome::Crashed { reason } => {
+            assert!(reason.contains("while its handler ran"), "{reason}")
+        }
+        other => panic!("expected a crash, got {other:?}"),
+    }
+    assert!(
+        invocation.duration < Duration::from_millis(2000),
+        "struck before the handler was done: {:?}",
+        invocation.duration
+    );
+    assert!(
+        logs.position("stdout: too late").is_none(),
+        "{:#?}",
+        logs.lines()
+    );
+    let pids = started_pids(&logs);
+    assert!(!alive(pids[0]), "killed and reaped before invoke returns");
+    assert_eq!(
+        (faults.counts().kills, faults.counts().kills_before_answer),
+        (1, 1)
+    );
     function.shutdown().await;
 }
 

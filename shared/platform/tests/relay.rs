@@ -307,7 +307,10 @@ async fn an_event_undeliverable_past_its_time_is_parked_and_replayed_when_the_bu
     )
     .await
     .unwrap();
-    assert_eq!(replay.published, std::slice::from_ref(&event.metadata.event_id));
+    assert_eq!(
+        replay.published,
+        std::slice::from_ref(&event.metadata.event_id)
+    );
     assert!(replay.kept.is_empty());
     assert!(
         parked(&dynamodb, &table).await.unwrap().is_empty(),
