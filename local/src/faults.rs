@@ -185,6 +185,7 @@ mod tests {
     fn the_same_seed_gives_the_same_decisions() {
         let settings = FaultSettings {
             kill: 0.3,
+            kill_during: 0.5,
             duplicate: 0.5,
             max_delay: Duration::from_millis(100),
             seed: 42,
