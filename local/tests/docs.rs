@@ -478,7 +478,7 @@ fn the_event_catalog_is_generated_from_the_schemas_and_the_templates() {
 fn every_event_is_documented_and_every_subscription_is_to_a_real_event() {
     let root = repo_root();
     let events = events(&root);
-    assert_eq!(events.len(), 18, "DESIGN §2 has eighteen events");
+    assert_eq!(events.len(), 21, "DESIGN §2 has twenty-one events");
     let published: BTreeSet<(&str, &str)> = events
         .iter()
         .map(|e| (e.source.as_str(), e.detail_type.as_str()))
