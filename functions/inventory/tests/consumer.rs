@@ -610,6 +610,37 @@ async fn twenty_concurrent_orders_for_five_units_reserve_exactly_five() {
     inventory.assert_conserved().await;
 }
 
+/// A flash sale: eighty orders for the last forty units of one product, all delivered at
+/// once. Most of them lose a race on the stock item (several times over); losing is never a
+/// reason to fail a message (which the queue would, after five receives, move to the DLQ):
+/// every one is applied, exactly forty reserve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flash_sale_of_eighty_orders_for_forty_units_fails_no_message() {
+    let inventory = Arc::new(Inventory::new().await);
+    let product = new_id();
+    inventory.set_stock(&product, 40).await;
+    let orders: Vec<String> = (0..80).map(|_| new_id()).collect();
+    let mut deliveries = JoinSet::new();
+    for order in &orders {
+        let inventory = Arc::clone(&inventory);
+        let message = order_submitted(order, &[(&product, 1)]);
+        deliveries.spawn(async move { inventory.deliver(&message).await });
+    }
+    let outcomes = deliveries.join_all().await;
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| **o != Outcome::Applied)
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(inventory.levels(&product).await, (0, 40, 0));
+    assert_eq!(inventory.outbox_of("StockReserved").await.len(), 40);
+    assert_eq!(
+        inventory.outbox_of("StockReservationFailed").await.len(),
+        40
+    );
+    inventory.assert_conserved().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancellation_racing_its_submission_or_its_dispatch_moves_the_units_once() {
     let inventory = Arc::new(Inventory::new().await);
