@@ -79,6 +79,10 @@ impl Stack {
     }
 }
 
+fn sqs_error<E: std::error::Error + 'static>(error: E) -> String {
+    format!("{}", aws_sdk_sqs::error::DisplayErrorContext(error))
+}
+
 /// Whether `logical_id` (`payment/PaymentDLQ`) is what a person called `name`.
 fn names(logical_id: &Value, name: &str) -> bool {
     logical_id
@@ -124,7 +128,7 @@ async fn peek(
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(sqs_error)?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             break;
@@ -199,7 +203,7 @@ pub async fn redrive(run_dir: &std::path::Path, queue: &str) -> Result<(), Strin
                 .visibility_timeout(60)
                 .send()
                 .await
-                .map_err(|e| format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                .map_err(sqs_error)?;
             let messages = received.messages.unwrap_or_default();
             if messages.is_empty() {
                 break;
@@ -212,14 +216,14 @@ pub async fn redrive(run_dir: &std::path::Path, queue: &str) -> Result<(), Strin
                     .message_body(message.body.clone().unwrap_or_default())
                     .send()
                     .await
-                    .map_err(|e| format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                    .map_err(sqs_error)?;
                 if let Some(handle) = &message.receipt_handle {
                     sqs.delete_message()
                         .queue_url(from)
                         .receipt_handle(handle)
                         .send()
                         .await
-                        .map_err(|e| format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                        .map_err(sqs_error)?;
                 }
                 moved += 1;
             }

@@ -49,7 +49,9 @@ use serde_json::{Value, json};
 use shop_events::{Money, new_ulid, timestamp};
 use shop_platform::Problem;
 use shop_platform::http::{answer, health, json_body, json_response, query_param};
-use shop_platform::store::{Condition, Item, Read, Table, TableError, dynamo_error, key};
+use shop_platform::store::{
+    Condition, Item, Read, Table, TableError, condition_failed, dynamo_error, key,
+};
 use shop_platform::transaction::CommitError;
 
 use crate::secret::{ApiKey, ApiKeySecret, SecretError};
@@ -529,13 +531,7 @@ impl Sandbox {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(internal(dynamo_error(error))),
         }
     }
@@ -585,13 +581,7 @@ impl Sandbox {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(internal(dynamo_error(error))),
         }
     }

@@ -62,6 +62,17 @@ pub fn dynamo_error<E: std::error::Error + 'static>(error: E) -> TableError {
     TableError::Dynamo(DisplayErrorContext(error).to_string())
 }
 
+/// Whether a single conditional write (PutItem, UpdateItem, DeleteItem) failed because its
+/// condition did not hold, rather than for any other reason.
+pub fn condition_failed<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    error
+        .as_service_error()
+        .is_some_and(|e| e.code() == Some("ConditionalCheckFailedException"))
+}
+
 /// The partition and sort key of the item [`Table::probe`] reads, which nobody writes.
 const PROBE_KEY: &str = "PROBE";
 
@@ -339,13 +350,7 @@ impl Table {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(TableError::Conflict)
-            }
+            Err(error) if condition_failed(&error) => Err(TableError::Conflict),
             Err(error) => Err(dynamo_error(error)),
         }
     }
