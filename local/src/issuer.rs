@@ -43,6 +43,8 @@ pub struct Refused(pub String);
 pub struct Issuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The public key as an uncompressed SEC1 point, for the JWKS.
+    public_point: Vec<u8>,
 }
 
 impl Issuer {
@@ -88,6 +90,37 @@ impl Issuer {
         Ok(Self {
             encoding: EncodingKey::from_ec_der(pkcs8),
             decoding: DecodingKey::from_ec_der(pair.public_key().as_ref()),
+            public_point: pair.public_key().as_ref().to_vec(),
+        })
+    }
+
+    /// The issuer's public keys as a JWKS (RFC 7517), what `jwks_uri` serves: one P-256
+    /// key, under the `kid` every token names.
+    pub fn jwks(&self) -> Value {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        // An uncompressed SEC1 point: 0x04, then x and y, 32 bytes each.
+        let point = &self.public_point;
+        let (x, y) = point
+            .get(1..)
+            .unwrap_or_default()
+            .split_at(point.len().saturating_sub(1) / 2);
+        json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": KEY_ID,
+            "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
+        }]})
+    }
+
+    /// The OpenID Connect discovery document of the local issuer, served beside its JWKS
+    /// under `base_url` (the running stack's API).
+    pub fn openid_configuration(&self, base_url: &str) -> Value {
+        json!({
+            "issuer": issuer_url(),
+            "jwks_uri": format!("{base_url}/.well-known/jwks.json"),
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "subject_types_supported": ["public"],
+            "response_types_supported": ["code"],
+            "token_endpoint_auth_methods_supported": ["none"],
         })
     }
 
@@ -125,19 +158,28 @@ impl Issuer {
             .map_err(|e| IssuerError::Sign(e.to_string()))
     }
 
-    /// API Gateway's JWT authorizer: signature, `iss`, `aud` (or `client_id` for access
-    /// tokens) in `audience`, `exp` and `nbf`. Returns the claims as API Gateway hands them
-    /// to Lambda: every value a string, arrays flattened to `[a b]`.
+    /// API Gateway's JWT authorizer, check for check as its guide documents them
+    /// ("Controlling access to HTTP APIs with JWT authorizers"): the token (after a
+    /// `Bearer` scheme, in any case, if there is one) is a JWT whose header's `kid` names a
+    /// key of the issuer's JWKS, signed with that key (`alg` that key's, so neither `none`
+    /// nor an HMAC made with the public key); `iss` is the issuer; `aud`, or for an access
+    /// token without one `client_id`, is one of `audience`; `exp` is after now, `nbf` and
+    /// `iat` (when present) before now, with no leeway. Returns the claims as API Gateway
+    /// hands them to Lambda: every value a string, arrays flattened to `[a b]`.
     pub fn verify(
         &self,
         authorization: &str,
         issuer: &str,
         audience: &[String],
     ) -> Result<BTreeMap<String, String>, Refused> {
-        let token = authorization
-            .strip_prefix("Bearer ")
-            .unwrap_or(authorization)
-            .trim();
+        let token = bearer_token(authorization);
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| Refused(format!("header: {e}")))?;
+        match header.kid.as_deref() {
+            Some(KEY_ID) => {}
+            Some(other) => return Err(Refused(format!("kid {other} is not in the JWKS"))),
+            None => return Err(Refused("no kid".into())),
+        }
         let mut validation = Validation::new(Algorithm::ES256);
         validation.set_issuer(&[issuer]);
         validation.validate_aud = false;
@@ -151,6 +193,13 @@ impl Issuer {
         )
         .map_err(|e| Refused(e.to_string()))?;
         let claims = data.claims;
+        let now = chrono::Utc::now().timestamp();
+        if let Some(iat) = claims.get("iat") {
+            match iat.as_i64() {
+                Some(iat) if iat <= now => {}
+                _ => return Err(Refused("iat is not before now".into())),
+            }
+        }
         let audiences: Vec<&str> = match claims.get("aud") {
             Some(Value::String(aud)) => vec![aud.as_str()],
             Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).collect(),
@@ -170,6 +219,96 @@ impl Issuer {
             .into_iter()
             .map(|(name, value)| (name, claim_string(&value)))
             .collect())
+    }
+}
+
+/// Tokens API Gateway's authorizer must refuse, each forged or broken one way, by name:
+/// what the attack suites (the unit tests below, and the gateway's in `tests/e2e.rs`) send.
+/// `other` is an issuer with another key.
+pub fn forged_tokens(issuer: &Issuer, other: &Issuer) -> Vec<(&'static str, String)> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = chrono::Utc::now().timestamp();
+    let base = json!({"sub": "mallory", "iss": issuer_url(), "client_id": LOCAL_CLIENT_ID,
+                      "token_use": "access", "iat": now, "exp": now + 300});
+    let with = |key: &str, value: Value| {
+        let mut claims = base.clone();
+        claims[key] = value;
+        issuer.sign(&claims).unwrap_or_default()
+    };
+    let encode = |value: &Value| URL_SAFE_NO_PAD.encode(value.to_string());
+    let valid = issuer.sign(&base).unwrap_or_default();
+    let signature = valid.rsplit('.').next().unwrap_or_default().to_owned();
+    let header_of = |token: &str| token.split('.').next().unwrap_or_default().to_owned();
+    // The same signature over other claims.
+    let tampered = |change: &dyn Fn(&mut Value)| {
+        let mut claims = base.clone();
+        change(&mut claims);
+        format!("{}.{}.{signature}", header_of(&valid), encode(&claims))
+    };
+    let signed_with = |header: Header, claims: &Value, key: &EncodingKey| {
+        jsonwebtoken::encode(&header, claims, key).unwrap_or_default()
+    };
+    let mut hs256 = Header::new(Algorithm::HS256);
+    hs256.kid = Some(KEY_ID.to_owned());
+    let hs256_token = EncodingKey::from_secret(&issuer.public_point)
+        .map(|key| signed_with(hs256, &base, &key))
+        .unwrap_or_default();
+    let mut unknown_kid = Header::new(Algorithm::ES256);
+    unknown_kid.kid = Some("not-in-the-jwks".to_owned());
+    let no_kid = Header::new(Algorithm::ES256);
+    vec![
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                encode(&json!({"alg": "none", "typ": "JWT", "kid": KEY_ID})),
+                encode(&base)
+            ),
+        ),
+        ("HS256 keyed with the public key", hs256_token),
+        (
+            "tampered payload",
+            tampered(&|claims| claims["sub"] = json!("alice")),
+        ),
+        (
+            "forged groups",
+            tampered(&|claims| claims["cognito:groups"] = json!(["admin"])),
+        ),
+        ("expired", with("exp", json!(now - 1))),
+        ("nbf in the future", with("nbf", json!(now + 60))),
+        ("iat in the future", with("iat", json!(now + 60))),
+        (
+            "wrong iss",
+            with(
+                "iss",
+                json!("https://cognito-idp.us-east-1.amazonaws.com/us-east-1_other"),
+            ),
+        ),
+        ("wrong aud", with("aud", json!("another-app"))),
+        ("wrong client_id", with("client_id", json!("another-app"))),
+        (
+            "unknown kid",
+            signed_with(unknown_kid, &base, &issuer.encoding),
+        ),
+        ("missing kid", signed_with(no_kid, &base, &issuer.encoding)),
+        ("another key", other.sign(&base).unwrap_or_default()),
+        ("no exp", {
+            let mut claims = base.clone();
+            claims.as_object_mut().map(|c| c.remove("exp"));
+            issuer.sign(&claims).unwrap_or_default()
+        }),
+        ("garbage", "not.a.token".to_owned()),
+    ]
+}
+
+/// The token of an `Authorization` header: after a `Bearer` scheme in any case (RFC 9110
+/// makes the scheme case-insensitive), or the whole value when it names no scheme.
+fn bearer_token(authorization: &str) -> &str {
+    let value = authorization.trim();
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => value,
     }
 }
 
@@ -229,42 +368,118 @@ mod tests {
     }
 
     #[test]
-    fn what_api_gateway_refuses_is_refused() {
+    fn a_bearer_scheme_is_read_in_any_case_and_a_bare_token_as_it_is() {
         let (issuer, dir) = issuer();
-        let (other, other_dir) = self::issuer();
-        let now = chrono::Utc::now().timestamp();
-        let base =
-            json!({"sub": "u", "iss": issuer_url(), "client_id": LOCAL_CLIENT_ID, "exp": now + 60});
-        let with = |key: &str, value: Value| {
-            let mut claims = base.clone();
-            claims[key] = value;
-            issuer.sign(&claims).unwrap()
-        };
-        let refused = [
-            ("expired", with("exp", json!(now - 1))),
-            ("not yet valid", with("nbf", json!(now + 60))),
-            ("other issuer", with("iss", json!("https://evil.example"))),
-            ("other client", with("client_id", json!("someone-else"))),
-            ("other audience", with("aud", json!("someone-else"))),
-            ("other key", other.sign(&base).unwrap()),
-            ("garbage", "not.a.token".to_owned()),
-        ];
-        for (case, token) in refused {
+        let token = issuer.token("bob", false, Duration::from_secs(60)).unwrap();
+        for header in [
+            format!("Bearer {token}"),
+            format!("bearer {token}"),
+            format!("BEARER  {token}"),
+            token.clone(),
+        ] {
             assert!(
-                issuer.verify(&token, &issuer_url(), &audience()).is_err(),
-                "{case}"
+                issuer.verify(&header, &issuer_url(), &audience()).is_ok(),
+                "{header}"
             );
         }
         assert!(
             issuer
-                .verify(
-                    &with("aud", json!(LOCAL_CLIENT_ID)),
-                    &issuer_url(),
-                    &audience()
-                )
-                .is_ok(),
-            "id token"
+                .verify(&format!("Basic {token}"), &issuer_url(), &audience())
+                .is_err()
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_id_token_with_its_aud_is_accepted() {
+        let (issuer, dir) = issuer();
+        let now = chrono::Utc::now().timestamp();
+        let token = issuer
+            .sign(&json!({"sub": "u", "iss": issuer_url(), "aud": LOCAL_CLIENT_ID, "iat": now, "exp": now + 60}))
+            .unwrap();
+        assert!(issuer.verify(&token, &issuer_url(), &audience()).is_ok());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_jwks_holds_the_key_every_token_names() {
+        use base64::Engine;
+        let (issuer, dir) = issuer();
+        let jwks = issuer.jwks();
+        let key = &jwks["keys"][0];
+        assert_eq!(
+            (
+                key["kty"].as_str(),
+                key["crv"].as_str(),
+                key["kid"].as_str()
+            ),
+            (Some("EC"), Some("P-256"), Some(KEY_ID))
+        );
+        // The JWK verifies a token, as an outside verifier would use it.
+        let decoding =
+            DecodingKey::from_ec_components(key["x"].as_str().unwrap(), key["y"].as_str().unwrap())
+                .unwrap();
+        let token = issuer
+            .token("carol", false, Duration::from_secs(60))
+            .unwrap();
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.validate_aud = false;
+        assert!(jsonwebtoken::decode::<Value>(&token, &decoding, &validation).is_ok());
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key["x"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(x.len(), 32);
+        let discovery = issuer.openid_configuration("http://127.0.0.1:3000");
+        assert_eq!(discovery["issuer"], issuer_url());
+        assert_eq!(
+            discovery["jwks_uri"],
+            "http://127.0.0.1:3000/.well-known/jwks.json"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// One test per attack of the suite, so a failure names it.
+    macro_rules! refused {
+        ($($test:ident: $attack:literal),+ $(,)?) => {$(
+            #[test]
+            fn $test() {
+                let (issuer, dir) = issuer();
+                let (other, other_dir) = self::issuer();
+                let (_, token) = forged_tokens(&issuer, &other)
+                    .into_iter()
+                    .find(|(name, _)| *name == $attack)
+                    .expect("the suite has this attack");
+                let refused = issuer.verify(&format!("Bearer {token}"), &issuer_url(), &audience());
+                assert!(refused.is_err(), "{}: accepted", $attack);
+                std::fs::remove_dir_all(dir).unwrap();
+                std::fs::remove_dir_all(other_dir).unwrap();
+            }
+        )+};
+    }
+
+    refused!(
+        alg_none_is_refused: "alg none",
+        hs256_keyed_with_the_public_key_is_refused: "HS256 keyed with the public key",
+        a_tampered_payload_is_refused: "tampered payload",
+        forged_groups_are_refused: "forged groups",
+        an_expired_token_is_refused: "expired",
+        nbf_in_the_future_is_refused: "nbf in the future",
+        iat_in_the_future_is_refused: "iat in the future",
+        a_wrong_iss_is_refused: "wrong iss",
+        a_wrong_aud_is_refused: "wrong aud",
+        a_wrong_client_id_is_refused: "wrong client_id",
+        an_unknown_kid_is_refused: "unknown kid",
+        a_missing_kid_is_refused: "missing kid",
+        another_key_is_refused: "another key",
+        a_token_without_exp_is_refused: "no exp",
+        garbage_is_refused: "garbage",
+    );
+
+    #[test]
+    fn the_suite_is_whole() {
+        let (issuer, dir) = issuer();
+        let (other, other_dir) = self::issuer();
+        assert_eq!(forged_tokens(&issuer, &other).len(), 15);
         std::fs::remove_dir_all(dir).unwrap();
         std::fs::remove_dir_all(other_dir).unwrap();
     }

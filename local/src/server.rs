@@ -1,5 +1,6 @@
 //! The HTTP front door of a running stack: the API (API Gateway's behaviour, see
-//! `gateway.rs`) and, under `/_local/`, the runner's own endpoints: stats, the live event
+//! `gateway.rs`), the local issuer's OpenID discovery document and JWKS under
+//! `/.well-known/`, and, under `/_local/`, the runner's own endpoints: stats, the live event
 //! feed that `shop-local tail` reads, and single invocations for `shop-local invoke`.
 
 use std::convert::Infallible;
@@ -72,6 +73,22 @@ async fn handle(stack: &Stack, request: Request<Incoming>, peer: SocketAddr) -> 
     }
     if let Some(local) = path.strip_prefix("/_local/") {
         return control(stack, request, local).await;
+    }
+    // The local issuer's keys, where a verifier outside shop-local finds them (Cognito
+    // serves the same documents under its issuer URL).
+    if request.method() == Method::GET {
+        match path.as_str() {
+            "/.well-known/openid-configuration" => {
+                return json_response(
+                    StatusCode::OK,
+                    &stack.issuer.openid_configuration(&stack.api_url),
+                );
+            }
+            "/.well-known/jwks.json" => {
+                return json_response(StatusCode::OK, &stack.issuer.jwks());
+            }
+            _ => {}
+        }
     }
     api(stack, request, peer).await
 }

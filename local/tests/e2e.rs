@@ -418,3 +418,53 @@ fn attribute(value: &Value) -> aws_sdk_dynamodb::types::AttributeValue {
         other => panic!("{other}"),
     }
 }
+
+/// The JWT attack suite through the local gateway: every forged or broken token is a 401
+/// on a protected route, as API Gateway's authorizer answers; the honest one passes; and
+/// the issuer's keys are published where a verifier finds them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_refuses_every_forged_token_and_publishes_its_keys() {
+    let stack = Runner::start(&[]);
+    let issuer = shop_local::issuer::Issuer::load(&stack.run_dir).unwrap();
+    let other_dir =
+        std::env::temp_dir().join(format!("shop-local-other-{}", ulid::Ulid::generate()));
+    let other = shop_local::issuer::Issuer::load_or_create(&other_dir).unwrap();
+    let mut accepted = Vec::new();
+    for (attack, token) in shop_local::issuer::forged_tokens(&issuer, &other) {
+        let (status, body) = stack.call("GET", "/basket", Some(&token), None).await;
+        if status != 401 {
+            accepted.push(format!("{attack}: {status} {body}"));
+        } else {
+            assert_eq!(body, json!({"message": "Unauthorized"}), "{attack}");
+        }
+    }
+    assert!(accepted.is_empty(), "{accepted:#?}");
+    let honest = stack.token("honest-shopper", false);
+    let (status, _) = stack
+        .call_with_headers(
+            "GET",
+            "/basket",
+            None,
+            None,
+            &[("authorization", &format!("bearer {honest}"))],
+        )
+        .await;
+    assert_eq!(status, 200, "the scheme is case-insensitive");
+
+    let (status, discovery) = stack
+        .call("GET", "/.well-known/openid-configuration", None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        discovery["jwks_uri"],
+        format!("{}/.well-known/jwks.json", stack.url)
+    );
+    let (status, jwks) = stack
+        .call("GET", "/.well-known/jwks.json", None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(jwks["keys"][0]["kty"], "EC");
+    let _ = std::fs::remove_dir_all(other_dir);
+    let started = stack.started_pids().await;
+    stack.stop_with("TERM", &started);
+}
