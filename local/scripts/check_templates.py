@@ -32,6 +32,24 @@ Rules (see ../shared/DESIGN.md, "Reliability rules"):
    dead end of rule 2 (*DLQ, *FailureQueue) is watched: some alarm in the template refers
    to it (its Dimensions or its Metrics), since a message there is one the system gave up on.
 
+9. Data outlives its stack in prod. Every AWS::DynamoDB::Table and AWS::Cognito::UserPool
+   keeps UpdateReplacePolicy Retain (a replacement never drops data, in any stage) and, in
+   prod, DeletionPolicy Retain and deletion protection: DeletionPolicy is Retain or
+   Fn::If [C, Retain, ...], and a table's DeletionProtectionEnabled true or
+   Fn::If [C, true, ...] (a user pool's DeletionProtection ACTIVE or Fn::If [C, ACTIVE,
+   ...]), C a condition that is exactly Fn::Equals [Ref Stage, prod]. A table also has
+   point-in-time recovery (PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled
+   true). An intrinsic in DeletionPolicy needs the AWS::LanguageExtensions transform,
+   listed before the SAM one (CloudFormation alone takes a literal only), so a template
+   using one without it is a finding at Transform. The one exception is a scratch table
+   of a test double, recognised by NAMING CONVENTION (logical id starting "Sandbox") and
+   only if it carries a Condition, so that it exists only where the double is deployed.
+
+10. prod never charges through the sandbox by default. A template with both a Stage and a
+   PaymentProviderUrl parameter declares a Rule whose RuleCondition is exactly
+   Fn::Equals [Ref Stage, prod] and one of whose Assertions refers to PaymentProviderUrl,
+   so that a prod deploy without a provider fails before anything changes.
+
 Rules 3-7 are least privilege (DESIGN.md §1: a service owns its data, nobody else reads or
 writes it; §4: `source` is shop.<capability>), judged on what a function can EFFECTIVELY do.
 Rule 6 makes that its role's statements: every function names its own role, so nothing is
@@ -1051,6 +1069,102 @@ class LeastPrivilege:
         return self.lines()
 
 
+# --- rules 9-10: what prod keeps ---------------------------------------------------------
+
+STATEFUL_TYPES = {"AWS::DynamoDB::Table", "AWS::Cognito::UserPool"}
+SCRATCH_PREFIX = "Sandbox"
+LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
+SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
+
+
+def prod_conditions(template: dict) -> set[str]:
+    """Names of the conditions that are exactly Fn::Equals [Ref Stage, prod]."""
+    found = set()
+    for name, condition in (template.get("Conditions") or {}).items():
+        operands = condition.get("Fn::Equals") if isinstance(condition, dict) else None
+        if isinstance(operands, list) and len(operands) == 2:
+            values = [o if isinstance(o, str) else ("Ref Stage" if o == {"Ref": "Stage"} else None) for o in operands]
+            if sorted(v for v in values if v is not None) == ["Ref Stage", "prod"]:
+                found.add(name)
+    return found
+
+
+def in_prod(value: Any, wanted: Any, prod: set[str]) -> bool:
+    """Whether value is `wanted`, or Fn::If whose condition is prod and whose prod branch is."""
+    if value == wanted:
+        return True
+    branches = value.get("Fn::If") if isinstance(value, dict) else None
+    return (
+        isinstance(branches, list)
+        and len(branches) == 3
+        and branches[0] in prod
+        and branches[1] == wanted
+    )
+
+
+def check_retention(template: dict) -> list[str]:
+    findings: list[str] = []
+    resources = template.get("Resources") or {}
+    prod = prod_conditions(template)
+    intrinsic_policy = False
+    for logical_id, resource in resources.items():
+        if not isinstance(resource, dict) or resource.get("Type") not in STATEFUL_TYPES:
+            continue
+        where = f"{logical_id}{line_of(resource)}"
+        if logical_id.startswith(SCRATCH_PREFIX):
+            if "Condition" not in resource:
+                findings.append(
+                    f"{where}: rule 9: named as a test double's scratch table ({SCRATCH_PREFIX}*) but "
+                    "unconditional: give it the Condition under which the double is deployed, or keep its data"
+                )
+            continue
+        props = resource.get("Properties") or {}
+        missing = []
+        if resource.get("UpdateReplacePolicy") != "Retain":
+            missing.append("UpdateReplacePolicy Retain")
+        policy = resource.get("DeletionPolicy")
+        intrinsic_policy |= isinstance(policy, dict)
+        if not in_prod(policy, "Retain", prod):
+            missing.append("DeletionPolicy Retain in prod")
+        if resource["Type"] == "AWS::DynamoDB::Table":
+            if not in_prod(props.get("DeletionProtectionEnabled"), True, prod):
+                missing.append("DeletionProtectionEnabled in prod")
+            pitr = props.get("PointInTimeRecoverySpecification")
+            if not (isinstance(pitr, dict) and pitr.get("PointInTimeRecoveryEnabled") is True):
+                missing.append("point-in-time recovery")
+        elif not in_prod(props.get("DeletionProtection"), "ACTIVE", prod):
+            missing.append("DeletionProtection ACTIVE in prod")
+        if missing:
+            findings.append(
+                f"{where}: rule 9: stateful resource without {', '.join(missing)} "
+                "(prod is Fn::Equals [Ref Stage, prod])"
+            )
+    transform = template.get("Transform")
+    transforms = transform if isinstance(transform, list) else [transform]
+    if intrinsic_policy and not (
+        LANGUAGE_EXTENSIONS in transforms
+        and (SAM_TRANSFORM not in transforms or transforms.index(LANGUAGE_EXTENSIONS) < transforms.index(SAM_TRANSFORM))
+    ):
+        findings.append(
+            f"Transform: rule 9: an intrinsic DeletionPolicy needs {LANGUAGE_EXTENSIONS}, "
+            f"listed before {SAM_TRANSFORM}"
+        )
+    parameters = template.get("Parameters") or {}
+    if "Stage" in parameters and "PaymentProviderUrl" in parameters:
+        guarded = any(
+            isinstance(rule, dict)
+            and rule.get("RuleCondition") in ({"Fn::Equals": [{"Ref": "Stage"}, "prod"]}, {"Fn::Equals": ["prod", {"Ref": "Stage"}]})
+            and "PaymentProviderUrl" in set(referenced_ids(rule.get("Assertions")))
+            for rule in (template.get("Rules") or {}).values()
+        )
+        if not guarded:
+            findings.append(
+                "Rules: rule 10: nothing stops a prod deploy without PaymentProviderUrl from "
+                "charging through the sandbox: add a Rule on Fn::Equals [Ref Stage, prod] asserting it"
+            )
+    return findings
+
+
 def capability_of(path: str) -> str | None:
     """functions/<capability>/template.yaml -> <capability>; None for any other template."""
     parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
@@ -1061,7 +1175,11 @@ def check_file(path: str) -> list[str]:
     template, matches = decode(path)
     if template is None:
         return [f"cannot read template: {m}" for m in matches] or ["cannot read template"]
-    return check_template(template) + LeastPrivilege(template, capability_of(path)).run()
+    return (
+        check_template(template)
+        + LeastPrivilege(template, capability_of(path)).run()
+        + check_retention(template)
+    )
 
 
 # --- self-test -------------------------------------------------------------------------
@@ -1074,10 +1192,14 @@ Transform: AWS::Serverless-2016-10-31
 Resources:
   Table:
     Type: AWS::DynamoDB::Table
+    DeletionPolicy: Retain
+    UpdateReplacePolicy: Retain
     Properties:
       KeySchema: [{AttributeName: pk, KeyType: HASH}]
       AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
       StreamSpecification: {StreamViewType: NEW_IMAGE}
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+      DeletionProtectionEnabled: true
   Consumer:
     Type: AWS::Serverless::Function
     Properties:
@@ -1272,10 +1394,14 @@ Globals:
 Resources:
   Table:
     Type: AWS::DynamoDB::Table
+    DeletionPolicy: Retain
+    UpdateReplacePolicy: Retain
     Properties:
       KeySchema: [{AttributeName: pk, KeyType: HASH}]
       AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
       StreamSpecification: {StreamViewType: NEW_IMAGE}
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+      DeletionProtectionEnabled: true
   Queue:
     Type: AWS::SQS::Queue
     Properties:
@@ -1940,9 +2066,13 @@ Globals:
 Resources:
   Table:
     Type: AWS::DynamoDB::Table
+    DeletionPolicy: Retain
+    UpdateReplacePolicy: Retain
     Properties:
       KeySchema: [{AttributeName: pk, KeyType: HASH}]
       AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+      DeletionProtectionEnabled: true
   Queue:
     Type: AWS::SQS::Queue
     Properties:
@@ -2021,6 +2151,128 @@ SAM_GENERATED_ROLES_SEEDED = [
 
 # The root template is no capability: it may publish as nobody, and a nested stack's outputs
 # are other stacks' resources.
+# Rules 9-10. Good* resources keep their data as the rules ask (one literal, one per stage);
+# each Bad* is one way to lose it. NO_EXTENSIONS uses an intrinsic DeletionPolicy without
+# the transform that resolves it, and has a provider URL nothing guards in prod.
+RETENTION = """
+Transform: [AWS::LanguageExtensions, AWS::Serverless-2016-10-31]
+Parameters:
+  Stage: {Type: String, AllowedValues: [dev, prod]}
+  PaymentProviderUrl: {Type: String, Default: ""}
+  AllowSandboxInProd: {Type: String, Default: "false"}
+Rules:
+  ProdChargesThroughAProvider:
+    RuleCondition: !Equals [!Ref Stage, prod]
+    Assertions:
+      - Assert: !Or [!Not [!Equals [!Ref PaymentProviderUrl, ""]], !Equals [!Ref AllowSandboxInProd, "true"]]
+Conditions:
+  IsProd: !Equals [!Ref Stage, prod]
+  IsDev: !Equals [dev, !Ref Stage]
+  UseSandbox: !Equals [!Ref PaymentProviderUrl, ""]
+Resources:
+  GoodTableAlwaysKept:
+    Type: AWS::DynamoDB::Table
+    DeletionPolicy: Retain
+    UpdateReplacePolicy: Retain
+    Properties:
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+      DeletionProtectionEnabled: true
+  GoodTableKeptInProd:
+    Type: AWS::DynamoDB::Table
+    DeletionPolicy: !If [IsProd, Retain, Delete]
+    UpdateReplacePolicy: Retain
+    Properties:
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+      DeletionProtectionEnabled: !If [IsProd, true, false]
+  GoodUserPool:
+    Type: AWS::Cognito::UserPool
+    DeletionPolicy: !If [IsProd, Retain, Delete]
+    UpdateReplacePolicy: Retain
+    Properties:
+      DeletionProtection: !If [IsProd, ACTIVE, INACTIVE]
+  SandboxLedgerTable:
+    Type: AWS::DynamoDB::Table
+    Condition: UseSandbox
+    DeletionPolicy: Delete
+    UpdateReplacePolicy: Delete
+  SandboxAlwaysTable:
+    Type: AWS::DynamoDB::Table
+    DeletionPolicy: Delete
+  BadTableWithoutRecovery:
+    Type: AWS::DynamoDB::Table
+    DeletionPolicy: Retain
+    UpdateReplacePolicy: Retain
+    Properties:
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: false}
+      DeletionProtectionEnabled: true
+  BadTableDeletedWithItsStack:
+    Type: AWS::DynamoDB::Table
+    DeletionPolicy: Delete
+    UpdateReplacePolicy: Retain
+    Properties:
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+      DeletionProtectionEnabled: !If [IsProd, true, false]
+  BadTableKeptOnlyInDev:
+    Type: AWS::DynamoDB::Table
+    DeletionPolicy: !If [IsDev, Retain, Delete]
+    UpdateReplacePolicy: Retain
+    Properties:
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+      DeletionProtectionEnabled: true
+  BadTableDroppedOnReplacement:
+    Type: AWS::DynamoDB::Table
+    DeletionPolicy: Retain
+    Properties:
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+      DeletionProtectionEnabled: true
+  BadTableUnprotected:
+    Type: AWS::DynamoDB::Table
+    DeletionPolicy: !If [IsProd, Retain, Delete]
+    UpdateReplacePolicy: Retain
+    Properties:
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+      DeletionProtectionEnabled: !If [IsProd, false, true]
+  BadUserPoolUnprotected:
+    Type: AWS::Cognito::UserPool
+    DeletionPolicy: Retain
+    UpdateReplacePolicy: Retain
+"""
+
+RETENTION_SEEDED = [
+    ("SandboxAlwaysTable", 9),
+    ("BadTableWithoutRecovery", 9),
+    ("BadTableDeletedWithItsStack", 9),
+    ("BadTableKeptOnlyInDev", 9),
+    ("BadTableDroppedOnReplacement", 9),
+    ("BadTableUnprotected", 9),
+    ("BadUserPoolUnprotected", 9),
+]
+
+NO_EXTENSIONS = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Stage: {Type: String}
+  PaymentProviderUrl: {Type: String, Default: ""}
+Rules:
+  # About the stage, not about the provider.
+  ProdNeedsAStage:
+    RuleCondition: !Equals [!Ref Stage, prod]
+    Assertions:
+      - Assert: !Not [!Equals [!Ref Stage, ""]]
+Conditions:
+  IsProd: !Equals [!Ref Stage, prod]
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    DeletionPolicy: !If [IsProd, Retain, Delete]
+    UpdateReplacePolicy: Retain
+    Properties:
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+      DeletionProtectionEnabled: !If [IsProd, true, false]
+"""
+
+NO_EXTENSIONS_SEEDED = [("Transform", 9), ("Rules", 10)]
+
 ROOT = """
 Transform: AWS::Serverless-2016-10-31
 Resources:
@@ -2179,6 +2431,8 @@ def self_test() -> int:
             ("least-privilege", capability("least-privilege", LEAST_PRIVILEGE), LEAST_PRIVILEGE_SEEDED),
             ("SAM-generated roles", capability("generated", SAM_GENERATED_ROLES), SAM_GENERATED_ROLES_SEEDED),
             ("root", write(os.path.join(tmp, "root"), "template.yaml", ROOT), ROOT_SEEDED),
+            ("retention", write(tmp, "retention.yaml", RETENTION), RETENTION_SEEDED),
+            ("no language extensions", write(tmp, "no-extensions.yaml", NO_EXTENSIONS), NO_EXTENSIONS_SEEDED),
         ]
         original, matches = decode(CAPABILITY_COPY)
         if original is None:

@@ -603,7 +603,7 @@ async fn start_bus_tap(
                                 .unwrap_or("")
                         ),
                     );
-                    let _ = events.send(event);
+                    let _ = events.send(redacted(event));
                 }
                 if let Some(handle) = message.receipt_handle() {
                     let _ = sqs
@@ -616,6 +616,32 @@ async fn start_bus_tap(
             }
         }
     }))
+}
+
+/// The names of the fields that carry a customer's means of payment.
+const REDACTED_FIELDS: &[&str] = &["paymentToken"];
+
+/// `event` with every field [`REDACTED_FIELDS`] names replaced, wherever it is: what the
+/// live feed (`shop-local tail`) shows, so a token never reaches a terminal or its
+/// scrollback.
+pub fn redacted(mut event: Value) -> Value {
+    fn walk(value: &mut Value) {
+        match value {
+            Value::Object(fields) => {
+                for (name, field) in fields.iter_mut() {
+                    if REDACTED_FIELDS.contains(&name.as_str()) {
+                        *field = Value::String("<redacted>".into());
+                    } else {
+                        walk(field);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut event);
+    event
 }
 
 /// A small demo catalog, created through the catalog's own API function.
@@ -756,5 +782,21 @@ impl StopSignal {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::redacted;
+
+    #[test]
+    fn the_live_feed_never_shows_a_payment_token() {
+        let event = json!({"detail-type": "OrderStockConfirmed", "detail": {"data": {
+            "orderId": "o", "paymentToken": "tok_visa_4242", "lines": [{"paymentToken": "x"}]}}});
+        let shown = redacted(event).to_string();
+        assert!(!shown.contains("tok_visa"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains("\"orderId\":\"o\""));
     }
 }

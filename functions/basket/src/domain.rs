@@ -17,8 +17,9 @@ use garde::Validate;
 use serde::{Deserialize, Serialize};
 use shop_events::basket::CheckoutRequested;
 use shop_events::catalog::{ProductDeleted, ProductSnapshot};
+use shop_events::limits::text::stored;
 use shop_events::{Address, Money, OrderLine};
-use shop_platform::validate::not_blank;
+use shop_platform::validate::{line, not_blank};
 
 pub const CURRENCY: &str = "USD";
 /// Distinct products in one basket: an order's most lines. Also bounds the item
@@ -390,6 +391,7 @@ fn expiry(now: DateTime<Utc>) -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Validate)]
 pub struct SetQuantity {
     #[garde(range(min = 1, max = MAX_QUANTITY))]
+    #[serde(deserialize_with = "shop_events::limits::whole_number")]
     pub quantity: u32,
 }
 
@@ -400,23 +402,23 @@ pub struct CheckoutInput {
     #[garde(dive)]
     pub shipping_address: AddressInput,
     /// An opaque token from the payment provider, passed on untouched.
-    #[garde(length(chars, min = 1, max = MAX_PAYMENT_TOKEN_CHARS), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_PAYMENT_TOKEN_CHARS), custom(not_blank), custom(line))]
     pub payment_token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct AddressInput {
-    #[garde(length(chars, min = 1, max = MAX_ADDRESS_NAME_CHARS), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_ADDRESS_NAME_CHARS), custom(not_blank), custom(line))]
     pub name: String,
-    #[garde(length(chars, min = 1, max = MAX_ADDRESS_LINE_CHARS), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_ADDRESS_LINE_CHARS), custom(not_blank), custom(line))]
     pub line1: String,
     #[serde(default)]
-    #[garde(inner(length(chars, max = MAX_ADDRESS_LINE_CHARS)))]
+    #[garde(inner(length(chars, max = MAX_ADDRESS_LINE_CHARS), custom(line)))]
     pub line2: Option<String>,
-    #[garde(length(chars, min = 1, max = MAX_CITY_CHARS), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_CITY_CHARS), custom(not_blank), custom(line))]
     pub city: String,
-    #[garde(length(chars, min = 1, max = MAX_POSTAL_CODE_CHARS), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_POSTAL_CODE_CHARS), custom(not_blank), custom(line))]
     pub postal_code: String,
     #[garde(custom(assigned_country))]
     pub country: String,
@@ -428,14 +430,14 @@ impl AddressInput {
     fn into_address(self) -> Address {
         let line2 = self
             .line2
-            .map(|line| line.trim().to_owned())
+            .map(|line| stored(&line))
             .filter(|line| !line.is_empty());
         Address {
-            name: self.name.trim().to_owned(),
-            line1: self.line1.trim().to_owned(),
+            name: stored(&self.name),
+            line1: stored(&self.line1),
             line2,
-            city: self.city.trim().to_owned(),
-            postal_code: self.postal_code.trim().to_owned(),
+            city: stored(&self.city),
+            postal_code: stored(&self.postal_code),
             country: self.country,
         }
     }

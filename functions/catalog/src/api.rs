@@ -12,7 +12,7 @@ use shop_platform::http::{
     answer, empty_response, health, json_body, json_response, path_param, query_param,
     require_admin,
 };
-use shop_platform::pagination::{Page, encode_cursor};
+use shop_platform::pagination::{CursorKey, Page, encode_cursor};
 use shop_platform::store::TableError;
 
 use crate::domain::{Product, ProductInput};
@@ -23,6 +23,8 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 
 pub struct App {
     pub store: ProductStore,
+    /// What its list's cursors are signed with: only what this API gave out decodes.
+    pub cursors: CursorKey,
 }
 
 /// Answers one request. Never fails: every error is a problem+json response.
@@ -45,7 +47,11 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
 async fn list(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
     let category = query_param(request, "category");
     let category = category.as_deref();
-    let page = page_request(request, ProductStore::cursor_attributes(category))?;
+    let page = page_request(
+        request,
+        &app.cursors,
+        ProductStore::cursor_attributes(category),
+    )?;
     if let Some(after) = &page.after
         && !ProductStore::cursor_matches(category, after)
     {
@@ -58,7 +64,9 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
         .list(category, page)
         .await
         .map_err(Problem::internal)?;
-    let next_cursor = last_key.as_ref().and_then(encode_cursor);
+    let next_cursor = last_key
+        .as_ref()
+        .and_then(|key| encode_cursor(&app.cursors, key));
     Ok(json_response(StatusCode::OK, &Page { items, next_cursor }))
 }
 

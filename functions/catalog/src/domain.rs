@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use shop_events::catalog::{ProductCreated, ProductDeleted, ProductSnapshot, ProductUpdated};
+use shop_events::limits::text::stored;
 use shop_events::{Money, timestamp};
-use shop_platform::validate::not_blank;
+use shop_platform::validate::{line, lines, not_blank};
 
 pub use shop_events::limits::MAX_PRICE;
 use shop_events::limits::{
@@ -37,12 +38,12 @@ pub struct Product {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductInput {
-    #[garde(length(chars, min = 1, max = MAX_NAME_CHARS), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_NAME_CHARS), custom(not_blank), custom(line))]
     pub name: String,
     #[serde(default)]
-    #[garde(length(chars, max = MAX_DESCRIPTION_CHARS))]
+    #[garde(length(chars, max = MAX_DESCRIPTION_CHARS), custom(lines))]
     pub description: String,
-    #[garde(length(chars, min = 1, max = MAX_CATEGORY_CHARS), custom(not_blank))]
+    #[garde(length(chars, min = 1, max = MAX_CATEGORY_CHARS), custom(not_blank), custom(line))]
     pub category: String,
     #[garde(dive)]
     pub price: PriceInput,
@@ -54,6 +55,7 @@ pub struct ProductInput {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Validate)]
 pub struct PriceInput {
     #[garde(range(min = 1, max = MAX_PRICE))]
+    #[serde(deserialize_with = "shop_events::limits::whole_number")]
     pub amount: i64,
     #[garde(custom(usd))]
     pub currency: String,
@@ -67,16 +69,16 @@ fn usd(value: &str, _: &()) -> garde::Result {
     }
 }
 
+/// An http(s) URL with no space or control character in it: what the OpenAPI document's
+/// pattern `^https?://[^\s\u0000-\u001F\u007F-\u009F]+$` allows, character for character
+/// (ECMAScript's `\s` is Unicode's white space and U+FEFF).
 fn http_url(value: &str, _: &()) -> garde::Result {
     let rest = value
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"));
+    let refused = |c: char| c.is_whitespace() || c.is_control() || c == '\u{FEFF}';
     match rest {
-        Some(rest)
-            if !rest.is_empty() && !rest.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-        {
-            Ok(())
-        }
+        Some(rest) if !rest.is_empty() && !rest.chars().any(refused) => Ok(()),
         _ => Err(garde::Error::new("must be an http(s) URL")),
     }
 }
@@ -91,9 +93,9 @@ impl Product {
         let at = timestamp(now);
         let product = Product {
             id,
-            name: input.name.trim().to_owned(),
-            description: input.description.trim().to_owned(),
-            category: input.category.trim().to_owned(),
+            name: stored(&input.name),
+            description: stored(&input.description),
+            category: stored(&input.category),
             price: Money {
                 amount: input.price.amount,
                 currency: input.price.currency,
@@ -171,6 +173,18 @@ mod tests {
     #[test]
     fn a_valid_input_passes() {
         assert!(errors(&input()).is_empty());
+        let mut lines = input();
+        lines.description = "Two lines\nof description".into();
+        assert!(errors(&lines).is_empty(), "a description may have lines");
+    }
+
+    #[test]
+    fn what_a_person_wrote_is_stored_in_nfc_without_surrounding_space() {
+        let mut written = input();
+        written.name = "  Cafe\u{0301} Lamp ".into();
+        let (product, event) = Product::create("01JDKQ8M3ZP7G5V4X2N6R9T1CB".into(), written, at(1));
+        assert_eq!(product.name, "Caf\u{00E9} Lamp");
+        assert_eq!(event.0.name, product.name);
     }
 
     #[test]
@@ -186,6 +200,18 @@ mod tests {
             ),
             ("category", Box::new(|i| i.category = String::new())),
             ("category", Box::new(|i| i.category = "x".repeat(51))),
+            // The black-box findings: text no person typed.
+            ("name", Box::new(|i| i.name = "Desk\u{0000}Lamp".into())),
+            ("name", Box::new(|i| i.name = "\u{200B}\u{200B}".into())),
+            ("name", Box::new(|i| i.name = "Lamp \u{202E}pmaL".into())),
+            (
+                "category",
+                Box::new(|i| i.category = "home\nkitchen".into()),
+            ),
+            (
+                "description",
+                Box::new(|i| i.description = "ok\u{2066}hidden".into()),
+            ),
             ("price.amount", Box::new(|i| i.price.amount = 0)),
             ("price.amount", Box::new(|i| i.price.amount = -5)),
             ("price.amount", Box::new(|i| i.price.amount = MAX_PRICE + 1)),

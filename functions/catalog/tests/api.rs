@@ -19,6 +19,7 @@ impl Catalog {
     async fn new() -> Self {
         let table = Table::new("products", &["gsi1", "gsi2"]).await;
         let app = App {
+            cursors: shop_platform::pagination::CursorKey::new(b"test cursors"),
             store: ProductStore::new(table.dynamodb.clone(), &table.name),
         };
         Self { table, app }
@@ -406,6 +407,11 @@ async fn a_forged_or_foreign_cursor_is_a_bad_request() {
     for (query, status) in [
         (json!({"category": "books", "cursor": cursor}), 422),
         (json!({"cursor": "bm90IGEgY3Vyc29y"}), 422),
+        // The black-box finding: a key attribute's type changed (it was a 500).
+        (
+            json!({"cursor": shop_testing::api::retyped_cursor(cursor)}),
+            422,
+        ),
         (json!({"limit": "0"}), 422),
         (json!({"limit": "101"}), 422),
         (json!({"limit": "ten"}), 422),
@@ -446,6 +452,7 @@ async fn health_answers_200_when_the_table_is_reachable_and_503_when_not() {
     assert_eq!((status, body["status"].clone()), (200, json!("ok")));
 
     let missing = App {
+        cursors: shop_platform::pagination::CursorKey::new(b"test cursors"),
         store: ProductStore::new(catalog.table.dynamodb.clone(), unique("no-such-table")),
     };
     let (status, _, _) = call(

@@ -194,6 +194,7 @@ pub struct StockLevels {
 #[serde(deny_unknown_fields)]
 pub struct StockInput {
     #[garde(range(min = 0, max = MAX_AVAILABLE))]
+    #[serde(deserialize_with = "shop_events::limits::whole_number")]
     pub available: i64,
 }
 

@@ -15,7 +15,7 @@ use shop_platform::Problem;
 use shop_platform::http::page_request;
 use shop_platform::http::{Identity, answer, health, json_response, path_param, require_user};
 use shop_platform::metrics::Metrics;
-use shop_platform::pagination::{Page, encode_cursor};
+use shop_platform::pagination::{CursorKey, Page, encode_cursor};
 use shop_platform::store::TableError;
 
 use crate::domain::{CancelOutcome, Order, OrderStatus, StatusChange, is_order_id};
@@ -28,6 +28,8 @@ const CANCEL_ATTEMPTS: usize = 3;
 
 pub struct App {
     pub store: OrderStore,
+    /// What its list's cursors are signed with: only what this API gave out decodes.
+    pub cursors: CursorKey,
     /// Where a cancellation is counted (OrdersCancelled, `customer_request`).
     pub metrics: Metrics,
 }
@@ -86,7 +88,7 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
 /// The caller's orders, newest first.
 async fn list(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
     let caller = require_user(request)?;
-    let page = page_request(request, OrderStore::CURSOR_ATTRIBUTES)?;
+    let page = page_request(request, &app.cursors, OrderStore::CURSOR_ATTRIBUTES)?;
     if let Some(after) = &page.after
         && !OrderStore::cursor_belongs_to(&caller.user_id, after)
     {
@@ -102,7 +104,9 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
         .map_err(Problem::internal)?;
     let page = Page {
         items: orders.iter().map(OrderView::from).collect(),
-        next_cursor: last_key.as_ref().and_then(encode_cursor),
+        next_cursor: last_key
+            .as_ref()
+            .and_then(|key| encode_cursor(&app.cursors, key)),
     };
     Ok(json_response(StatusCode::OK, &page))
 }

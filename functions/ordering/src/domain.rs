@@ -141,7 +141,11 @@ pub struct Order {
     pub lines: Vec<OrderLine>,
     pub total: Money,
     pub shipping_address: Address,
-    pub payment_token: PaymentToken,
+    /// The provider's token, kept only until the charge's outcome is known (DESIGN §6: the
+    /// shop stores and forwards it only until the charge is made): every change to a
+    /// status past `stock_confirmed` drops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_token: Option<PaymentToken>,
     /// Every status the order has been in, oldest first; the last entry is `status`.
     pub status_history: Vec<StatusChange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -287,7 +291,7 @@ impl Order {
             lines: checkout.lines,
             total: checkout.total,
             shipping_address: checkout.shipping_address,
-            payment_token: PaymentToken::new(checkout.payment_token),
+            payment_token: Some(PaymentToken::new(checkout.payment_token)),
             status_history: vec![StatusChange {
                 status: OrderStatus::Submitted,
                 at: at.clone(),
@@ -319,7 +323,11 @@ impl Order {
             order_id: self.id.clone(),
             user_id: self.user_id.clone(),
             total: self.total.clone(),
-            payment_token: self.payment_token.expose().to_owned(),
+            payment_token: self
+                .payment_token
+                .as_ref()
+                .map(|token| token.expose().to_owned())
+                .unwrap_or_default(),
         })
     }
 
@@ -470,6 +478,10 @@ impl Order {
         }
         let at = timestamp(now);
         self.status = to;
+        if !matches!(to, OrderStatus::Submitted | OrderStatus::StockConfirmed) {
+            // The charge was made, failed, or will never be asked for.
+            self.payment_token = None;
+        }
         self.status_history.push(StatusChange {
             status: to,
             at: at.clone(),
@@ -1064,6 +1076,31 @@ mod tests {
             serde_json::to_value(names).unwrap(),
             serde_json::json!(serialised)
         );
+    }
+
+    #[test]
+    fn the_payment_token_is_kept_only_until_the_charge_has_an_outcome() {
+        assert!(submitted().payment_token.is_some());
+        assert!(
+            order_in(StockConfirmed).payment_token.is_some(),
+            "payment still needs it"
+        );
+        for status in [Paid, Cancelled, Cancelling, Shipped, Delivered] {
+            let order = order_in(status);
+            assert_eq!(order.payment_token, None, "{status}");
+            assert!(
+                serde_json::to_value(&order)
+                    .unwrap()
+                    .get("paymentToken")
+                    .is_none(),
+                "not stored once {status}"
+            );
+        }
+        let mut failed = order_in(StockConfirmed);
+        failed
+            .fail_payment(PaymentFailureReason::Declined, at(3_000))
+            .unwrap();
+        assert_eq!(failed.payment_token, None);
     }
 
     #[test]

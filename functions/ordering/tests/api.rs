@@ -509,6 +509,15 @@ async fn bad_requests_get_the_right_problem_and_write_nothing() {
             Some("cursor"),
         ),
         (
+            "a cursor with its key's types changed",
+            with_query(
+                list.clone(),
+                json!({"cursor": shop_testing::api::retyped_cursor(&their_cursor)}),
+            ),
+            422,
+            Some("cursor"),
+        ),
+        (
             "unknown order",
             on_order(fixture("api-get-order.json"), "01JDMB4W00000000000000000Q"),
             404,
@@ -565,6 +574,7 @@ async fn health_answers_200_when_the_table_is_reachable_and_503_when_not() {
     );
 
     let missing = App {
+        cursors: shop_platform::pagination::CursorKey::new(b"test cursors"),
         store: OrderStore::new(
             ordering.table.dynamodb.clone(),
             shop_testing::unique("no-such-table"),

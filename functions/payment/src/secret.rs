@@ -5,8 +5,6 @@
 
 use std::fmt;
 
-use serde::Deserialize;
-
 /// An API key. Compared in constant time, so a caller cannot find it out byte by byte
 /// from how long a refusal takes.
 #[derive(Clone, PartialEq, Eq)]
@@ -40,14 +38,7 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SecretError {
-    #[error("cannot read secret {secret_id}: {cause}")]
-    Unreadable { secret_id: String, cause: String },
-    /// The secret exists but holds no usable key; what it holds is not repeated here.
-    #[error("secret {secret_id} is not a JSON object with a non-empty string \"apiKey\"")]
-    Malformed { secret_id: String },
-}
+pub use shop_platform::secret::SecretError;
 
 /// Where the key is kept: one secret, read whenever the caller decides it must be.
 #[derive(Clone)]
@@ -64,12 +55,6 @@ impl fmt::Debug for ApiKeySecret {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SecretValue {
-    api_key: String,
-}
-
 impl ApiKeySecret {
     pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: impl Into<String>) -> Self {
         Self {
@@ -84,26 +69,9 @@ impl ApiKeySecret {
 
     /// The key the secret holds now.
     pub async fn read(&self) -> Result<ApiKey, SecretError> {
-        let output = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send()
+        shop_platform::secret::read_field(&self.client, &self.secret_id, "apiKey")
             .await
-            .map_err(|error| SecretError::Unreadable {
-                secret_id: self.secret_id.clone(),
-                cause: aws_sdk_secretsmanager::error::DisplayErrorContext(error).to_string(),
-            })?;
-        let malformed = || SecretError::Malformed {
-            secret_id: self.secret_id.clone(),
-        };
-        let text = output.secret_string().ok_or_else(malformed)?;
-        // serde_json's error would quote the offending input: the secret. Drop it.
-        let value: SecretValue = serde_json::from_str(text).map_err(|_| malformed())?;
-        if value.api_key.trim().is_empty() {
-            return Err(malformed());
-        }
-        Ok(ApiKey(value.api_key))
+            .map(ApiKey)
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use shop_events::{Address, DomainEvent, Envelope};
 use shop_platform::http::page_request;
 use shop_platform::http::{answer, health, json_response, path_param, query_param, require_admin};
-use shop_platform::pagination::{Page, encode_cursor};
+use shop_platform::pagination::{CursorKey, Page, encode_cursor};
 use shop_platform::store::TableError;
 use shop_platform::{FieldError, Problem};
 
@@ -25,6 +25,8 @@ const CHANGE_ATTEMPTS: usize = 3;
 
 pub struct App {
     pub store: ShipmentStore,
+    /// What its list's cursors are signed with: only what this API gave out decodes.
+    pub cursors: CursorKey,
 }
 
 /// A shipment as the API shows it (DESIGN §6). Built field by field, so what is only for
@@ -81,7 +83,7 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
 async fn list(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
     require_admin(request)?;
     let status = listed_status(request)?;
-    let page = page_request(request, ShipmentStore::CURSOR_ATTRIBUTES)?;
+    let page = page_request(request, &app.cursors, ShipmentStore::CURSOR_ATTRIBUTES)?;
     if let Some(after) = &page.after
         && !ShipmentStore::cursor_belongs_to(status, after)
     {
@@ -97,7 +99,9 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
         .map_err(Problem::internal)?;
     let page = Page {
         items: shipments.iter().map(ShipmentView::from).collect(),
-        next_cursor: last_key.as_ref().and_then(encode_cursor),
+        next_cursor: last_key
+            .as_ref()
+            .and_then(|key| encode_cursor(&app.cursors, key)),
     };
     Ok(json_response(StatusCode::OK, &page))
 }

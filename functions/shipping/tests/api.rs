@@ -464,6 +464,7 @@ async fn health_answers_200_when_the_table_is_reachable_and_503_when_not() {
     );
 
     let missing = App {
+        cursors: shop_platform::pagination::CursorKey::new(b"test cursors"),
         store: ShipmentStore::new(
             shipping.table.dynamodb.clone(),
             shop_testing::unique("no-such-table"),

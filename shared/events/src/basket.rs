@@ -22,7 +22,7 @@ pub struct CheckoutRequested {
     #[garde(dive)]
     pub shipping_address: Address,
     /// An opaque token from the payment provider, never card data.
-    #[garde(length(chars, min = 1, max = limits::MAX_PAYMENT_TOKEN_CHARS), custom(rules::not_blank))]
+    #[garde(length(chars, min = 1, max = limits::MAX_PAYMENT_TOKEN_CHARS), custom(rules::not_blank), custom(rules::line))]
     pub payment_token: String,
 }
 
@@ -40,4 +40,4 @@ impl std::fmt::Debug for CheckoutRequested {
     }
 }
 
-events_of!("shop.basket": CheckoutRequested);
+events_of!("shop.basket": CheckoutRequested, carries_secret);

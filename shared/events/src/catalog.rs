@@ -14,11 +14,11 @@ use crate::{Money, events_of};
 pub struct ProductSnapshot {
     #[garde(length(chars, equal = 26), custom(rules::product_id))]
     pub product_id: String,
-    #[garde(length(chars, min = 1, max = limits::MAX_NAME_CHARS), custom(rules::not_blank))]
+    #[garde(length(chars, min = 1, max = limits::MAX_NAME_CHARS), custom(rules::not_blank), custom(rules::line))]
     pub name: String,
-    #[garde(length(chars, max = limits::MAX_DESCRIPTION_CHARS))]
+    #[garde(length(chars, max = limits::MAX_DESCRIPTION_CHARS), custom(rules::lines))]
     pub description: String,
-    #[garde(length(chars, min = 1, max = limits::MAX_CATEGORY_CHARS), custom(rules::not_blank))]
+    #[garde(length(chars, min = 1, max = limits::MAX_CATEGORY_CHARS), custom(rules::not_blank), custom(rules::line))]
     pub category: String,
     #[garde(dive, custom(rules::price))]
     pub price: Money,

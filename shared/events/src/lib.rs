@@ -40,6 +40,10 @@ pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema + Validate<Cont
     /// Bumped on every incompatible change to `data`; consumers may reject versions they
     /// do not know.
     const SCHEMA_VERSION: u32 = 1;
+    /// Whether the data holds something the shop may pass on but must not keep (a
+    /// payment token): the outbox item that carries it is deleted as soon as the bus has
+    /// it, instead of staying for the replay window.
+    const CARRIES_SECRET: bool = false;
 
     /// Whether the data keeps the contract's bounds; what breaks them, field by field.
     fn check(&self) -> Result<(), String> {
@@ -55,6 +59,13 @@ pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema + Validate<Cont
 
 /// Declares the `DomainEvent` impls of one capability's events in one place.
 macro_rules! events_of {
+    ($source:literal: $event:ident, carries_secret) => {
+        impl $crate::DomainEvent for $event {
+            const DETAIL_TYPE: &'static str = stringify!($event);
+            const SOURCE: &'static str = $source;
+            const CARRIES_SECRET: bool = true;
+        }
+    };
     ($source:literal: $($event:ident),+ $(,)?) => {
         $(
             impl $crate::DomainEvent for $event {

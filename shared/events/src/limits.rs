@@ -62,6 +62,87 @@ pub const COUNTRY_CODES: [&str; 249] = [
     "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
 ];
 
+/// The one text policy for what people write (names, descriptions, categories, address
+/// lines): it is stored in Unicode NFC, without surrounding whitespace, and refused when
+/// it holds a control character (a line break only where a text may have lines), a
+/// bidirectional control (which makes text display as something other than what it is,
+/// U+202E above all), or nothing a person can see.
+pub mod text {
+    use unicode_normalization::UnicodeNormalization;
+
+    /// The text as the shop keeps it: NFC, surrounding whitespace dropped.
+    pub fn stored(value: &str) -> String {
+        value.trim().nfc().collect()
+    }
+
+    /// Characters that change how text is laid out or joined but show nothing: format
+    /// characters (Unicode category Cf, the bidirectional controls among them), fillers
+    /// and variation selectors.
+    pub fn is_invisible(c: char) -> bool {
+        matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+            | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+    }
+
+    /// The bidirectional controls: embeddings, overrides, isolates and marks.
+    pub fn is_bidi_control(c: char) -> bool {
+        matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    }
+
+    /// Why `value` is not text a person wrote, if it is not; `lines` when it may hold line
+    /// breaks and tabs.
+    pub fn refusal(value: &str, lines: bool) -> Option<&'static str> {
+        if value
+            .chars()
+            .any(|c| c.is_control() && !(lines && matches!(c, '\n' | '\r' | '\t')))
+        {
+            return Some("must not hold control characters");
+        }
+        if value.chars().any(is_bidi_control) {
+            return Some("must not hold bidirectional control characters");
+        }
+        // Plain whitespace is `not_blank`'s to judge: an optional field left blank is absent.
+        if value.chars().any(is_invisible)
+            && value.chars().all(|c| c.is_whitespace() || is_invisible(c))
+        {
+            return Some("must hold something visible");
+        }
+        None
+    }
+}
+
+/// Reads an integer field as JSON Schema (and so the OpenAPI document) defines one: any
+/// number with no fractional part, `1.0` as well as `1`. For
+/// `#[serde(deserialize_with = "...")]` on the bodies' integer fields, so a client
+/// generated from the document is not refused what the document allows.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = match (number.as_i64(), number.as_f64()) {
+        (Some(whole), _) => Some(whole),
+        // Within ±2^53 a float that has no fraction is that integer exactly.
+        (None, Some(float)) if float.fract() == 0.0 && float.abs() <= 9_007_199_254_740_992.0 => {
+            Some(float as i64)
+        }
+        _ => None,
+    };
+    whole
+        .and_then(|whole| T::try_from(whole).ok())
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "invalid value: {number}, expected an integer in range"
+            ))
+        })
+}
+
 /// garde rules the contracts share.
 pub mod rules {
     /// A text that is more than whitespace.
@@ -70,6 +151,22 @@ pub mod rules {
             Err(garde::Error::new("must not be blank"))
         } else {
             Ok(())
+        }
+    }
+
+    /// One line a person wrote (a name, an address line): see [`super::text`].
+    pub fn line(value: &str, _: &()) -> garde::Result {
+        match super::text::refusal(value, false) {
+            Some(why) => Err(garde::Error::new(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Text a person wrote that may have lines (a description).
+    pub fn lines(value: &str, _: &()) -> garde::Result {
+        match super::text::refusal(value, true) {
+            Some(why) => Err(garde::Error::new(why)),
+            None => Ok(()),
         }
     }
 
@@ -127,6 +224,58 @@ pub mod rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct Quantity {
+        #[serde(deserialize_with = "whole_number")]
+        quantity: u32,
+    }
+
+    #[test]
+    fn an_integer_is_any_number_without_a_fraction() {
+        let read = |json: &str| serde_json::from_str::<Quantity>(json).map(|q| q.quantity);
+        assert_eq!(read(r#"{"quantity": 3}"#).ok(), Some(3));
+        assert_eq!(read(r#"{"quantity": 3.0}"#).ok(), Some(3));
+        assert_eq!(read(r#"{"quantity": 3e0}"#).ok(), Some(3));
+        for refused in [
+            r#"{"quantity": 3.5}"#,
+            r#"{"quantity": -1}"#,
+            r#"{"quantity": 1e300}"#,
+            r#"{"quantity": "3"}"#,
+            r#"{"quantity": 4294967296}"#,
+        ] {
+            assert!(read(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn text_no_person_typed_is_refused_and_what_they_did_is_stored_in_nfc() {
+        for (value, lines) in [
+            ("Desk\u{0000}Lamp", false),
+            ("Desk\u{0007}", true),
+            ("Desk\nLamp", false),
+            ("\u{200B}\u{200B}", false),
+            (" \u{FEFF} ", true),
+            ("Lamp \u{202E}pmaL", false),
+            ("\u{2066}isolated\u{2069}", true),
+        ] {
+            assert!(text::refusal(value, lines).is_some(), "{value:?}");
+        }
+        for (value, lines) in [
+            ("Desk Lamp", false),
+            ("Zoë's café", false),
+            ("line one\nline two\twith a tab", true),
+            ("東京", false),
+            ("👩‍👩‍👧", false),
+            ("", false),
+            // Blank is `not_blank`'s call: an optional field left blank is absent.
+            ("   ", false),
+        ] {
+            assert_eq!(text::refusal(value, lines), None, "{value:?}");
+        }
+        // "é" written as e + combining acute is stored as the one character.
+        assert_eq!(text::stored("  Cafe\u{0301} "), "Caf\u{00E9}");
+    }
 
     #[test]
     fn the_country_table_is_sorted_complete_and_exact() {

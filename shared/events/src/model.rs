@@ -32,7 +32,7 @@ impl Money {
 pub struct OrderLine {
     #[garde(length(chars, equal = 26), custom(rules::product_id))]
     pub product_id: String,
-    #[garde(length(chars, min = 1, max = limits::MAX_NAME_CHARS), custom(rules::not_blank))]
+    #[garde(length(chars, min = 1, max = limits::MAX_NAME_CHARS), custom(rules::not_blank), custom(rules::line))]
     pub name: String,
     #[garde(dive, custom(rules::price))]
     pub unit_price: Money,
@@ -54,16 +54,16 @@ pub struct LineQuantity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct Address {
-    #[garde(length(chars, min = 1, max = limits::MAX_ADDRESS_NAME_CHARS), custom(rules::not_blank))]
+    #[garde(length(chars, min = 1, max = limits::MAX_ADDRESS_NAME_CHARS), custom(rules::not_blank), custom(rules::line))]
     pub name: String,
-    #[garde(length(chars, min = 1, max = limits::MAX_ADDRESS_LINE_CHARS), custom(rules::not_blank))]
+    #[garde(length(chars, min = 1, max = limits::MAX_ADDRESS_LINE_CHARS), custom(rules::not_blank), custom(rules::line))]
     pub line1: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[garde(inner(length(chars, max = limits::MAX_ADDRESS_LINE_CHARS)))]
+    #[garde(inner(length(chars, max = limits::MAX_ADDRESS_LINE_CHARS), custom(rules::line)))]
     pub line2: Option<String>,
-    #[garde(length(chars, min = 1, max = limits::MAX_CITY_CHARS), custom(rules::not_blank))]
+    #[garde(length(chars, min = 1, max = limits::MAX_CITY_CHARS), custom(rules::not_blank), custom(rules::line))]
     pub city: String,
-    #[garde(length(chars, min = 1, max = limits::MAX_POSTAL_CODE_CHARS), custom(rules::not_blank))]
+    #[garde(length(chars, min = 1, max = limits::MAX_POSTAL_CODE_CHARS), custom(rules::not_blank), custom(rules::line))]
     pub postal_code: String,
     #[garde(length(chars, equal = 2), custom(rules::country))]
     pub country: String,

@@ -31,7 +31,7 @@ pub struct OrderStockConfirmed {
     pub user_id: String,
     #[garde(dive)]
     pub total: Money,
-    #[garde(length(chars, min = 1, max = limits::MAX_PAYMENT_TOKEN_CHARS), custom(rules::not_blank))]
+    #[garde(length(chars, min = 1, max = limits::MAX_PAYMENT_TOKEN_CHARS), custom(rules::not_blank), custom(rules::line))]
     pub payment_token: String,
 }
 
@@ -119,9 +119,9 @@ pub struct OrderDelivered {
     pub user_id: String,
 }
 
+events_of!("shop.ordering": OrderStockConfirmed, carries_secret);
 events_of!(
     "shop.ordering": OrderSubmitted,
-    OrderStockConfirmed,
     OrderPaid,
     OrderCancellationRequested,
     OrderCancelled,

@@ -35,6 +35,7 @@ pub fn detail_schema<T: DomainEvent>() -> Value {
 pub struct EventContract {
     pub detail_type: &'static str,
     pub source: &'static str,
+    pub carries_secret: bool,
     pub schema: Value,
 }
 
@@ -42,6 +43,7 @@ fn contract<T: DomainEvent>() -> EventContract {
     EventContract {
         detail_type: T::DETAIL_TYPE,
         source: T::SOURCE,
+        carries_secret: T::CARRIES_SECRET,
         schema: detail_schema::<T>(),
     }
 }
@@ -71,4 +73,23 @@ pub fn all_contracts() -> Vec<EventContract> {
         contract::<ShipmentCancelled>(),
         contract::<ShipmentCancellationRefused>(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new event that starts carrying the token would otherwise sit in its outbox for
+    /// the whole replay window.
+    #[test]
+    fn exactly_the_events_with_a_payment_token_are_forgotten_once_published() {
+        for contract in all_contracts() {
+            let has_token = contract.schema.to_string().contains("\"paymentToken\"");
+            assert_eq!(
+                contract.carries_secret, has_token,
+                "{} carries a payment token: {has_token}",
+                contract.detail_type
+            );
+        }
+    }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
+use crate::pagination::{CursorKey, DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
 use crate::store::Table;
 use crate::{FieldError, Problem};
 
@@ -93,10 +93,14 @@ pub fn query_param(request: &Request, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Reads `limit` and `cursor`. The cursor must decode to a key with exactly the
-/// attributes in `key_attributes` (the table's and the index's keys), so a forged one
-/// is a 400 rather than an error from DynamoDB.
-pub fn page_request(request: &Request, key_attributes: &[&str]) -> Result<PageRequest, Problem> {
+/// Reads `limit` and `cursor`. The cursor must be one this API gave out (signed with
+/// `signing`) and hold exactly the attributes in `key_attributes` (the table's and the
+/// index's keys): anything else is a 422, never a key DynamoDB would refuse.
+pub fn page_request(
+    request: &Request,
+    signing: &CursorKey,
+    key_attributes: &[&str],
+) -> Result<PageRequest, Problem> {
     let limit = match query_param(request, "limit") {
         None => DEFAULT_LIMIT,
         Some(raw) => raw
@@ -107,7 +111,7 @@ pub fn page_request(request: &Request, key_attributes: &[&str]) -> Result<PageRe
     };
     let after = query_param(request, "cursor")
         .map(|cursor| {
-            crate::pagination::decode_cursor(&cursor, key_attributes)
+            crate::pagination::decode_cursor(signing, &cursor, key_attributes)
                 .ok_or_else(|| invalid("cursor", "is not a cursor this list gave out".into()))
         })
         .transpose()?;

@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod pagination;
 pub mod problem;
 pub mod relay;
+pub mod secret;
 pub mod store;
 pub mod telemetry;
 pub mod transaction;
@@ -28,6 +29,7 @@ const LAYERS: &[(&str, &str)] = &[
     ("validate", include_str!("validate.rs")),
     ("telemetry", include_str!("telemetry.rs")),
     ("aws", include_str!("aws.rs")),
+    ("secret", include_str!("secret.rs")),
     ("metrics", include_str!("metrics.rs")),
     ("outbox", include_str!("outbox.rs")),
     ("pagination", include_str!("pagination.rs")),

@@ -30,6 +30,10 @@ pub struct OutboxEvent {
     pub correlation_id: String,
     pub occurred_at: String,
     pub expires_at: i64,
+    /// The event holds a secret ([`DomainEvent::CARRIES_SECRET`]): the relay deletes the
+    /// item once the bus has accepted it, and the TTL is only the backstop.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carries_secret: bool,
 }
 
 impl OutboxEvent {
@@ -45,12 +49,13 @@ impl OutboxEvent {
             correlation_id: event.metadata.correlation_id.clone(),
             occurred_at: event.metadata.occurred_at.clone(),
             expires_at: Utc::now().timestamp() + RETENTION_SECONDS,
+            carries_secret: T::CARRIES_SECRET,
         })
     }
 
     /// The item as DynamoDB stores it.
     pub fn item(&self) -> HashMap<String, AttributeValue> {
-        HashMap::from([
+        let mut item = HashMap::from([
             ("pk".to_owned(), AttributeValue::S(self.pk.clone())),
             ("sk".to_owned(), AttributeValue::S(self.sk.clone())),
             (
@@ -75,7 +80,11 @@ impl OutboxEvent {
                 "expiresAt".to_owned(),
                 AttributeValue::N(self.expires_at.to_string()),
             ),
-        ])
+        ]);
+        if self.carries_secret {
+            item.insert("carriesSecret".to_owned(), AttributeValue::Bool(true));
+        }
+        item
     }
 
     /// The transaction entry that records the event. The condition makes recording the

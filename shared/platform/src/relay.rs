@@ -239,9 +239,10 @@ pub struct Relay<P> {
     publisher: P,
     retry: RetryPolicy,
     options: RelayOptions,
-    /// Where parked events are written (the record's own table, named by its stream's
-    /// ARN); without it, what would be parked goes back to Lambda instead.
-    parking: Option<aws_sdk_dynamodb::Client>,
+    /// The client of the records' own tables (named by each stream's ARN), where parked
+    /// events are written and published secrets deleted; without it, what would be
+    /// parked goes back to Lambda instead, and secrets wait for their TTL.
+    tables: Option<aws_sdk_dynamodb::Client>,
     metrics: Metrics,
 }
 
@@ -260,6 +261,8 @@ struct ChunkOutcome {
     refused: Vec<(usize, String)>,
     /// Still failing transiently after the last attempt.
     failing: Vec<(usize, String)>,
+    /// Accepted by the bus.
+    published: Vec<usize>,
 }
 
 impl<P: Publisher> Relay<P> {
@@ -268,15 +271,16 @@ impl<P: Publisher> Relay<P> {
             publisher,
             retry,
             options: RelayOptions::default(),
-            parking: None,
+            tables: None,
             metrics: Metrics::global(),
         }
     }
 
-    /// The relay parking what it cannot publish in each record's own table.
-    pub fn parking_with(self, client: aws_sdk_dynamodb::Client) -> Self {
+    /// The relay parking what it cannot publish in each record's own table, and deleting
+    /// from it the outbox items of published events that carry a secret.
+    pub fn with_tables(self, client: aws_sdk_dynamodb::Client) -> Self {
         Self {
-            parking: Some(client),
+            tables: Some(client),
             ..self
         }
     }
@@ -347,6 +351,12 @@ impl<P: Publisher> Relay<P> {
                 continue;
             }
             let outcome = self.publish_chunk(&chunk).await;
+            for &index in &outcome.published {
+                let pending = chunk[index];
+                if pending.event.carries_secret {
+                    self.forget(pending.table.as_deref(), &pending.event).await;
+                }
+            }
             for (index, detail) in outcome.refused {
                 let pending = chunk[index];
                 tracing::error!(event_id = %pending.event.event_id, error = %detail, "event refused by the bus; parking it");
@@ -413,7 +423,8 @@ impl<P: Publisher> Relay<P> {
                         let event = &chunk[*i].event;
                         match result {
                             None => {
-                                tracing::info!(event_id = %event.event_id, detail_type = %event.detail_type, correlation_id = %event.correlation_id, "event published")
+                                tracing::info!(event_id = %event.event_id, detail_type = %event.detail_type, correlation_id = %event.correlation_id, "event published");
+                                outcome.published.push(*i);
                             }
                             Some(error) if error.transient => {
                                 tracing::warn!(attempt, event_id = %event.event_id, error = %error.detail, "event not accepted by the bus");
@@ -448,8 +459,27 @@ impl<P: Publisher> Relay<P> {
         outcome
     }
 
+    /// Deletes a published event's outbox item. A failure is only logged: the event is on
+    /// the bus, so its record must not go back to Lambda, and the TTL still removes it.
+    async fn forget(&self, table: Option<&str>, event: &OutboxEvent) {
+        let (Some(client), Some(table)) = (&self.tables, table) else {
+            tracing::warn!(event_id = %event.event_id, "no table client: an event carrying a secret stays until its TTL");
+            return;
+        };
+        let deleted = client
+            .delete_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S(event.pk.clone()))
+            .key("sk", AttributeValue::S(event.sk.clone()))
+            .send()
+            .await;
+        if let Err(error) = deleted {
+            tracing::warn!(event_id = %event.event_id, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&error), "could not delete a published event carrying a secret; its TTL will");
+        }
+    }
+
     async fn park(&self, table: Option<&str>, parked: &ParkedEvent) -> Result<(), String> {
-        let (Some(client), Some(table)) = (&self.parking, table) else {
+        let (Some(client), Some(table)) = (&self.tables, table) else {
             return Err("no parking configured for this record's table".into());
         };
         let item = serde_dynamo::to_item(parked).map_err(|e| e.to_string())?;
@@ -614,7 +644,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         EventBridgePublisher::new(client, bus),
         RetryPolicy::default(),
     )
-    .parking_with(aws_sdk_dynamodb::Client::new(&config));
+    .with_tables(aws_sdk_dynamodb::Client::new(&config));
     let relay = &relay;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<StreamEvent>| async move {

@@ -511,7 +511,13 @@ mod tests {
                 .unwrap();
                 pages.push((items.iter().map(number).collect(), next.is_some()));
                 if let Some(next) = &next {
-                    assert!(crate::pagination::encode_cursor(next).is_some());
+                    assert!(
+                        crate::pagination::encode_cursor(
+                            &crate::pagination::CursorKey::new(b"k"),
+                            next
+                        )
+                        .is_some()
+                    );
                 }
                 match next {
                     Some(next) => after = Some(next),

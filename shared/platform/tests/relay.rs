@@ -3,7 +3,9 @@
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use shop_events::Envelope;
+use shop_events::Money;
 use shop_events::catalog::ProductDeleted;
+use shop_events::ordering::OrderStockConfirmed;
 use shop_platform::relay::{
     EventBridgePublisher, Relay, RelayOptions, RetryPolicy, parked, replay_parked,
 };
@@ -93,6 +95,69 @@ async fn outbox_inserts_reach_the_bus_in_the_design_envelope_and_state_records_a
 }
 
 #[tokio::test]
+async fn a_published_event_carrying_a_payment_token_leaves_the_outbox_at_once() {
+    let config = sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("relay");
+    create_table(&dynamodb, &table, &[], true).await;
+    let (bus, queue) = bus_with_queue(&config).await;
+
+    let confirmed = Envelope::new(
+        OrderStockConfirmed {
+            order_id: "01J0000000000000000000000A".into(),
+            user_id: "shopper".into(),
+            total: Money {
+                amount: 1000,
+                currency: "EUR".into(),
+            },
+            payment_token: "tok_visa_secret".into(),
+        },
+        "corr-secret",
+    );
+    let deleted = Envelope::new(
+        ProductDeleted {
+            product_id: "p1".into(),
+            version: 2,
+        },
+        "corr-secret",
+    );
+    let mut transaction = Transaction::new(&table);
+    transaction.publish(&confirmed).unwrap();
+    transaction.publish(&deleted).unwrap();
+    transaction.commit(&dynamodb).await.unwrap();
+
+    let relay = Relay::new(
+        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
+        quick_retries(),
+    )
+    .with_tables(dynamodb.clone());
+    let response = relay.handle(stream_event(&config, &table).await).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let delivered = drain_queue(&config, &queue).await;
+    assert_eq!(delivered.len(), 2, "both published");
+    let outbox = dynamodb
+        .scan()
+        .table_name(&table)
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let kept: Vec<String> = outbox
+        .iter()
+        .filter_map(|item| item.get("eventId")?.as_s().ok().cloned())
+        .collect();
+    assert_eq!(
+        kept,
+        std::slice::from_ref(&deleted.metadata.event_id),
+        "the token's event is gone; the other stays for the replay window"
+    );
+    assert!(!format!("{outbox:?}").contains("tok_visa_secret"));
+}
+
+#[tokio::test]
 async fn an_entry_the_bus_refuses_is_parked_whole_and_the_rest_published_across_chunks() {
     let config = sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
@@ -141,7 +206,7 @@ async fn an_entry_the_bus_refuses_is_parked_whole_and_the_rest_published_across_
         EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
         quick_retries(),
     )
-    .parking_with(dynamodb.clone())
+    .with_tables(dynamodb.clone())
     .with_metrics(counts.metrics());
     let response = relay.handle(batch).await;
     assert!(
@@ -198,7 +263,7 @@ async fn an_event_larger_than_putevents_takes_is_parked_and_calls_stay_under_256
         EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
         quick_retries(),
     )
-    .parking_with(dynamodb.clone());
+    .with_tables(dynamodb.clone());
     let response = relay.handle(stream_event(&config, &table).await).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(drain_queue(&config, &queue).await.len(), 3);
@@ -292,7 +357,7 @@ async fn an_event_undeliverable_past_its_time_is_parked_and_replayed_when_the_bu
     .with_options(RelayOptions {
         park_after: std::time::Duration::ZERO,
     })
-    .parking_with(dynamodb.clone());
+    .with_tables(dynamodb.clone());
     let response = impatient.handle(stream_event(&config, &table).await).await;
     assert!(response.batch_item_failures.is_empty());
     let kept = parked(&dynamodb, &table).await.unwrap();
@@ -355,7 +420,7 @@ async fn an_unreadable_outbox_record_is_parked_as_it_was_and_does_not_stall_its_
         EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
         quick_retries(),
     )
-    .parking_with(dynamodb.clone());
+    .with_tables(dynamodb.clone());
     let response = relay.handle(stream_event(&config, &table).await).await;
     assert!(
         response.batch_item_failures.is_empty(),

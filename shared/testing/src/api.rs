@@ -192,6 +192,22 @@ pub fn without_header(mut event: Value, name: &str) -> Value {
     event
 }
 
+/// A cursor as an attacker changes it: its payload decoded, every string key attribute
+/// turned into a number (`{"S": ...}` to `{"N": "1"}`), encoded again, the signature kept.
+pub fn retyped_cursor(cursor: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (payload, tag) = cursor.split_once('.').unwrap_or((cursor, ""));
+    let plain = URL_SAFE_NO_PAD.decode(payload).expect("a cursor's payload");
+    let mut pairs: Vec<(String, serde_json::Value)> =
+        serde_json::from_slice(&plain).expect("a cursor's key");
+    for (_, value) in &mut pairs {
+        *value = serde_json::json!({"N": "1"});
+    }
+    let forged = serde_json::to_vec(&pairs).expect("JSON");
+    format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,7 @@ impl Ordering {
         let counts = Counts::new();
         Self {
             app: App {
+                cursors: shop_platform::pagination::CursorKey::new(b"test cursors"),
                 store: store.clone(),
                 metrics: counts.metrics(),
             },

@@ -2,12 +2,16 @@
 
 use shipping::api::{App, handle};
 use shipping::store::ShipmentStore;
+use shop_platform::pagination::CursorKey;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shop_platform::entrypoint::run_api(
-        |dynamodb, table| App {
-            store: ShipmentStore::new(dynamodb, table),
+    shop_platform::entrypoint::run_api_with(
+        async |init| {
+            Ok(App {
+                cursors: CursorKey::from_env(&init.config).await?,
+                store: ShipmentStore::new(init.dynamodb.clone(), &init.table),
+            })
         },
         handle,
     )

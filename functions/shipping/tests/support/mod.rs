@@ -34,6 +34,7 @@ impl Shipping {
         let store = ShipmentStore::new(table.dynamodb.clone(), &table.name);
         Self {
             app: App {
+                cursors: shop_platform::pagination::CursorKey::new(b"test cursors"),
                 store: store.clone(),
             },
             consumer: table.consumer(
