@@ -4,13 +4,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::channel;
+use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use support::{Runner, STARTUP_LIMIT, repo_root};
+use support::{Runner, STARTUP_LIMIT, Tail, repo_root};
 
 fn product(name: &str) -> Value {
     json!({"name": name, "category": "e2e", "price": {"amount": 1500, "currency": "USD"}})
@@ -23,28 +21,7 @@ async fn the_catalog_works_through_the_gateway_and_sigint_stops_everything() {
     let shopper = stack.token("shopper-e2e", false);
 
     // The bus feed, as a developer would watch it.
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_shop-local"))
-        .args(["tail", "--json", "--run-dir"])
-        .arg(&stack.run_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let tail_lines = {
-        let (sender, receiver) = channel::<String>();
-        let stdout = tail.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        // tail says it is subscribed on stderr before any event can pass.
-        let mut stderr = BufReader::new(tail.stderr.take().unwrap());
-        let mut first = String::new();
-        stderr.read_line(&mut first).unwrap();
-        assert!(first.contains("tailing"), "{first}");
-        receiver
-    };
+    let tail = Tail::start(&stack);
 
     let (status, problem) = stack
         .call("POST", "/products", None, Some(product("Nope")))
@@ -113,7 +90,8 @@ async fn the_catalog_works_through_the_gateway_and_sigint_stops_everything() {
     // ProductCreated crosses the bus: outbox → stream → relay → EventBridge → tail.
     let deadline = Instant::now() + STARTUP_LIMIT;
     let event = loop {
-        let line = tail_lines
+        let line = tail
+            .lines
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("ProductCreated on the bus");
         let event: Value = serde_json::from_str(&line).unwrap();
@@ -125,8 +103,7 @@ async fn the_catalog_works_through_the_gateway_and_sigint_stops_everything() {
     assert_eq!(event["detail-type"], "ProductCreated");
     assert_eq!(event["detail"]["data"]["name"], "E2E Teapot");
     assert_eq!(event["detail"]["metadata"]["schemaVersion"], 1);
-    let _ = tail.kill();
-    let _ = tail.wait();
+    drop(tail);
 
     let started = stack.started_pids().await;
     assert!(

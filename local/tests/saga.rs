@@ -8,13 +8,18 @@ mod support;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use support::eventually;
 use support::invariants::{Provider, Scenario, assert_invariants};
 use support::shop::{Shop, checkout_body, history};
+use support::{Tail, eventually};
+
+/// Payment tokens no log line may hold (DESIGN §6: the shop never logs them).
+const PAID_TOKEN: &str = "tok_visa_never_logged_7f3a9c";
+const DECLINED_TOKEN: &str = "tok_decline_never_logged_51e2";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_order_lives_to_delivered_and_every_way_out_of_it_compensates() {
     let shop = Shop::start(&[]);
+    let tail = Tail::start(&shop.stack);
     let mut scenario = Scenario::default();
     let ada = shop.stack.token("ada", false);
     let lamp = shop.product_with_stock("Saga Lamp", 2500, 10).await;
@@ -22,7 +27,7 @@ async fn an_order_lives_to_delivered_and_every_way_out_of_it_compensates() {
 
     // The happy path, to delivered.
     shop.add(&ada, &lamp, 2).await;
-    let happy = shop.checkout(&ada, "life-ada-0001").await;
+    let happy = shop.checkout_with(&ada, "life-ada-0001", PAID_TOKEN).await;
     scenario.orders.push((happy.clone(), ada.clone()));
     let order = shop.settled(&ada, &happy).await;
     assert_eq!(order["status"], "paid", "{order}");
@@ -75,7 +80,7 @@ async fn an_order_lives_to_delivered_and_every_way_out_of_it_compensates() {
     // A declined card: cancelled, stock released, nothing charged.
     shop.add(&ada, &lamp, 3).await;
     let declined = shop
-        .checkout_with(&ada, "life-ada-0002", "tok_decline_insufficient_funds")
+        .checkout_with(&ada, "life-ada-0002", DECLINED_TOKEN)
         .await;
     scenario.orders.push((declined.clone(), ada.clone()));
     let order = shop.settled(&ada, &declined).await;
@@ -166,6 +171,27 @@ async fn an_order_lives_to_delivered_and_every_way_out_of_it_compensates() {
         json!({"productId": lamp, "available": 8, "reserved": 0, "shipped": 2}),
         "only the delivered order holds stock"
     );
+
+    // The whole run's logs (every function's, and shop-local's own) and the bus feed as
+    // `tail` shows it hold neither token nor the provider's API key.
+    let provider = Provider::of(&shop.stack).await;
+    let logs = shop.stack.output();
+    assert!(
+        logs.iter().any(|line| line.contains("event published")),
+        "the functions' logs are there to read"
+    );
+    let feed: Vec<String> = tail.lines.try_iter().collect();
+    assert!(
+        feed.iter()
+            .any(|line| line.contains("\"OrderStockConfirmed\"")),
+        "tail showed the events that carry a token"
+    );
+    for secret in [PAID_TOKEN, DECLINED_TOKEN, provider.api_key.as_str()] {
+        for (place, lines) in [("the logs", &logs), ("tail", &feed)] {
+            let leaks: Vec<&String> = lines.iter().filter(|line| line.contains(secret)).collect();
+            assert!(leaks.is_empty(), "{place} show a secret: {leaks:#?}");
+        }
+    }
     let started = shop.stack.started_pids().await;
     shop.stack.stop_with("INT", &started);
 }

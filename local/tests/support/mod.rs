@@ -10,8 +10,8 @@ pub mod shop;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -47,8 +47,10 @@ pub const STARTUP_LIMIT: Duration = Duration::from_secs(180);
 
 pub struct Runner {
     pub child: Child,
-    // Held so the reader thread keeps draining the stack's stdout (a full pipe would block it).
-    _lines: Receiver<String>,
+    /// The stack's stdout (its own lines and every function's logs), as the reader thread
+    /// drains it (a full pipe would block the stack); [`Runner::output`] keeps what it read.
+    lines: Mutex<Receiver<String>>,
+    read: Mutex<Vec<String>>,
     pub run_dir: PathBuf,
     pub url: String,
     http: HttpClient,
@@ -100,12 +102,21 @@ impl Runner {
         };
         Self {
             child,
-            _lines: lines,
+            lines: Mutex::new(lines),
+            read: Mutex::new(Vec::new()),
             run_dir,
             api: ApiClient::new(&url),
             url,
             http: http_client(),
         }
+    }
+
+    /// Everything the stack printed so far: its own lines and every function's log lines.
+    pub fn output(&self) -> Vec<String> {
+        let lines = self.lines.lock().unwrap();
+        let mut read = self.read.lock().unwrap();
+        read.extend(lines.try_iter());
+        read.clone()
     }
 
     pub fn command(&self, args: &[&str]) -> std::process::Output {
@@ -253,6 +264,45 @@ impl Drop for Runner {
 }
 
 /// Alive and not a zombie waiting for its parent.
+/// `shop-local tail --json` on a running stack: the bus feed as a developer watches it.
+pub struct Tail {
+    child: Child,
+    pub lines: Receiver<String>,
+}
+
+impl Tail {
+    /// Returns once tail is subscribed, so no later event can pass it by.
+    pub fn start(stack: &Runner) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shop-local"))
+            .args(["tail", "--json", "--run-dir"])
+            .arg(&stack.run_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        // tail says it is subscribed on stderr before any event can pass.
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        assert!(first.contains("tailing"), "{first}");
+        Self { child, lines }
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
