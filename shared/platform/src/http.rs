@@ -101,7 +101,12 @@ pub fn page_request(
     signing: &CursorKey,
     key_attributes: &[&str],
 ) -> Result<PageRequest, Problem> {
-    let limit = match query_param(request, "limit") {
+    // Unlike other parameters, an empty `limit=` is not taken for an absent one: the
+    // document promises an integer.
+    let limit = match request
+        .query_string_parameters_ref()
+        .and_then(|params| params.first("limit"))
+    {
         None => DEFAULT_LIMIT,
         Some(raw) => raw
             .parse::<i32>()
