@@ -20,6 +20,40 @@ fn quick_retries() -> RetryPolicy {
     }
 }
 
+/// A table with its stream, as every capability's outbox has.
+struct Outbox {
+    config: aws_config::SdkConfig,
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Outbox {
+    async fn new() -> Self {
+        let config = sdk_config().await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let table = unique("relay");
+        create_table(&dynamodb, &table, &[], true).await;
+        Self {
+            config,
+            dynamodb,
+            table,
+        }
+    }
+}
+
+/// The relay as `run` builds it, publishing to `bus`.
+fn relay_to(
+    config: &aws_config::SdkConfig,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    bus: &str,
+) -> Relay<EventBridgePublisher> {
+    Relay::new(
+        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), bus),
+        quick_retries(),
+    )
+    .with_tables(dynamodb.clone())
+}
+
 fn state_item(table: &str, id: &str) -> TransactWriteItem {
     let put = Put::builder()
         .table_name(table)
@@ -36,10 +70,11 @@ async fn stream_event(config: &aws_config::SdkConfig, table: &str) -> StreamEven
 
 #[tokio::test]
 async fn outbox_inserts_reach_the_bus_in_the_design_envelope_and_state_records_are_skipped() {
-    let config = sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique("relay");
-    create_table(&dynamodb, &table, &[], true).await;
+    let Outbox {
+        config,
+        dynamodb,
+        table,
+    } = Outbox::new().await;
     let (bus, queue) = bus_with_queue(&config).await;
 
     let mut transaction = Transaction::new(&table);
@@ -68,10 +103,7 @@ async fn outbox_inserts_reach_the_bus_in_the_design_envelope_and_state_records_a
         3,
         "the state item and two outbox items"
     );
-    let relay = Relay::new(
-        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
-        quick_retries(),
-    );
+    let relay = relay_to(&config, &dynamodb, &bus);
     let response = relay.handle(batch).await;
     assert!(response.batch_item_failures.is_empty());
 
@@ -96,10 +128,11 @@ async fn outbox_inserts_reach_the_bus_in_the_design_envelope_and_state_records_a
 
 #[tokio::test]
 async fn a_published_event_carrying_a_payment_token_leaves_the_outbox_at_once() {
-    let config = sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique("relay");
-    create_table(&dynamodb, &table, &[], true).await;
+    let Outbox {
+        config,
+        dynamodb,
+        table,
+    } = Outbox::new().await;
     let (bus, queue) = bus_with_queue(&config).await;
 
     let confirmed = Envelope::new(
@@ -126,11 +159,7 @@ async fn a_published_event_carrying_a_payment_token_leaves_the_outbox_at_once() 
     transaction.publish(&deleted).unwrap();
     transaction.commit(&dynamodb).await.unwrap();
 
-    let relay = Relay::new(
-        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
-        quick_retries(),
-    )
-    .with_tables(dynamodb.clone());
+    let relay = relay_to(&config, &dynamodb, &bus);
     let response = relay.handle(stream_event(&config, &table).await).await;
     assert!(response.batch_item_failures.is_empty());
 
@@ -159,10 +188,11 @@ async fn a_published_event_carrying_a_payment_token_leaves_the_outbox_at_once() 
 
 #[tokio::test]
 async fn an_entry_the_bus_refuses_is_parked_whole_and_the_rest_published_across_chunks() {
-    let config = sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique("relay");
-    create_table(&dynamodb, &table, &[], true).await;
+    let Outbox {
+        config,
+        dynamodb,
+        table,
+    } = Outbox::new().await;
     let (bus, queue) = bus_with_queue(&config).await;
 
     // Twelve events span two PutEvents calls; the seventh has a detail the bus rejects
@@ -202,12 +232,7 @@ async fn an_entry_the_bus_refuses_is_parked_whole_and_the_rest_published_across_
         .and_then(|r| r.change.sequence_number.clone())
         .unwrap();
     let counts = Counts::new();
-    let relay = Relay::new(
-        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
-        quick_retries(),
-    )
-    .with_tables(dynamodb.clone())
-    .with_metrics(counts.metrics());
+    let relay = relay_to(&config, &dynamodb, &bus).with_metrics(counts.metrics());
     let response = relay.handle(batch).await;
     assert!(
         response.batch_item_failures.is_empty(),
@@ -226,10 +251,11 @@ async fn an_entry_the_bus_refuses_is_parked_whole_and_the_rest_published_across_
 
 #[tokio::test]
 async fn an_event_larger_than_putevents_takes_is_parked_and_calls_stay_under_256_kb() {
-    let config = sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique("relay");
-    create_table(&dynamodb, &table, &[], true).await;
+    let Outbox {
+        config,
+        dynamodb,
+        table,
+    } = Outbox::new().await;
     let (bus, queue) = bus_with_queue(&config).await;
     // Three events of 120 KB (two fit one call, not three) and one of 300 KB, which no
     // call takes: the outbox item fits DynamoDB's 400 KB, the entry not PutEvents' 256.
@@ -259,11 +285,7 @@ async fn an_event_larger_than_putevents_takes_is_parked_and_calls_stay_under_256
             .await
             .unwrap();
     }
-    let relay = Relay::new(
-        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
-        quick_retries(),
-    )
-    .with_tables(dynamodb.clone());
+    let relay = relay_to(&config, &dynamodb, &bus);
     let response = relay.handle(stream_event(&config, &table).await).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(drain_queue(&config, &queue).await.len(), 3);
@@ -285,10 +307,11 @@ async fn events_written_while_the_bus_is_unreachable_go_out_when_lambda_retries(
     // The state change and its event commit, then publishing fails (as if the relay
     // crashed or the bus were down): every outbox record is handed back to Lambda, and
     // the retry of the same records delivers the event. Nothing is lost in between.
-    let config = sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique("relay");
-    create_table(&dynamodb, &table, &[], true).await;
+    let Outbox {
+        config,
+        dynamodb,
+        table,
+    } = Outbox::new().await;
 
     let event = Envelope::new(
         ProductDeleted {
@@ -303,10 +326,7 @@ async fn events_written_while_the_bus_is_unreachable_go_out_when_lambda_retries(
     transaction.commit(&dynamodb).await.unwrap();
 
     let missing_bus = unique("missing-bus");
-    let down = Relay::new(
-        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &missing_bus),
-        quick_retries(),
-    );
+    let down = relay_to(&config, &dynamodb, &missing_bus);
     let response = down.handle(stream_event(&config, &table).await).await;
     assert_eq!(
         response.batch_item_failures.len(),
@@ -315,10 +335,7 @@ async fn events_written_while_the_bus_is_unreachable_go_out_when_lambda_retries(
     );
 
     let (bus, queue) = bus_with_queue(&config).await;
-    let up = Relay::new(
-        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
-        quick_retries(),
-    );
+    let up = relay_to(&config, &dynamodb, &bus);
     let response = up.handle(stream_event(&config, &table).await).await;
     assert!(response.batch_item_failures.is_empty());
     let delivered = drain_queue(&config, &queue).await;
@@ -334,10 +351,11 @@ async fn events_written_while_the_bus_is_unreachable_go_out_when_lambda_retries(
 /// and the replay command publishes it once the bus is back.
 #[tokio::test]
 async fn an_event_undeliverable_past_its_time_is_parked_and_replayed_when_the_bus_is_back() {
-    let config = sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique("relay");
-    create_table(&dynamodb, &table, &[], true).await;
+    let Outbox {
+        config,
+        dynamodb,
+        table,
+    } = Outbox::new().await;
     let event = Envelope::new(
         ProductDeleted {
             product_id: "p-late".into(),
@@ -350,14 +368,9 @@ async fn an_event_undeliverable_past_its_time_is_parked_and_replayed_when_the_bu
     transaction.commit(&dynamodb).await.unwrap();
 
     let missing_bus = unique("missing-bus");
-    let impatient = Relay::new(
-        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &missing_bus),
-        quick_retries(),
-    )
-    .with_options(RelayOptions {
+    let impatient = relay_to(&config, &dynamodb, &missing_bus).with_options(RelayOptions {
         park_after: std::time::Duration::ZERO,
-    })
-    .with_tables(dynamodb.clone());
+    });
     let response = impatient.handle(stream_event(&config, &table).await).await;
     assert!(response.batch_item_failures.is_empty());
     let kept = parked(&dynamodb, &table).await.unwrap();
@@ -391,10 +404,11 @@ async fn an_event_undeliverable_past_its_time_is_parked_and_replayed_when_the_bu
 
 #[tokio::test]
 async fn an_unreadable_outbox_record_is_parked_as_it_was_and_does_not_stall_its_shard() {
-    let config = sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique("relay");
-    create_table(&dynamodb, &table, &[], true).await;
+    let Outbox {
+        config,
+        dynamodb,
+        table,
+    } = Outbox::new().await;
     let (bus, queue) = bus_with_queue(&config).await;
     // A record no relay can read (written outside the outbox's own code), then a good one.
     dynamodb
@@ -416,11 +430,7 @@ async fn an_unreadable_outbox_record_is_parked_as_it_was_and_does_not_stall_its_
     transaction.publish(&good).unwrap();
     transaction.commit(&dynamodb).await.unwrap();
 
-    let relay = Relay::new(
-        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus),
-        quick_retries(),
-    )
-    .with_tables(dynamodb.clone());
+    let relay = relay_to(&config, &dynamodb, &bus);
     let response = relay.handle(stream_event(&config, &table).await).await;
     assert!(
         response.batch_item_failures.is_empty(),
