@@ -28,10 +28,12 @@ impl Stack {
             .as_str()
             .ok_or("the stack reports no emulator")?
             .to_owned();
-        Ok(Self {
-            config: crate::stack::sdk_config(&endpoint).await,
-            stats,
-        })
+        Ok(Self::new(stats, crate::stack::sdk_config(&endpoint).await))
+    }
+
+    /// From the stack's own stats, for the operations view that the stack serves itself.
+    pub fn new(stats: Value, config: aws_config::SdkConfig) -> Self {
+        Self { stats, config }
     }
 
     fn list(&self, key: &str) -> Vec<Value> {
@@ -149,29 +151,131 @@ async fn peek(
     Ok(seen)
 }
 
+/// One dead letter, as a person reads it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub receives: String,
+    /// The event it carries, in one line (never the message itself: it may hold a token).
+    pub summary: String,
+}
+
+/// A dead-letter queue and what it holds.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterQueue {
+    pub queue: String,
+    pub messages: Vec<DeadLetter>,
+}
+
+/// What a redrive moved, from which dead-letter queue back to which queue.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Redriven {
+    pub queue: String,
+    pub moved: usize,
+    pub to: String,
+}
+
+impl Stack {
+    /// What each dead-letter queue holds (or the one named `queue`).
+    pub async fn dead_letters(&self, queue: Option<&str>) -> Result<Vec<DeadLetterQueue>, String> {
+        let sqs = aws_sdk_sqs::Client::new(&self.config);
+        let mut found = Vec::new();
+        for dlq in self.dead_letter_queues(queue)? {
+            let url = dlq["url"].as_str().unwrap_or_default();
+            let messages = peek(&sqs, url)
+                .await?
+                .iter()
+                .map(|message| DeadLetter {
+                    message_id: message.message_id.clone().unwrap_or_default(),
+                    receives: message
+                        .attributes
+                        .as_ref()
+                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                        .cloned()
+                        .unwrap_or_else(|| "?".into()),
+                    summary: summary(message.body.as_deref().unwrap_or("")),
+                })
+                .collect();
+            found.push(DeadLetterQueue {
+                queue: dlq["logicalId"].as_str().unwrap_or("?").to_owned(),
+                messages,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Every message of the dead-letter queue `queue` back to the queue it came from (the
+    /// one whose redrive policy names it), as SQS's message-move task does.
+    pub async fn redrive(&self, queue: &str) -> Result<Vec<Redriven>, String> {
+        let sqs = aws_sdk_sqs::Client::new(&self.config);
+        let mut done = Vec::new();
+        for dlq in self.dead_letter_queues(Some(queue))? {
+            let arn = dlq["arn"].as_str().unwrap_or_default();
+            let source = self
+                .list("queues")
+                .into_iter()
+                .find(|q| q["redrivesTo"] == arn)
+                .ok_or_else(|| format!("no queue redrives to {arn}"))?;
+            let (from, to) = (
+                dlq["url"].as_str().unwrap_or_default(),
+                source["url"].as_str().unwrap_or_default(),
+            );
+            let mut moved = 0;
+            loop {
+                let received = sqs
+                    .receive_message()
+                    .queue_url(from)
+                    .max_number_of_messages(10)
+                    .visibility_timeout(60)
+                    .send()
+                    .await
+                    .map_err(sqs_error)?;
+                let messages = received.messages.unwrap_or_default();
+                if messages.is_empty() {
+                    break;
+                }
+                for message in messages {
+                    // Sent before it is deleted: a failure in between leaves a duplicate,
+                    // which the consumer's dedup absorbs, never a loss.
+                    sqs.send_message()
+                        .queue_url(to)
+                        .message_body(message.body.clone().unwrap_or_default())
+                        .send()
+                        .await
+                        .map_err(sqs_error)?;
+                    if let Some(handle) = &message.receipt_handle {
+                        sqs.delete_message()
+                            .queue_url(from)
+                            .receipt_handle(handle)
+                            .send()
+                            .await
+                            .map_err(sqs_error)?;
+                    }
+                    moved += 1;
+                }
+            }
+            done.push(Redriven {
+                queue: dlq["logicalId"].as_str().unwrap_or("?").to_owned(),
+                moved,
+                to: source["logicalId"].as_str().unwrap_or("?").to_owned(),
+            });
+        }
+        Ok(done)
+    }
+}
+
 /// `shop-local dlq list [QUEUE]`: what each dead-letter queue holds.
 pub async fn list(run_dir: &std::path::Path, queue: Option<&str>) -> Result<(), String> {
     let stack = Stack::of(run_dir).await?;
-    let sqs = aws_sdk_sqs::Client::new(&stack.config);
-    for dlq in stack.dead_letter_queues(queue)? {
-        let url = dlq["url"].as_str().unwrap_or_default();
-        let messages = peek(&sqs, url).await?;
-        println!(
-            "{}: {} message(s)",
-            dlq["logicalId"].as_str().unwrap_or("?"),
-            messages.len()
-        );
-        for message in &messages {
-            let receives = message
-                .attributes
-                .as_ref()
-                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                .map(String::as_str)
-                .unwrap_or("?");
+    for dlq in stack.dead_letters(queue).await? {
+        println!("{}: {} message(s)", dlq.queue, dlq.messages.len());
+        for message in &dlq.messages {
             println!(
-                "  {}  {}  (received {receives} times)",
-                message.message_id.as_deref().unwrap_or("?"),
-                summary(message.body.as_deref().unwrap_or(""))
+                "  {}  {}  (received {} times)",
+                message.message_id, message.summary, message.receives
             );
         }
     }
@@ -179,59 +283,13 @@ pub async fn list(run_dir: &std::path::Path, queue: Option<&str>) -> Result<(), 
 }
 
 /// `shop-local dlq redrive QUEUE`: every message of the dead-letter queue back to the queue
-/// it came from (the one whose redrive policy names it), as SQS's message-move task does.
+/// it came from.
 pub async fn redrive(run_dir: &std::path::Path, queue: &str) -> Result<(), String> {
     let stack = Stack::of(run_dir).await?;
-    let sqs = aws_sdk_sqs::Client::new(&stack.config);
-    for dlq in stack.dead_letter_queues(Some(queue))? {
-        let arn = dlq["arn"].as_str().unwrap_or_default();
-        let source = stack
-            .list("queues")
-            .into_iter()
-            .find(|q| q["redrivesTo"] == arn)
-            .ok_or_else(|| format!("no queue redrives to {arn}"))?;
-        let (from, to) = (
-            dlq["url"].as_str().unwrap_or_default(),
-            source["url"].as_str().unwrap_or_default(),
-        );
-        let mut moved = 0;
-        loop {
-            let received = sqs
-                .receive_message()
-                .queue_url(from)
-                .max_number_of_messages(10)
-                .visibility_timeout(60)
-                .send()
-                .await
-                .map_err(sqs_error)?;
-            let messages = received.messages.unwrap_or_default();
-            if messages.is_empty() {
-                break;
-            }
-            for message in messages {
-                // Sent before it is deleted: a failure in between leaves a duplicate, which
-                // the consumer's dedup absorbs, never a loss.
-                sqs.send_message()
-                    .queue_url(to)
-                    .message_body(message.body.clone().unwrap_or_default())
-                    .send()
-                    .await
-                    .map_err(sqs_error)?;
-                if let Some(handle) = &message.receipt_handle {
-                    sqs.delete_message()
-                        .queue_url(from)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .map_err(sqs_error)?;
-                }
-                moved += 1;
-            }
-        }
+    for done in stack.redrive(queue).await? {
         println!(
-            "{}: {moved} message(s) back to {}",
-            dlq["logicalId"].as_str().unwrap_or("?"),
-            source["logicalId"].as_str().unwrap_or("?")
+            "{}: {} message(s) back to {}",
+            done.queue, done.moved, done.to
         );
     }
     Ok(())

@@ -25,3 +25,4 @@ pub mod stack;
 pub mod streams;
 pub mod template;
 pub mod topology;
+pub mod web;

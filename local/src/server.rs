@@ -1,6 +1,7 @@
 //! The HTTP front door of a running stack: the API (API Gateway's behaviour, see
 //! `gateway.rs`), the local issuer's OpenID discovery document and JWKS under
-//! `/.well-known/`, and, under `/_local/`, the runner's own endpoints: stats, the live event
+//! `/.well-known/`, the storefront and its sign-in endpoints where no route matches
+//! (`web.rs`), and, under `/_local/`, the runner's own endpoints: stats, the live event
 //! feed that `shop-local tail` reads, and single invocations for `shop-local invoke`.
 
 use std::convert::Infallible;
@@ -90,7 +91,51 @@ async fn handle(stack: &Stack, request: Request<Incoming>, peer: SocketAddr) -> 
             _ => {}
         }
     }
+    if select_route(&stack.topology.routes, request.method().as_str(), &path).is_none() {
+        return web(stack, request).await;
+    }
     api(stack, request, peer).await
+}
+
+/// What no API route takes: the storefront's files and sign-in endpoints, else the
+/// gateway's own 404.
+async fn web(stack: &Stack, request: Request<Incoming>) -> Response<Body> {
+    /// More than any sign-in form or token request holds.
+    const MAX_FORM_BYTES: usize = 64 * 1024;
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let body = if parts.method == Method::POST {
+        match Limited::new(body, MAX_FORM_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => Bytes::new(),
+        }
+    } else {
+        Bytes::new()
+    };
+    let path = parts.uri.path();
+    let answer = stack
+        .web
+        .answer(
+            &stack.issuer,
+            &parts.method,
+            path,
+            parts.uri.query().unwrap_or(""),
+            &body,
+        )
+        .unwrap_or_else(|| {
+            let request_id = ulid::Ulid::generate().to_string().to_lowercase();
+            gateway_answer(StatusCode::NOT_FOUND, "Not Found", &request_id)
+        });
+    stack.log(
+        "web",
+        &format!(
+            "{} {path} {} {}ms",
+            parts.method,
+            answer.status().as_u16(),
+            started.elapsed().as_millis()
+        ),
+    );
+    full(answer)
 }
 
 async fn api(stack: &Stack, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -297,6 +342,22 @@ async fn control(stack: &Stack, request: Request<Incoming>, path: &str) -> Respo
     match (request.method(), path) {
         (&Method::GET, "stats") => json_response(StatusCode::OK, &stack.stats()),
         (&Method::GET, "events") => event_feed(stack),
+        (&Method::GET, "dlq") => {
+            let dead_letters = operations(stack).await;
+            match dead_letters.dead_letters(None).await {
+                Ok(queues) => json_response(StatusCode::OK, &json!(queues)),
+                Err(error) => json_response(StatusCode::BAD_GATEWAY, &json!({"message": error})),
+            }
+        }
+        (&Method::POST, redrive)
+            if redrive.starts_with("dlq/") && redrive.ends_with("/redrive") =>
+        {
+            let queue = &redrive["dlq/".len()..redrive.len() - "/redrive".len()];
+            match operations(stack).await.redrive(queue).await {
+                Ok(done) => json_response(StatusCode::OK, &json!(done)),
+                Err(error) => json_response(StatusCode::NOT_FOUND, &json!({"message": error})),
+            }
+        }
         (&Method::POST, invoke) if invoke.starts_with("invoke/") => {
             let name = &invoke["invoke/".len()..];
             let Some(function) = stack.function_named(name) else {
@@ -348,6 +409,14 @@ async fn control(stack: &Stack, request: Request<Incoming>, path: &str) -> Respo
             &json!({"message": "unknown /_local endpoint"}),
         ),
     }
+}
+
+/// The dead-letter tools of `shop-local dlq`, on the stack's own view of itself.
+async fn operations(stack: &Stack) -> crate::dead_letters::Stack {
+    crate::dead_letters::Stack::new(
+        stack.stats(),
+        crate::stack::sdk_config(&stack.moto_endpoint).await,
+    )
 }
 
 /// Newline-delimited JSON, one line per event that crosses a bus, for as long as the

@@ -54,6 +54,8 @@ pub struct Stack {
     pub moto_pid: u32,
     pub moto_endpoint: String,
     pub api_url: String,
+    /// The storefront's files, config and sign-in endpoints.
+    pub web: crate::web::Web,
     started: Instant,
     logs: LogSink,
 }
@@ -384,6 +386,11 @@ async fn start(
     }
 
     let issuer = Issuer::load_or_create(&options.run_dir).map_err(fail("token issuer"))?;
+    // The checkout offers the sandbox's test cards only where payment charges through it.
+    let sandbox_payments = topology
+        .function_urls
+        .iter()
+        .any(|url| url.logical_id.ends_with("/SandboxFunctionUrl"));
     let stack = Arc::new(Stack {
         topology,
         functions,
@@ -393,6 +400,7 @@ async fn start(
         faults,
         moto_pid: moto.pid(),
         moto_endpoint: moto.endpoint.clone(),
+        web: crate::web::Web::new(options.repo_root.join("web"), &api_url, sandbox_payments),
         api_url: api_url.clone(),
         started: Instant::now(),
         logs: logs.clone(),
@@ -690,15 +698,17 @@ async fn seed(stack: &Stack) {
         ("sub".to_owned(), "shop-local-seed".to_owned()),
         ("cognito:groups".to_owned(), "[admin]".to_owned()),
     ]);
-    let mut created = 0;
-    for (name, category, amount, description) in products {
+    let mut stocked = 0;
+    for (n, (name, category, amount, description)) in products.into_iter().enumerate() {
         let body = json!({"name": name, "category": category, "description": description, "price": {"amount": amount, "currency": "USD"}});
         let response = stack
             .call_api("POST", "/products", &body, admin.clone())
             .await;
-        if response.status() == http::StatusCode::CREATED {
-            created += 1;
-        } else {
+        let created: Option<String> = (response.status() == http::StatusCode::CREATED)
+            .then(|| serde_json::from_slice::<serde_json::Value>(response.body()).ok())
+            .flatten()
+            .and_then(|product| product["id"].as_str().map(str::to_owned));
+        let Some(id) = created else {
             stack.log(
                 "shop-local",
                 &format!(
@@ -707,11 +717,34 @@ async fn seed(stack: &Stack) {
                     String::from_utf8_lossy(response.body())
                 ),
             );
+            continue;
+        };
+        // Enough to buy at once; one product nearly sold out, to see the saga say no.
+        let available = if n == 3 { 2 } else { 25 };
+        let response = stack
+            .call_api(
+                "PUT",
+                &format!("/inventory/{id}"),
+                &json!({"available": available}),
+                admin.clone(),
+            )
+            .await;
+        if response.status() == http::StatusCode::OK {
+            stocked += 1;
+        } else {
+            stack.log(
+                "shop-local",
+                &format!(
+                    "stocking {name} failed: {} {}",
+                    response.status(),
+                    String::from_utf8_lossy(response.body())
+                ),
+            );
         }
     }
     stack.log(
         "shop-local",
-        &format!("seeded {created} demo products (stock arrives with the inventory capability)"),
+        &format!("seeded {stocked} demo products with stock"),
     );
 }
 
