@@ -761,7 +761,7 @@ fn print_ready_screen(stack: &Stack, started: Instant) {
         .token("admin-1", true, Duration::from_secs(3600))
         .unwrap_or_default();
     println!(
-        "\nshop-local: ready at {url} (in {:.1}s)\n\n  functions  {}\n  routes     {}\n  emulator   moto at {}\n  stats      {url}/_local/stats\n\n  Try it:\n    curl -s {url}/products\n    TOKEN={token}\n    curl -s -X POST {url}/products -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n      -d '{{\"name\": \"Tea\", \"category\": \"kitchen\", \"price\": {{\"amount\": 650, \"currency\": \"USD\"}}}}'\n  More tokens: shop-local token --user ID [--admin]   Events: shop-local tail   Stop: Ctrl-C\n",
+        "\nshop-local: ready at {url} (in {:.1}s)\n\n  functions  {}\n  routes     {}\n  emulator   moto at {}\n  stats      {url}/_local/stats\n\n  Try it:\n    curl -s {url}/products\n    TOKEN={token}\n    curl -s -X POST {url}/products -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n      -d '{{\"name\": \"Tea\", \"category\": \"kitchen\", \"price\": {{\"amount\": 650, \"currency\": \"USD\"}}}}'\n  More tokens: shop-local token --user ID [--admin]   Events: shop-local tail   Stop: Ctrl-C\n\n  open {url}/ to shop (sign in with any name; tick Administrator to run the shop)\n",
         started.elapsed().as_secs_f64(),
         functions.join(", "),
         stack.topology.routes.len(),

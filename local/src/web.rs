@@ -162,12 +162,12 @@ impl Web {
             &format!(
                 r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · shop-local</title><link rel="stylesheet" href="/style.css"></head>
+<title>Sign in · shop-local</title><link rel="icon" href="/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/style.css"></head>
 <body class="signin"><main class="card narrow">
 <h1>Sign in</h1>
 <p class="muted">shop-local's stand-in for Cognito's sign-in page: any name signs in, no password.</p>
 <form method="post" action="/oauth2/authorize">{hidden}
-<label>User name <input name="username" autocomplete="username" required maxlength="64" pattern="[A-Za-z0-9._@-]+" autofocus></label>
+<label>User name <input name="username" autocomplete="username" required maxlength="64" pattern="[A-Za-z0-9._@\-]+" autofocus></label>
 <label class="check"><input type="checkbox" name="admin" value="on"> Administrator (the <code>admin</code> group)</label>
 <button type="submit">Sign in</button>
 </form></main></body></html>"#
