@@ -11,7 +11,7 @@ use chrono::Utc;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use crate::topology::{ACCOUNT_ID, RouteSpec};
+use crate::topology::{ACCOUNT_ID, CorsSpec, RouteSpec};
 
 /// The payload limit of API Gateway HTTP APIs.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -357,6 +357,89 @@ fn add_request_id(response: &mut Response<Bytes>, request_id: &str) {
     }
 }
 
+/// The `Access-Control-Allow-Origin` API Gateway gives `origin` under `cors`: the origin
+/// itself when an entry names it (exactly, or as `scheme://*`), `*` for a `*` entry
+/// without credentials; `None` when the origin is not allowed.
+pub fn cors_allowed_origin(cors: &CorsSpec, origin: &str) -> Option<String> {
+    let origin_lower = origin.to_ascii_lowercase();
+    cors.allow_origins.iter().find_map(|allowed| {
+        let allowed = allowed.to_ascii_lowercase();
+        if allowed == "*" {
+            Some(if cors.allow_credentials {
+                origin.to_owned()
+            } else {
+                "*".to_owned()
+            })
+        } else if let Some(scheme) = allowed.strip_suffix("://*") {
+            origin_lower
+                .strip_prefix(scheme)
+                .is_some_and(|rest| rest.starts_with("://") && rest.len() > 3)
+                .then(|| origin.to_owned())
+        } else {
+            (allowed == origin_lower).then(|| origin.to_owned())
+        }
+    })
+}
+
+/// API Gateway's own answer to a preflight (an OPTIONS with `Origin` and
+/// `Access-Control-Request-Method`), whatever the routes: 204, with the configuration's
+/// headers when the origin is allowed and none when it is not.
+pub fn cors_preflight(cors: &CorsSpec, origin: &str, request_id: &str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("apigw-requestid", id);
+    }
+    let Some(allowed) = cors_allowed_origin(cors, origin) else {
+        return response;
+    };
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    set("access-control-allow-origin", allowed);
+    if !cors.allow_methods.is_empty() {
+        set("access-control-allow-methods", cors.allow_methods.join(","));
+    }
+    if !cors.allow_headers.is_empty() {
+        set(
+            "access-control-allow-headers",
+            cors.allow_headers.join(",").to_ascii_lowercase(),
+        );
+    }
+    if let Some(age) = cors.max_age {
+        set("access-control-max-age", age.to_string());
+    }
+    if cors.allow_credentials {
+        set("access-control-allow-credentials", "true".to_owned());
+    }
+    response
+}
+
+/// The CORS headers API Gateway adds to an answer for a request from `origin`.
+pub fn add_cors_headers(cors: &CorsSpec, origin: &str, response: &mut Response<Bytes>) {
+    let Some(allowed) = cors_allowed_origin(cors, origin) else {
+        return;
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&allowed) {
+        headers.insert("access-control-allow-origin", value);
+    }
+    if !cors.expose_headers.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&cors.expose_headers.join(","))
+    {
+        headers.insert("access-control-expose-headers", value);
+    }
+    if cors.allow_credentials {
+        headers.insert(
+            "access-control-allow-credentials",
+            HeaderValue::from_static("true"),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,5 +562,87 @@ mod tests {
             (StatusCode::OK, "application/json")
         );
         assert_eq!(function_answer(b"not json", "r").status(), 500);
+    }
+
+    fn storefront_cors() -> CorsSpec {
+        CorsSpec {
+            allow_origins: vec!["https://d111.cloudfront.net".into()],
+            allow_methods: vec!["GET".into(), "POST".into()],
+            allow_headers: vec!["Authorization".into(), "Idempotency-Key".into()],
+            expose_headers: vec!["Location".into()],
+            max_age: Some(600),
+            allow_credentials: false,
+        }
+    }
+
+    #[test]
+    fn a_preflight_from_the_storefront_is_answered_with_the_configuration() {
+        let answer = cors_preflight(&storefront_cors(), "https://d111.cloudfront.net", "r1");
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+        let headers = answer.headers();
+        assert_eq!(
+            headers["access-control-allow-origin"],
+            "https://d111.cloudfront.net"
+        );
+        assert_eq!(headers["access-control-allow-methods"], "GET,POST");
+        assert_eq!(
+            headers["access-control-allow-headers"],
+            "authorization,idempotency-key"
+        );
+        assert_eq!(headers["access-control-max-age"], "600");
+        assert!(headers.get("access-control-allow-credentials").is_none());
+    }
+
+    #[test]
+    fn another_origin_gets_no_cors_headers_at_all() {
+        for origin in [
+            "https://evil.example",
+            "http://d111.cloudfront.net",
+            "https://d111.cloudfront.net.evil.example",
+        ] {
+            let answer = cors_preflight(&storefront_cors(), origin, "r1");
+            assert_eq!(answer.status(), StatusCode::NO_CONTENT, "{origin}");
+            assert!(
+                answer
+                    .headers()
+                    .get("access-control-allow-origin")
+                    .is_none(),
+                "{origin}"
+            );
+            let mut response = Response::new(Bytes::new());
+            add_cors_headers(&storefront_cors(), origin, &mut response);
+            assert!(response.headers().is_empty(), "{origin}");
+        }
+    }
+
+    #[test]
+    fn wildcards_allow_what_api_gateway_documents() {
+        let any = CorsSpec {
+            allow_origins: vec!["*".into()],
+            ..storefront_cors()
+        };
+        assert_eq!(
+            cors_allowed_origin(&any, "https://x.example").as_deref(),
+            Some("*")
+        );
+        let https = CorsSpec {
+            allow_origins: vec!["https://*".into()],
+            ..storefront_cors()
+        };
+        assert_eq!(
+            cors_allowed_origin(&https, "https://x.example").as_deref(),
+            Some("https://x.example")
+        );
+        assert_eq!(cors_allowed_origin(&https, "http://x.example"), None);
+        let mut response = Response::new(Bytes::new());
+        add_cors_headers(
+            &storefront_cors(),
+            "https://d111.cloudfront.net",
+            &mut response,
+        );
+        assert_eq!(
+            response.headers()["access-control-expose-headers"],
+            "Location"
+        );
     }
 }

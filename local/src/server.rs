@@ -19,8 +19,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::gateway::{
-    MAX_PAYLOAD_BYTES, Matched, RequestFacts, function_answer, gateway_answer, request_event,
-    select_route,
+    MAX_PAYLOAD_BYTES, Matched, RequestFacts, add_cors_headers, cors_preflight, function_answer,
+    gateway_answer, request_event, select_route,
 };
 use crate::lambda::Outcome;
 use crate::stack::Stack;
@@ -91,10 +91,37 @@ async fn handle(stack: &Stack, request: Request<Incoming>, peer: SocketAddr) -> 
             _ => {}
         }
     }
+    // API Gateway answers a preflight itself, before any route is looked at.
+    if let Some(cors) = &stack.topology.cors
+        && request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key("access-control-request-method")
+        && let Some(origin) = header_text(&request, "origin")
+    {
+        let request_id = ulid::Ulid::generate().to_string().to_lowercase();
+        let answer = cors_preflight(cors, &origin, &request_id);
+        stack.log(
+            "gateway",
+            &format!(
+                "OPTIONS {path} {} (preflight from {origin})",
+                answer.status().as_u16()
+            ),
+        );
+        return full(answer);
+    }
     if select_route(&stack.topology.routes, request.method().as_str(), &path).is_none() {
         return web(stack, request).await;
     }
     api(stack, request, peer).await
+}
+
+fn header_text<B>(request: &Request<B>, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// What no API route takes: the storefront's files and sign-in endpoints, else the
@@ -141,10 +168,14 @@ async fn web(stack: &Stack, request: Request<Incoming>) -> Response<Body> {
 async fn api(stack: &Stack, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let started = Instant::now();
     let request_id = ulid::Ulid::generate().to_string().to_lowercase();
+    let origin = header_text(&request, "origin");
     let (parts, body) = request.into_parts();
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
-    let response = api_response(stack, parts, body, peer, &request_id).await;
+    let mut response = api_response(stack, parts, body, peer, &request_id).await;
+    if let (Some(cors), Some(origin)) = (&stack.topology.cors, &origin) {
+        add_cors_headers(cors, origin, &mut response);
+    }
     stack.log(
         "gateway",
         &format!(

@@ -25,6 +25,8 @@ pub struct Topology {
     pub schedules: Vec<ScheduleSpec>,
     pub secrets: Vec<SecretSpec>,
     pub function_urls: Vec<FunctionUrlSpec>,
+    /// The HTTP API's `CorsConfiguration`, if it has one.
+    pub cors: Option<CorsSpec>,
     /// Resources present in the templates that run without local emulation (IAM, log
     /// groups, alarms, Cognito, ...), as `path/LogicalId (Type)`, for the summary.
     pub not_emulated: Vec<String>,
@@ -267,4 +269,18 @@ mod tests {
             assert_eq!(rate(refused), None, "{refused}");
         }
     }
+}
+
+/// An HTTP API's CORS configuration, as API Gateway applies it: it answers preflights
+/// itself and adds the headers to what integrations answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CorsSpec {
+    /// Origins as configured: exact (`https://example.com`), `*`, or a scheme with `*`
+    /// (`https://*`).
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<u32>,
+    pub allow_credentials: bool,
 }

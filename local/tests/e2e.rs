@@ -445,3 +445,147 @@ async fn the_gateway_refuses_every_forged_token_and_publishes_its_keys() {
     let started = stack.started_pids().await;
     stack.stop_with("TERM", &started);
 }
+
+/// The storefront's side of the gateway: its files with CloudFront's headers, its config,
+/// the sign-in endpoints a browser goes through (authorization code with PKCE), and CORS
+/// answered by the root template's configuration, whose one allowed origin is the
+/// storefront's distribution (locally, shop-local's own host).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_storefront_is_served_signs_in_with_pkce_and_cors_follows_the_template() {
+    let stack = Runner::start(&[]);
+
+    let page = stack.request("GET", "/", &[], "").await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let config: Value =
+        serde_json::from_slice(stack.request("GET", "/config.json", &[], "").await.body()).unwrap();
+    assert_eq!(config["apiUrl"], stack.url.as_str());
+    assert_eq!(config["redirectUri"], format!("{}/", stack.url));
+
+    // The sign-in a browser makes: the form, its answer, the code exchanged with the verifier.
+    let verifier = "a-verifier-of-forty-three-characters-or-more";
+    let challenge = shop_local::web::s256(verifier);
+    let query = format!(
+        "response_type=code&client_id={}&redirect_uri={}%2F&state=st&code_challenge={challenge}&code_challenge_method=S256",
+        config["clientId"].as_str().unwrap(),
+        stack.url.replace(':', "%3A").replace('/', "%2F"),
+    );
+    let form = stack
+        .request("GET", &format!("/oauth2/authorize?{query}"), &[], "")
+        .await;
+    assert_eq!(form.status(), 200);
+    assert!(String::from_utf8_lossy(form.body()).contains("name=\"username\""));
+    let signed_in = stack
+        .request(
+            "POST",
+            "/oauth2/authorize",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            &format!("{query}&username=grace"),
+        )
+        .await;
+    assert_eq!(signed_in.status(), 302);
+    let location = signed_in.headers()["location"].to_str().unwrap().to_owned();
+    let code = location
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    assert!(
+        location.starts_with(&format!("{}/?code=", stack.url)),
+        "{location}"
+    );
+    let exchange = format!(
+        "grant_type=authorization_code&client_id={}&code={code}&redirect_uri={}%2F&code_verifier={verifier}",
+        config["clientId"].as_str().unwrap(),
+        stack.url.replace(':', "%3A").replace('/', "%2F"),
+    );
+    let tokens = stack
+        .request(
+            "POST",
+            "/oauth2/token",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            &exchange,
+        )
+        .await;
+    assert_eq!(
+        tokens.status(),
+        200,
+        "{}",
+        String::from_utf8_lossy(tokens.body())
+    );
+    let tokens: Value = serde_json::from_slice(tokens.body()).unwrap();
+    let (status, basket) = stack
+        .call("GET", "/basket", tokens["access_token"].as_str(), None)
+        .await;
+    assert_eq!((status, basket["total"]["amount"].clone()), (200, json!(0)));
+
+    // CORS, as API Gateway applies the root template's CorsConfiguration.
+    let storefront = format!("https://{}", stack.url.trim_start_matches("http://"));
+    let preflight = stack
+        .request(
+            "OPTIONS",
+            "/basket/checkout",
+            &[
+                ("origin", &storefront),
+                ("access-control-request-method", "POST"),
+                (
+                    "access-control-request-headers",
+                    "authorization,idempotency-key",
+                ),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        storefront.as_str()
+    );
+    assert!(
+        preflight.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("idempotency-key")
+    );
+    let foreign = stack
+        .request(
+            "OPTIONS",
+            "/basket/checkout",
+            &[
+                ("origin", "https://evil.example"),
+                ("access-control-request-method", "POST"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(foreign.status(), 204);
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let listed = stack
+        .request("GET", "/products", &[("origin", &storefront)], "")
+        .await;
+    assert_eq!(listed.status(), 200);
+    assert_eq!(
+        listed.headers()["access-control-allow-origin"],
+        storefront.as_str()
+    );
+    assert_eq!(
+        listed.headers()["access-control-expose-headers"],
+        "Location"
+    );
+
+    let started = stack.started_pids().await;
+    stack.stop_with("TERM", &started);
+}

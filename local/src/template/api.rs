@@ -3,9 +3,26 @@
 use super::names::{HTTP_API_ID, function_arn, function_arn_in_uri};
 use super::props::{Props, Scope};
 use super::{Links, Loader, Placed, Result};
-use crate::topology::{RouteAuth, RouteSpec, Topology};
+use crate::topology::{CorsSpec, RouteAuth, RouteSpec, Topology};
 
 impl Loader<'_> {
+    /// The API's `CorsConfiguration`, resolved.
+    pub(super) fn cors(&self, scope: &Scope, placed: &Placed) -> Result<Option<CorsSpec>> {
+        let props = self.properties(scope, placed.resource, &["CorsConfiguration"])?;
+        let Some(cors) = props.object("CorsConfiguration")? else {
+            return Ok(None);
+        };
+        let max_age = cors.u32("MaxAge")?;
+        Ok(Some(CorsSpec {
+            allow_origins: cors.strings("AllowOrigins")?,
+            allow_methods: cors.strings("AllowMethods")?,
+            allow_headers: cors.strings("AllowHeaders")?,
+            expose_headers: cors.strings("ExposeHeaders")?,
+            max_age,
+            allow_credentials: cors.bool("AllowCredentials")?.unwrap_or(false),
+        }))
+    }
+
     pub(super) fn route(
         &self,
         scope: &Scope,

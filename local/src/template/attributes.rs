@@ -5,8 +5,8 @@ use serde_json::Value as Json;
 
 use super::document::Resource;
 use super::names::{
-    APPLICATION, AUTHORIZER, BUS, EMULATED, FUNCTION, FUNCTION_URL, HTTP_API, HTTP_API_ID,
-    INTEGRATION, QUEUE, RULE, SECRET, TABLE, TOPIC, USER_POOL, USER_POOL_CLIENT,
+    APPLICATION, AUTHORIZER, BUS, DISTRIBUTION, EMULATED, FUNCTION, FUNCTION_URL, HTTP_API,
+    HTTP_API_ID, INTEGRATION, QUEUE, RULE, SECRET, TABLE, TOPIC, USER_POOL, USER_POOL_CLIENT,
     USER_POOL_CLIENT_ID, bus_arn, bus_name_of, function_arn, function_url, generic_arn, queue_arn,
     rule_arn, stream_arn, table_arn, user_pool_id,
 };
@@ -152,6 +152,18 @@ impl Loader<'_> {
                     string(generic_arn(&resource.kind, &resource.id))
                 }
                 Some("TopicName") => string(resource.id.clone()),
+                _ => None,
+            },
+            DISTRIBUTION => match attribute {
+                None | Some("Id") => string(resource.id.clone()),
+                Some("DomainName") => string(
+                    self.options
+                        .api_url
+                        .split_once("://")
+                        .map_or(self.options.api_url.as_str(), |(_, host)| host)
+                        .trim_end_matches('/')
+                        .to_string(),
+                ),
                 _ => None,
             },
             APPLICATION => match attribute.map(|attribute| attribute.strip_prefix("Outputs.")) {

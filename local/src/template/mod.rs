@@ -337,6 +337,7 @@ impl Loader<'_> {
                         "a second HTTP API (the first is {other}): one API is served locally"
                     )));
                 }
+                topology.cors = self.cors(&scope, placed)?;
             }
             AUTHORIZER => {
                 links.authorizers.insert(api_resource_id("auth"), placed);

@@ -24,6 +24,9 @@ pub(super) const FUNCTION_URL: &str = "AWS::Lambda::Url";
 pub(super) const IAM_ROLE: &str = "AWS::IAM::Role";
 /// Not emulated, but its `Ref` is an ARN, not a name: see `known_attribute`.
 pub(super) const TOPIC: &str = "AWS::SNS::Topic";
+/// Not emulated: shop-local serves the storefront itself, so the distribution's domain is
+/// the local server's host (see `known_attribute`).
+pub(super) const DISTRIBUTION: &str = "AWS::CloudFront::Distribution";
 
 /// The types the local runner turns into something; every other type is only listed in
 /// `Topology::not_emulated`.

@@ -97,8 +97,24 @@ fn declared_by(topology: &Topology, owner: &str) -> Topology {
             .filter(|e| mine(e.split(' ').next().unwrap_or("")))
             .cloned()
             .collect(),
+        cors: None,
         functions,
     }
+}
+
+#[test]
+fn the_root_templates_cors_names_the_storefront_which_is_shop_locals_own_host() {
+    let topology = project_topology(&options());
+    let cors = topology.cors.expect("the API has a CORS configuration");
+    let host = options()
+        .api_url
+        .split_once("://")
+        .map(|(_, host)| host.to_owned())
+        .unwrap();
+    assert_eq!(cors.allow_origins, [format!("https://{host}")]);
+    assert_eq!(cors.expose_headers, ["Location"]);
+    assert!(cors.allow_headers.iter().any(|h| h == "Idempotency-Key"));
+    assert_eq!(cors.max_age, Some(600));
 }
 
 #[test]
@@ -257,7 +273,14 @@ fn the_project_templates_give_the_catalog_topology() {
     for expected in [
         "UserPool (AWS::Cognito::UserPool)",
         "UserPoolClient (AWS::Cognito::UserPoolClient)",
+        "UserPoolDomain (AWS::Cognito::UserPoolDomain)",
         "AdminGroup (AWS::Cognito::UserPoolGroup)",
+        // shop-local serves the storefront itself.
+        "WebBucket (AWS::S3::Bucket)",
+        "WebBucketPolicy (AWS::S3::BucketPolicy)",
+        "WebOriginAccessControl (AWS::CloudFront::OriginAccessControl)",
+        "WebHeadersPolicy (AWS::CloudFront::ResponseHeadersPolicy)",
+        "WebDistribution (AWS::CloudFront::Distribution)",
         "HttpApiAccessLogs (AWS::Logs::LogGroup)",
         "HttpApiStage (AWS::ApiGatewayV2::Stage)",
         "AlarmTopic (AWS::SNS::Topic)",
@@ -283,7 +306,7 @@ fn the_project_templates_give_the_catalog_topology() {
     }
     assert_eq!(
         topology.not_emulated.len(),
-        19,
+        25,
         "{:?}",
         topology.not_emulated
     );

@@ -188,6 +188,31 @@ impl Runner {
         }
     }
 
+    /// A request as given (method, path with its query, headers, body), answered whole:
+    /// for what the JSON helpers hide (headers, redirects, HTML).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> http::Response<Bytes> {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        send(
+            &self.http,
+            request
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+
     /// A request with a body sent exactly as given, malformed or not.
     pub async fn call_raw(
         &self,
