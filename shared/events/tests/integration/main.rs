@@ -1,0 +1,5 @@
+//! events's integration tests, one module per part (against a private moto where
+//! they need AWS). One binary per crate: each links the AWS SDK once, not once per file.
+
+mod envelope;
+mod schemas;

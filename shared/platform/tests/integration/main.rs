@@ -1,0 +1,6 @@
+//! platform's integration tests, one module per part (against a private moto where
+//! they need AWS). One binary per crate: each links the AWS SDK once, not once per file.
+
+mod consumer;
+mod metrics;
+mod relay;
