@@ -454,7 +454,7 @@ mod tests {
         }
     }
 
-    /// local/tests/bench.rs runs two shoppers with the default seed (1) for a few seconds
+    /// local/tests/integration/bench.rs runs two shoppers with the default seed (1) for a few seconds
     /// and expects every route of the mix: shopper 0 takes each within its first 12 steps.
     #[test]
     fn the_default_seeds_first_shopper_takes_every_route_early() {

@@ -7,11 +7,11 @@
 //! accepted must be one the document accepts. An operation never answered with success,
 //! or a capability never answering an error of its own, fails the test.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+use crate::support::shop::{Shop, address};
+use crate::support::{eventually, repo_root};
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{Value, json};
@@ -19,8 +19,6 @@ use shop_local::client::{HttpClient, http_client, send};
 use shop_local::gateway::select_route;
 use shop_local::template::{LoadOptions, load};
 use shop_local::topology::{RouteAuth, RouteSpec};
-use support::shop::{Shop, address};
-use support::{eventually, repo_root};
 
 /// Well-formed, and the id of nothing: the shop generates ULIDs from the current time.
 const UNKNOWN_ID: &str = "01JAAAAAAAAAAAAAAAAAAAAAAA";
@@ -1019,7 +1017,8 @@ async fn the_document_is_what_the_shop_serves_and_answers() {
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
-                (answer.status == 200 && support::shop::is_settled(&status)).then_some(status)
+                (answer.status == 200 && crate::support::shop::is_settled(&status))
+                    .then_some(status)
             })
             .await
         }

@@ -9,12 +9,10 @@
 //! without a browser. Screenshots of every page, desktop and phone, are written to
 //! `target/screenshots/`.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::{Runner, repo_root};
+use crate::support::{Runner, repo_root};
 
 /// The browser to drive, or a failure that says how to get one.
 fn chromium() -> PathBuf {

@@ -1,20 +1,18 @@
 //! The local Lambda environment against a real `lambda_runtime` binary: the
 //! `test-function` example (built by `cargo test`).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::test_function;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use shop_local::faults::{FaultSettings, Faults};
 use shop_local::lambda::{
     DurationStats, FunctionConfig, Invocation, LambdaFunction, LogSink, Outcome,
 };
-use support::test_function;
 
 fn config(name: &str) -> FunctionConfig {
     FunctionConfig {
@@ -588,16 +586,16 @@ async fn a_failing_accept_does_not_spin() {
         // Running out of file descriptors hits the whole process: this test runs alone, in a
         // child process of its own with a low limit.
         let exe = std::env::current_exe().expect("current exe");
+        // The test's name as libtest knows it: its module path without the crate's name.
+        let module = module_path!()
+            .split_once("::")
+            .map_or("", |(_, module)| module);
+        let name = format!("{module}::a_failing_accept_does_not_spin");
         let output = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(r#"ulimit -n 256 && exec "$0" "$@""#)
             .arg(exe)
-            .args([
-                "--exact",
-                "a_failing_accept_does_not_spin",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", &name, "--nocapture", "--test-threads=1"])
             .env(FD_EXHAUSTION_CHILD, "1")
             .output()
             .await
@@ -841,7 +839,7 @@ async fn the_stats_count_what_happened() {
 }
 
 /// Cold start and warm invoke overhead for the example function. Prints the figures
-/// (`cargo test -p shop-local --test lambda -- --nocapture measure`).
+/// (`cargo test -p shop-local --test integration lambda::measure -- --nocapture`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn measure_cold_start_and_warm_overhead() {
     let (function, _logs) = start(config("shop-measure"));

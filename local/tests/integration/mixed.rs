@@ -13,16 +13,14 @@
 //! p50/p99. `SHOP_CHAOS_ORDERS` sets the number of orders (default 120; the documented
 //! run is 500), `SHOP_CHAOS_SEED` replays another run (default 7).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::eventually;
+use crate::support::invariants::{Scenario, assert_invariants};
+use crate::support::shop::{Shop, checkout_body, is_settled};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use support::eventually;
-use support::invariants::{Scenario, assert_invariants};
-use support::shop::{Shop, checkout_body, is_settled};
 
 /// Orders of the run in the test command; `SHOP_CHAOS_ORDERS` for another number.
 const DEFAULT_ORDERS: usize = 120;
@@ -256,7 +254,7 @@ async fn a_chaos_run_of_mixed_orders_under_faults_keeps_every_invariant() {
     ]);
     // A card processor slower than most answers (but within payment's attempts): charges
     // stay in flight long enough for cancellations to land during them.
-    let provider = support::invariants::Provider::of(&shop.stack).await;
+    let provider = crate::support::invariants::Provider::of(&shop.stack).await;
     provider
         .set_test_mode(&shop.stack, json!({"delayMs": 250}))
         .await;
@@ -337,7 +335,7 @@ async fn a_chaos_run_of_mixed_orders_under_faults_keeps_every_invariant() {
         let (_, order) = shop.order(shopper, order).await;
         let status = order["status"].as_str().unwrap_or("?");
         assert!(is_settled(status));
-        let asked = support::shop::history(&order).contains(&"cancelling".to_owned());
+        let asked = crate::support::shop::history(&order).contains(&"cancelling".to_owned());
         let key = match order["cancellationReason"].as_str() {
             Some(reason) => format!("cancelled ({reason})"),
             None if asked => format!("{status} (cancellation refused)"),

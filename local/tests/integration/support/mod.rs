@@ -2,8 +2,6 @@
 //! run directory and emulator, talks to it over HTTP, and stops it with a signal,
 //! checking that nothing it started survives.
 
-#![allow(dead_code)] // Each test binary uses its own part of the harness.
-
 pub mod invariants;
 pub mod shop;
 
@@ -24,8 +22,8 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The function binaries and the examples (`test-function`), built or brought up to date
-/// once per test binary (cargo is not holding its lock while tests run): a narrower
-/// `cargo test --test X` builds neither, and a stale binary would test yesterday's code.
+/// once per test run (cargo is not holding its lock while tests run): `cargo test -p
+/// shop-local` builds neither, and a stale binary would test yesterday's code.
 pub fn build_functions() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {

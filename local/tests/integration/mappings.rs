@@ -4,12 +4,11 @@
 //! from the lowest reported failure, bisected, handed to the on-failure destination when
 //! retries run out, filtered, and gathered over the batching window.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::support::test_function;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shop_local::emulator::Moto;
@@ -20,7 +19,6 @@ use shop_local::topology::{
     ACCOUNT_ID, KeySpec, QueueMappingSpec, QueueSpec, REGION, Redrive, StreamMappingSpec,
     TableSpec, Topology,
 };
-use support::test_function;
 
 fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();

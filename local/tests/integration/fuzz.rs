@@ -18,17 +18,15 @@
 //! `SHOP_FUZZ_SEED` (default 1) the seed: the test command runs about 4,200 requests;
 //! the README documents the longer run.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use crate::support::invariants::{Scenario, assert_invariants};
+use crate::support::repo_root;
+use crate::support::shop::Shop;
 use serde_json::Value;
-use support::invariants::{Scenario, assert_invariants};
-use support::repo_root;
-use support::shop::Shop;
 
 /// The checks that fail the run (schemathesis's names).
 const GATED_CHECKS: &[&str] = &[

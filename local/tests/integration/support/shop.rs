@@ -46,19 +46,6 @@ impl Shop {
         .unwrap()
     }
 
-    pub async fn set_stock(&self, product: &str, available: u32) {
-        let (status, stock) = self
-            .stack
-            .call(
-                "PUT",
-                &format!("/inventory/{product}"),
-                Some(&self.admin),
-                Some(json!({"available": available})),
-            )
-            .await;
-        assert_eq!(status, 200, "{stock}");
-    }
-
     pub async fn add(&self, shopper: &str, product: &str, quantity: u32) {
         let (status, basket) = self
             .stack
@@ -108,14 +95,6 @@ impl Shop {
         eventually(what, async || {
             let (status, order) = self.order(shopper, order).await;
             (status == 200 && done(&order)).then_some(order)
-        })
-        .await
-    }
-
-    /// The order once it has left `submitted`.
-    pub async fn past_submitted(&self, shopper: &str, order: &str) -> Value {
-        self.order_when(shopper, order, "the order leaves submitted", |o| {
-            o["status"] != "submitted"
         })
         .await
     }

@@ -3,14 +3,12 @@
 //! provider behind its function URL. Everything goes through the HTTP API, as a client
 //! would; every scenario ends with the invariant checker.
 
-mod support;
-
 use std::time::Instant;
 
+use crate::support::invariants::{Provider, Scenario, assert_invariants};
+use crate::support::shop::{Shop, checkout_body, history};
+use crate::support::{Tail, eventually};
 use serde_json::{Value, json};
-use support::invariants::{Provider, Scenario, assert_invariants};
-use support::shop::{Shop, checkout_body, history};
-use support::{Tail, eventually};
 
 /// Payment tokens no log line may hold (DESIGN §6: the shop never logs them).
 const PAID_TOKEN: &str = "tok_visa_never_logged_7f3a9c";

@@ -2,13 +2,11 @@
 //! binaries against its own moto. Each test starts its own stack (own run directory,
 //! own emulator) and checks that stopping it leaves no process behind.
 
-mod support;
-
 use std::process::Command;
 use std::time::Instant;
 
+use crate::support::{Runner, STARTUP_LIMIT, Tail, repo_root};
 use serde_json::{Value, json};
-use support::{Runner, STARTUP_LIMIT, Tail, repo_root};
 
 fn product(name: &str) -> Value {
     json!({"name": name, "category": "e2e", "price": {"amount": 1500, "currency": "USD"}})
@@ -226,7 +224,8 @@ async fn dead_letters_are_listed_and_redriven_and_parked_events_replayed() {
     let stack = Runner::start(&[]);
     let shopper = stack.token("dead-letter-shopper", false);
     let (_, stats) = stack.call("GET", "/_local/stats", None, None).await;
-    let config = support::invariants::moto_config(stats["motoEndpoint"].as_str().unwrap()).await;
+    let config =
+        crate::support::invariants::moto_config(stats["motoEndpoint"].as_str().unwrap()).await;
     let queue_url = |id: &str| {
         stats["queues"]
             .as_array()
@@ -260,7 +259,7 @@ async fn dead_letters_are_listed_and_redriven_and_parked_events_replayed() {
     let basket_knows = |product: String| {
         let (stack, shopper) = (&stack, &shopper);
         async move {
-            support::eventually("basket knows the product", async || {
+            crate::support::eventually("basket knows the product", async || {
                 let (status, _) = stack
                     .call(
                         "PUT",

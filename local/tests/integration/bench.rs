@@ -3,13 +3,11 @@
 //! and the floor's reference functions, with positive counts and no errors. Timing values
 //! are figures, never asserted.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use crate::support::{build_functions, repo_root};
 use serde_json::Value;
-use support::{build_functions, repo_root};
 
 const MIX_ROUTES: [&str; 5] = [
     "GET /products",
