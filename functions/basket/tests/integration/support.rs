@@ -3,7 +3,6 @@
 //! what moto cannot show by itself, interceptors on the API's DynamoDB client: a replica
 //! that lags behind the projection, and a change that lands just before a commit.
 
-
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,6 @@
 //! moto, the sample events of `events/inventory/` and variations of them, and the checks
 //! every test ends with.
 
-
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -3,7 +3,6 @@
 //! `events/ordering/`, and ways to look at what was written (orders, outbox events, item
 //! counts) and counted.
 
-
 use chrono::{DateTime, Utc};
 use ordering::api::{App, handle};
 use ordering::consumer::{CONSUMER_NAME, Handler};

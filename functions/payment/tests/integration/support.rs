@@ -4,7 +4,6 @@
 //! through the real HTTP adapter. Plus the sample events of `events/payment/` and ways to
 //! look at what was written on both sides, and at what the consumer counted.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,7 +2,6 @@
 //! handlers over it, the sample events of `events/shipping/` and variations of them, and
 //! ways to look at what was written (shipments, outbox events).
 
-
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use shipping::api::{App, handle};
