@@ -131,23 +131,18 @@ impl Issuer {
         admin: bool,
         valid_for: Duration,
     ) -> Result<String, IssuerError> {
-        let now = chrono::Utc::now().timestamp();
-        let mut claims = json!({
-            "sub": user,
-            "username": user,
-            "iss": issuer_url(),
-            "client_id": LOCAL_CLIENT_ID,
-            "token_use": "access",
-            "scope": "aws.cognito.signin.user.admin",
-            "auth_time": now,
-            "iat": now,
-            "exp": i64::try_from(valid_for.as_secs()).ok().and_then(|secs| now.checked_add(secs)).unwrap_or(i64::MAX),
-            "jti": ulid::Ulid::generate().to_string(),
-        });
-        if admin {
-            claims["cognito:groups"] = json!(["admin"]);
-        }
-        self.sign(&claims)
+        self.sign_for(
+            user,
+            admin,
+            valid_for,
+            json!({
+                "username": user,
+                "client_id": LOCAL_CLIENT_ID,
+                "token_use": "access",
+                "scope": "aws.cognito.signin.user.admin",
+                "jti": ulid::Ulid::generate().to_string(),
+            }),
+        )
     }
 
     /// A Cognito-style ID token for `user`: who signed in, for the app (the API takes the
@@ -158,17 +153,37 @@ impl Issuer {
         admin: bool,
         valid_for: Duration,
     ) -> Result<String, IssuerError> {
+        self.sign_for(
+            user,
+            admin,
+            valid_for,
+            json!({
+                "cognito:username": user,
+                "aud": LOCAL_CLIENT_ID,
+                "token_use": "id",
+            }),
+        )
+    }
+
+    /// Signs `claims` with what every token for `user` carries: subject, issuer, times and
+    /// groups.
+    fn sign_for(
+        &self,
+        user: &str,
+        admin: bool,
+        valid_for: Duration,
+        mut claims: Value,
+    ) -> Result<String, IssuerError> {
         let now = chrono::Utc::now().timestamp();
-        let mut claims = json!({
-            "sub": user,
-            "cognito:username": user,
-            "iss": issuer_url(),
-            "aud": LOCAL_CLIENT_ID,
-            "token_use": "id",
-            "auth_time": now,
-            "iat": now,
-            "exp": i64::try_from(valid_for.as_secs()).ok().and_then(|secs| now.checked_add(secs)).unwrap_or(i64::MAX),
-        });
+        let expires = i64::try_from(valid_for.as_secs())
+            .ok()
+            .and_then(|secs| now.checked_add(secs))
+            .unwrap_or(i64::MAX);
+        claims["sub"] = json!(user);
+        claims["iss"] = json!(issuer_url());
+        claims["auth_time"] = json!(now);
+        claims["iat"] = json!(now);
+        claims["exp"] = json!(expires);
         if admin {
             claims["cognito:groups"] = json!(["admin"]);
         }

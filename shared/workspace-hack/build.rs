@@ -1,2 +1,3 @@
-// A build script is required for cargo to consider build dependencies.
+// Present so cargo applies the [build-dependencies] of Cargo.toml: build scripts and
+// proc macros then share one feature set too.
 fn main() {}

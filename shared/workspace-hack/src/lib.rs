@@ -1,1 +1,2 @@
-// This is a stub lib.rs.
+// Nothing to compile: this crate exists for the dependencies its Cargo.toml names (see
+// its description).
