@@ -16,8 +16,8 @@
 //!   A record containing `error-once` fails the whole invocation the first time it is
 //!   seen (a `<RECORD_LOG>.seen-<text>` file remembers), `error-always` every time,
 //!   `crash` aborts the process; one containing `bogus-id` is reported under an
-//!   identifier that names no record. Each batch is also appended, as one JSON line (the
-//!   records as received), to `<RECORD_LOG>.batches`.
+//!   identifier that names no record. Each batch is appended, before its records, as
+//!   one JSON line (the records as received) to `<RECORD_LOG>.batches`.
 //!
 //! With `INIT_FAIL=1` in its environment it exits(1) before starting the runtime.
 
@@ -99,6 +99,14 @@ fn batch(records: &[Value]) -> Result<Value, Diagnostic> {
     let texts: Vec<(String, String)> = records.iter().map(record_text_and_id).collect();
     if let Some(log) = &log {
         use std::io::Write;
+        // The batch first: a test that waits until the records are all in `RECORD_LOG`
+        // then finds every batch that carried them in `<RECORD_LOG>.batches` too.
+        let mut batches = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{log}.batches"))
+            .map_err(|e| failure(&e))?;
+        writeln!(batches, "{}", Value::from(records.to_vec())).map_err(|e| failure(&e))?;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -107,12 +115,6 @@ fn batch(records: &[Value]) -> Result<Value, Diagnostic> {
         for (text, _) in &texts {
             writeln!(file, "{text}").map_err(|e| failure(&e))?;
         }
-        let mut batches = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(format!("{log}.batches"))
-            .map_err(|e| failure(&e))?;
-        writeln!(batches, "{}", Value::from(records.to_vec())).map_err(|e| failure(&e))?;
     }
     let mut failed = Vec::new();
     for (text, id) in &texts {
