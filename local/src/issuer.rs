@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::topology::REGION;
@@ -42,7 +42,6 @@ pub struct Refused(pub String);
 
 pub struct Issuer {
     encoding: EncodingKey,
-    decoding: DecodingKey,
     /// The public key as an uncompressed SEC1 point, for the JWKS.
     public_point: Vec<u8>,
 }
@@ -89,7 +88,6 @@ impl Issuer {
             .map_err(|e| e.to_string())?;
         Ok(Self {
             encoding: EncodingKey::from_ec_der(pkcs8),
-            decoding: DecodingKey::from_ec_der(pair.public_key().as_ref()),
             public_point: pair.public_key().as_ref().to_vec(),
         })
     }
@@ -199,13 +197,10 @@ impl Issuer {
     }
 
     /// API Gateway's JWT authorizer, check for check as its guide documents them
-    /// ("Controlling access to HTTP APIs with JWT authorizers"): the token (after a
-    /// `Bearer` scheme, in any case, if there is one) is a JWT whose header's `kid` names a
-    /// key of the issuer's JWKS, signed with that key (`alg` that key's, so neither `none`
-    /// nor an HMAC made with the public key); `iss` is the issuer; `aud`, or for an access
-    /// token without one `client_id`, is one of `audience`; `exp` is after now, `nbf` and
-    /// `iat` (when present) before now, with no leeway. Returns the claims as API Gateway
-    /// hands them to Lambda: every value a string, arrays flattened to `[a b]`.
+    /// (`shop_platform::jwt`, the code the WebSocket API's `$connect` runs too), on the
+    /// token after a `Bearer` scheme (in any case) if there is one, against this issuer's
+    /// JWKS. Returns the claims as API Gateway hands them to Lambda: every value a string,
+    /// arrays flattened to `[a b]`.
     pub fn verify(
         &self,
         authorization: &str,
@@ -213,48 +208,13 @@ impl Issuer {
         audience: &[String],
     ) -> Result<BTreeMap<String, String>, Refused> {
         let token = bearer_token(authorization);
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| Refused(format!("header: {e}")))?;
-        match header.kid.as_deref() {
-            Some(KEY_ID) => {}
-            Some(other) => return Err(Refused(format!("kid {other} is not in the JWKS"))),
-            None => return Err(Refused("no kid".into())),
-        }
-        let mut validation = Validation::new(Algorithm::ES256);
-        validation.set_issuer(&[issuer]);
-        validation.validate_aud = false;
-        validation.validate_nbf = true;
-        validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "iss"]);
-        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
-            token,
-            &self.decoding,
-            &validation,
-        )
-        .map_err(|e| Refused(e.to_string()))?;
-        let claims = data.claims;
-        let now = chrono::Utc::now().timestamp();
-        if let Some(iat) = claims.get("iat") {
-            match iat.as_i64() {
-                Some(iat) if iat <= now => {}
-                _ => return Err(Refused("iat is not before now".into())),
-            }
-        }
-        let audiences: Vec<&str> = match claims.get("aud") {
-            Some(Value::String(aud)) => vec![aud.as_str()],
-            Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).collect(),
-            _ => claims
-                .get("client_id")
-                .and_then(Value::as_str)
-                .into_iter()
-                .collect(),
-        };
-        if !audiences
-            .iter()
-            .any(|aud| audience.iter().any(|expected| expected == aud))
-        {
-            return Err(Refused("audience not allowed".into()));
-        }
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(self.jwks())
+            .map_err(|e| Refused(format!("the issuer's own JWKS: {e}")))?;
+        let verifier = shop_platform::jwt::Verifier::new(&jwks, issuer, audience)
+            .map_err(|e| Refused(e.to_string()))?;
+        let claims = verifier
+            .verify(token, chrono::Utc::now().timestamp())
+            .map_err(|refused| Refused(refused.to_string()))?;
         Ok(claims
             .into_iter()
             .map(|(name, value)| (name, claim_string(&value)))
@@ -377,6 +337,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
 
     fn issuer() -> (Issuer, std::path::PathBuf) {
         let dir =

@@ -3,7 +3,7 @@
 //! It reads the SAM templates ([`template`]) into a resolved [`topology`], creates their
 //! tables, queues, bus and rules in moto, runs each function's real binary behind a local
 //! Lambda Runtime API ([`lambda`]), serves the HTTP API with API Gateway's routing and JWT
-//! checks, and feeds functions from SQS queues and DynamoDB streams as Lambda's event
+//! checks and the WebSocket API's routes and Management API ([`websocket`]), and feeds functions from SQS queues and DynamoDB streams as Lambda's event
 //! source mappings do.
 
 pub mod bench;
@@ -26,3 +26,4 @@ pub mod streams;
 pub mod template;
 pub mod topology;
 pub mod web;
+pub mod websocket;

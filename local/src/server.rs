@@ -61,13 +61,27 @@ pub async fn serve(listener: TcpListener, stack: Arc<Stack>) {
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }
 }
 
-async fn handle(stack: &Stack, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn handle(
+    stack: &Arc<Stack>,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let path = request.uri().path().to_owned();
+    match crate::websocket::target(&path) {
+        Some(crate::websocket::Target::Stage(stage)) => {
+            return crate::websocket::connect(stack, request, peer, stage).await;
+        }
+        Some(crate::websocket::Target::Connection { connection_id }) => {
+            return crate::websocket::management(stack, request, &connection_id).await;
+        }
+        None => {}
+    }
     if let Some(target) = path.strip_prefix(FUNCTION_URL_PREFIX) {
         let target = target.to_owned();
         return function_url(stack, request, peer, &target).await;

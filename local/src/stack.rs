@@ -56,6 +56,8 @@ pub struct Stack {
     pub api_url: String,
     /// The storefront's files, config and sign-in endpoints.
     pub web: crate::web::Web,
+    /// The WebSocket API's open connections.
+    pub sockets: crate::websocket::Sockets,
     started: Instant,
     logs: LogSink,
 }
@@ -391,6 +393,7 @@ async fn start(
         .function_urls
         .iter()
         .any(|url| url.logical_id.ends_with("/SandboxFunctionUrl"));
+    let websocket_url = crate::websocket::client_url(&topology, &api_url);
     let stack = Arc::new(Stack {
         topology,
         functions,
@@ -400,8 +403,10 @@ async fn start(
         faults,
         moto_pid: moto.pid(),
         moto_endpoint: moto.endpoint.clone(),
-        web: crate::web::Web::new(options.repo_root.join("web"), &api_url, sandbox_payments),
+        web: crate::web::Web::new(options.repo_root.join("web"), &api_url, sandbox_payments)
+            .with_websocket(websocket_url.clone()),
         api_url: api_url.clone(),
+        sockets: crate::websocket::Sockets::default(),
         started: Instant::now(),
         logs: logs.clone(),
     });
@@ -761,10 +766,14 @@ fn print_ready_screen(stack: &Stack, started: Instant) {
         .token("admin-1", true, Duration::from_secs(3600))
         .unwrap_or_default();
     println!(
-        "\nshop-local: ready at {url} (in {:.1}s)\n\n  functions  {}\n  routes     {}\n  emulator   moto at {}\n  stats      {url}/_local/stats\n\n  Try it:\n    curl -s {url}/products\n    TOKEN={token}\n    curl -s -X POST {url}/products -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n      -d '{{\"name\": \"Tea\", \"category\": \"kitchen\", \"price\": {{\"amount\": 650, \"currency\": \"USD\"}}}}'\n  More tokens: shop-local token --user ID [--admin]   Events: shop-local tail   Stop: Ctrl-C\n\n  open {url}/ to shop (sign in with any name; tick Administrator to run the shop)\n",
+        "\nshop-local: ready at {url} (in {:.1}s)\n\n  functions  {}\n  routes     {}\n  websocket  {}\n  emulator   moto at {}\n  stats      {url}/_local/stats\n\n  Try it:\n    curl -s {url}/products\n    TOKEN={token}\n    curl -s -X POST {url}/products -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n      -d '{{\"name\": \"Tea\", \"category\": \"kitchen\", \"price\": {{\"amount\": 650, \"currency\": \"USD\"}}}}'\n  More tokens: shop-local token --user ID [--admin]   Events: shop-local tail   Stop: Ctrl-C\n\n  open {url}/ to shop (sign in with any name; tick Administrator to run the shop)\n",
         started.elapsed().as_secs_f64(),
         functions.join(", "),
         stack.topology.routes.len(),
+        crate::websocket::client_url(&stack.topology, url).map_or_else(
+            || "none".to_owned(),
+            |ws| format!("{ws}?token=<access token>")
+        ),
         stack.moto_endpoint,
     );
 }

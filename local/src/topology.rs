@@ -27,6 +27,8 @@ pub struct Topology {
     pub function_urls: Vec<FunctionUrlSpec>,
     /// The HTTP API's `CorsConfiguration`, if it has one.
     pub cors: Option<CorsSpec>,
+    /// The WebSocket API, if the templates declare one.
+    pub websocket: Option<WebSocketSpec>,
     /// Resources present in the templates that run without local emulation (IAM, log
     /// groups, alarms, Cognito, ...), as `path/LogicalId (Type)`, for the summary.
     pub not_emulated: Vec<String>,
@@ -140,6 +142,56 @@ pub struct RouteSpec {
     pub function: String,
     pub auth: RouteAuth,
 }
+
+/// A WebSocket API (`ProtocolType: WEBSOCKET`), served under [`WEBSOCKET_PREFIX`]: clients
+/// connect to `{prefix}/{stage}`, and the Management API is `{prefix}/{stage}/@connections`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WebSocketSpec {
+    /// `$request.body.action`, say: the field of a client's JSON message naming its route.
+    pub route_selection_expression: String,
+    pub routes: Vec<WebSocketRouteSpec>,
+    /// The stages (`AWS::ApiGatewayV2::Stage`'s `StageName`) clients may connect to.
+    pub stages: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebSocketRouteSpec {
+    /// `$connect`, `$disconnect`, `$default` or an action's name.
+    pub route_key: String,
+    /// The physical name of the function behind the route's integration.
+    pub function: String,
+}
+
+impl WebSocketSpec {
+    pub fn route(&self, route_key: &str) -> Option<&WebSocketRouteSpec> {
+        self.routes
+            .iter()
+            .find(|route| route.route_key == route_key)
+    }
+
+    /// The route a client's message takes: the one its selection expression names, else
+    /// `$default` (API Gateway's rule; a message no route takes is dropped with an error).
+    pub fn route_for_message(&self, body: &str) -> Option<&WebSocketRouteSpec> {
+        let selected = self
+            .route_selection_expression
+            .strip_prefix("$request.body.")
+            .and_then(|path| {
+                let message: serde_json::Value = serde_json::from_str(body).ok()?;
+                let mut value = &message;
+                for field in path.split('.') {
+                    value = value.get(field)?;
+                }
+                value.as_str().map(str::to_owned)
+            });
+        selected
+            .and_then(|key| self.route(&key))
+            .filter(|route| !route.route_key.starts_with('$'))
+            .or_else(|| self.route("$default"))
+    }
+}
+
+/// Where the local server serves a WebSocket API.
+pub const WEBSOCKET_PREFIX: &str = "/websocket";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StreamMappingSpec {

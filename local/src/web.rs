@@ -45,6 +45,8 @@ pub struct Web {
     files: PathBuf,
     api_url: String,
     sandbox: bool,
+    /// Where the app follows its orders live (the WebSocket API's stage), if there is one.
+    websocket_url: Option<String>,
     grants: Mutex<HashMap<String, Grant>>,
     refresh_tokens: Mutex<HashMap<String, Session>>,
 }
@@ -60,8 +62,17 @@ impl Web {
             files,
             api_url: api_url.trim_end_matches('/').to_owned(),
             sandbox,
+            websocket_url: None,
             grants: Mutex::new(HashMap::new()),
             refresh_tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The app follows its orders live at `url`.
+    pub fn with_websocket(self, url: Option<String>) -> Self {
+        Self {
+            websocket_url: url,
+            ..self
         }
     }
 
@@ -83,6 +94,7 @@ impl Web {
             "redirectUri": self.app_url(),
             "sandboxPayments": self.sandbox,
             "operations": true,
+            "websocketUrl": self.websocket_url,
         })
     }
 

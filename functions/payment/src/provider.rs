@@ -279,20 +279,8 @@ impl HttpProvider {
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
             return Err(SetupError::Url(base_url));
         }
-        // The provider is on the public internet: trust the Mozilla root program's roots,
-        // compiled in. reqwest's default, the platform verifier, reads and parses every
-        // file of the machine's certificate store when the client is built, in the init
-        // of every cold start.
-        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-            .iter()
-            .map(|der| reqwest::Certificate::from_der(der))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SetupError::Client(e.to_string()))?;
-        let client = reqwest::Client::builder()
-            .tls_certs_only(roots)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
+        // The provider is on the public internet (see shop_platform::outbound).
+        let client = shop_platform::outbound::client(CONNECT_TIMEOUT, REQUEST_TIMEOUT)
             .map_err(|e| SetupError::Client(e.to_string()))?;
         let api_key = secret.read().await?;
         Ok(Self {

@@ -1,9 +1,12 @@
-//! The HTTP API's routes, with their Lambda proxy integrations and JWT authorizers.
+//! The HTTP API's routes, with their Lambda proxy integrations and JWT authorizers, and the
+//! WebSocket API's routes.
 
-use super::names::{HTTP_API_ID, function_arn, function_arn_in_uri};
+use super::names::{HTTP_API_ID, WEBSOCKET_API_ID, function_arn, function_arn_in_uri};
 use super::props::{Props, Scope};
 use super::{Links, Loader, Placed, Result};
-use crate::topology::{CorsSpec, RouteAuth, RouteSpec, Topology};
+use crate::topology::{
+    CorsSpec, RouteAuth, RouteSpec, Topology, WebSocketRouteSpec, WebSocketSpec,
+};
 
 impl Loader<'_> {
     /// The API's `CorsConfiguration`, resolved.
@@ -21,6 +24,85 @@ impl Loader<'_> {
             max_age,
             allow_credentials: cors.bool("AllowCredentials")?.unwrap_or(false),
         }))
+    }
+
+    /// A WebSocket API, before its routes (they point at it).
+    pub(super) fn websocket_api(&self, scope: &Scope, placed: &Placed) -> Result<WebSocketSpec> {
+        let props = self.properties(scope, placed.resource, &["RouteSelectionExpression"])?;
+        let expression = props.required_string("RouteSelectionExpression")?;
+        if !expression.starts_with("$request.body.") {
+            return Err(scope.unsupported(format!(
+                "RouteSelectionExpression {expression}: only `$request.body.<field>` is emulated"
+            )));
+        }
+        Ok(WebSocketSpec {
+            route_selection_expression: expression,
+            routes: Vec::new(),
+            stages: Vec::new(),
+        })
+    }
+
+    /// A WebSocket API stage's name; `None` for another API's stage.
+    pub(super) fn websocket_stage(&self, scope: &Scope, placed: &Placed) -> Result<Option<String>> {
+        let props = self.properties(scope, placed.resource, &["ApiId", "StageName"])?;
+        if props.string("ApiId")?.as_deref() != Some(WEBSOCKET_API_ID) {
+            return Ok(None);
+        }
+        Ok(Some(props.required_string("StageName")?))
+    }
+
+    pub(super) fn is_websocket_route(&self, scope: &Scope, placed: &Placed) -> Result<bool> {
+        let props = self.properties(scope, placed.resource, &["ApiId"])?;
+        Ok(props.string("ApiId")?.as_deref() == Some(WEBSOCKET_API_ID))
+    }
+
+    /// A WebSocket route: its key and the function behind it. API Gateway allows only
+    /// NONE, AWS_IAM or a Lambda authorizer on `$connect`; the shop's `$connect` checks
+    /// its token itself, so only NONE is emulated.
+    pub(super) fn websocket_route(
+        &self,
+        scope: &Scope,
+        placed: &Placed,
+        topology: &Topology,
+        links: &Links,
+    ) -> Result<WebSocketRouteSpec> {
+        let props = self.properties(
+            scope,
+            placed.resource,
+            &["RouteKey", "Target", "AuthorizationType"],
+        )?;
+        let route_key = props.required_string("RouteKey")?;
+        match props.string("AuthorizationType")?.as_deref() {
+            None | Some("NONE") => {}
+            Some(other) => {
+                return Err(scope.unsupported(format!(
+                    "AuthorizationType {other} on a WebSocket route: only NONE is emulated"
+                )));
+            }
+        }
+        let integration = self.target_integration(scope, &props, links)?;
+        Ok(WebSocketRouteSpec {
+            route_key,
+            function: self.integration_function(integration, topology, WEBSOCKET_API_ID)?,
+        })
+    }
+
+    fn target_integration<'a>(
+        &self,
+        scope: &Scope,
+        props: &Props,
+        links: &'a Links,
+    ) -> Result<&'a Placed<'a>> {
+        let target = props.required_string("Target")?;
+        target
+            .strip_prefix("integrations/")
+            .and_then(|id| links.integrations.get(id))
+            .copied()
+            .ok_or_else(|| {
+                scope.invalid(format!(
+                    "Target {target:?} is not `integrations/<id>` of an AWS::ApiGatewayV2::Integration in the templates"
+                ))
+            })
     }
 
     pub(super) fn route(
@@ -42,7 +124,7 @@ impl Loader<'_> {
                 "AuthorizationScopes",
             ],
         )?;
-        check_api_id(&props)?;
+        check_api_id(&props, HTTP_API_ID)?;
         if props.has("AuthorizationScopes") {
             return Err(scope.unsupported("AuthorizationScopes: the topology has no field for them, so they would not be checked"));
         }
@@ -52,16 +134,8 @@ impl Loader<'_> {
                 "RouteKey {route_key:?} is not `$default` or `METHOD /path`"
             ))
         })?;
-        let target = props.required_string("Target")?;
-        let integration = target
-            .strip_prefix("integrations/")
-            .and_then(|id| links.integrations.get(id))
-            .ok_or_else(|| {
-                scope.invalid(format!(
-                    "Target {target:?} is not `integrations/<id>` of an AWS::ApiGatewayV2::Integration in the templates"
-                ))
-            })?;
-        let function = self.integration_function(integration, topology)?;
+        let integration = self.target_integration(scope, &props, links)?;
+        let function = self.integration_function(integration, topology, HTTP_API_ID)?;
         let auth = match props
             .string("AuthorizationType")?
             .as_deref()
@@ -92,8 +166,13 @@ impl Loader<'_> {
         })
     }
 
-    /// The physical name of the function behind an integration.
-    fn integration_function(&self, integration: &Placed, topology: &Topology) -> Result<String> {
+    /// The physical name of the function behind an integration of the API `api_id`.
+    fn integration_function(
+        &self,
+        integration: &Placed,
+        topology: &Topology,
+        api_id: &str,
+    ) -> Result<String> {
         let scope = self.scope_of(integration);
         let props = self.properties(
             &scope,
@@ -105,14 +184,18 @@ impl Loader<'_> {
                 "PayloadFormatVersion",
             ],
         )?;
-        check_api_id(&props)?;
+        check_api_id(&props, api_id)?;
         let kind = props.required_string("IntegrationType")?;
         if kind != "AWS_PROXY" {
             return Err(scope.unsupported(format!(
                 "IntegrationType {kind}: only AWS_PROXY (Lambda proxy) integrations run locally"
             )));
         }
-        let version = props.required_string("PayloadFormatVersion")?;
+        // A WebSocket API's events have one shape, and no version to choose.
+        let version = match api_id {
+            WEBSOCKET_API_ID => "2.0".to_owned(),
+            _ => props.required_string("PayloadFormatVersion")?,
+        };
         if version != "2.0" {
             return Err(scope.unsupported(format!(
                 "PayloadFormatVersion {version}: the local API sends 2.0 events only"
@@ -139,7 +222,7 @@ impl Loader<'_> {
             authorizer.resource,
             &["ApiId", "AuthorizerType", "JwtConfiguration"],
         )?;
-        check_api_id(&props)?;
+        check_api_id(&props, HTTP_API_ID)?;
         let kind = props.required_string("AuthorizerType")?;
         if kind != "JWT" {
             return Err(scope.unsupported(format!(
@@ -160,12 +243,16 @@ impl Loader<'_> {
     }
 }
 
-/// Routes, integrations and authorizers must belong to the one local API.
-fn check_api_id(props: &Props) -> Result<()> {
+/// Routes, integrations and authorizers must belong to the local API they are used with.
+fn check_api_id(props: &Props, expected: &str) -> Result<()> {
     let api_id = props.required_string("ApiId")?;
-    if api_id != HTTP_API_ID {
+    if api_id != expected {
+        let which = match expected {
+            WEBSOCKET_API_ID => "WebSocket",
+            _ => "HTTP",
+        };
         return Err(props.scope.invalid(format!(
-            "ApiId {api_id:?} is not the HTTP API the templates declare (pass the AWS::ApiGatewayV2::Api's Ref)"
+            "ApiId {api_id:?} is not the {which} API the templates declare (pass the AWS::ApiGatewayV2::Api's Ref)"
         )));
     }
     Ok(())

@@ -7,8 +7,9 @@ use super::document::Resource;
 use super::names::{
     APPLICATION, AUTHORIZER, BUS, DISTRIBUTION, EMULATED, FUNCTION, FUNCTION_URL, HTTP_API,
     HTTP_API_ID, INTEGRATION, QUEUE, RULE, SECRET, TABLE, TOPIC, USER_POOL, USER_POOL_CLIENT,
-    USER_POOL_CLIENT_ID, bus_arn, bus_name_of, function_arn, function_url, generic_arn, queue_arn,
-    rule_arn, stream_arn, table_arn, user_pool_id,
+    USER_POOL_CLIENT_ID, WEBSOCKET_API_ID, bus_arn, bus_name_of, function_arn, function_url,
+    generic_arn, is_websocket, queue_arn, rule_arn, stream_arn, table_arn, user_pool_id,
+    websocket_endpoint,
 };
 use super::props::{Props, Scope};
 use super::{Loader, Result};
@@ -127,6 +128,11 @@ impl Loader<'_> {
             }
             USER_POOL_CLIENT => match attribute {
                 None | Some("ClientId") => string(USER_POOL_CLIENT_ID.to_string()),
+                _ => None,
+            },
+            HTTP_API if is_websocket(resource) => match attribute {
+                None | Some("ApiId") => string(WEBSOCKET_API_ID.to_string()),
+                Some("ApiEndpoint") => string(websocket_endpoint(&self.options.api_url)),
                 _ => None,
             },
             HTTP_API => match attribute {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use super::names::function_url;
+use super::names::{function_url, local_endpoint};
 use super::props::{Scope, scalar_string};
 use super::{Loader, Placed, Result};
 use crate::topology::{FunctionSpec, FunctionUrlSpec};
@@ -28,7 +28,7 @@ impl Loader<'_> {
             for (name, value) in &variables.map {
                 let value =
                     scalar_string(value).ok_or_else(|| variables.wrong(name, "a string", value))?;
-                environment.insert(name.clone(), value);
+                environment.insert(name.clone(), local_endpoint(&value, &self.options.api_url));
             }
         }
         Ok(FunctionSpec {

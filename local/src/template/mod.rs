@@ -50,8 +50,8 @@ use serde_json::Value as Json;
 use self::document::{Resource, Stack, read_tree};
 use self::messaging::check_dead_letter_queue;
 use self::names::{
-    APPLICATION, AUTHORIZER, BUS, EVENT_SOURCE_MAPPING, FUNCTION, FUNCTION_URL, HTTP_API,
-    INTEGRATION, QUEUE, ROUTE, RULE, SECRET, TABLE,
+    API_STAGE, APPLICATION, AUTHORIZER, BUS, EVENT_SOURCE_MAPPING, FUNCTION, FUNCTION_URL,
+    HTTP_API, INTEGRATION, QUEUE, ROUTE, RULE, SECRET, TABLE, is_websocket,
 };
 use self::props::Scope;
 use crate::topology::Topology;
@@ -247,6 +247,7 @@ struct Links<'a> {
     integrations: HashMap<String, &'a Placed<'a>>,
     authorizers: HashMap<String, &'a Placed<'a>>,
     api: Option<String>,
+    websocket_api: Option<String>,
 }
 
 impl Loader<'_> {
@@ -330,6 +331,15 @@ impl Loader<'_> {
             FUNCTION_URL => topology
                 .function_urls
                 .push(self.function_url(&scope, placed)?),
+            HTTP_API if is_websocket(placed.resource) => {
+                // Served under one local path with one id, as the HTTP API is.
+                if let Some(other) = links.websocket_api.replace(placed.id.clone()) {
+                    return Err(scope.unsupported(format!(
+                        "a second WebSocket API (the first is {other}): one is served locally"
+                    )));
+                }
+                topology.websocket = Some(self.websocket_api(&scope, placed)?);
+            }
             HTTP_API => {
                 // Every API would be served at the one local base URL under the one id.
                 if let Some(other) = links.api.replace(placed.id.clone()) {
@@ -346,6 +356,7 @@ impl Loader<'_> {
                 links.integrations.insert(api_resource_id("integ"), placed);
             }
             RULE | ROUTE | EVENT_SOURCE_MAPPING | APPLICATION => {}
+            API_STAGE => {}
             kind => topology
                 .not_emulated
                 .push(format!("{} ({kind})", placed.id)),
@@ -362,6 +373,31 @@ impl Loader<'_> {
                 if let Some(rule) = self.rule(&scope, placed, topology)? {
                     topology.rules.push(rule);
                 }
+                Ok(())
+            }
+            API_STAGE => {
+                let Some(stage) = self.websocket_stage(&scope, placed)? else {
+                    topology
+                        .not_emulated
+                        .push(format!("{} ({API_STAGE})", placed.id));
+                    return Ok(());
+                };
+                if let Some(websocket) = topology.websocket.as_mut() {
+                    websocket.stages.push(stage);
+                }
+                Ok(())
+            }
+            ROUTE if self.is_websocket_route(&scope, placed)? => {
+                let route = self.websocket_route(&scope, placed, topology, links)?;
+                let Some(websocket) = topology.websocket.as_mut() else {
+                    return Err(scope.invalid("a WebSocket route without its API"));
+                };
+                if websocket.route(&route.route_key).is_some() {
+                    return Err(
+                        scope.invalid(format!("RouteKey {} is declared twice", route.route_key))
+                    );
+                }
+                websocket.routes.push(route);
                 Ok(())
             }
             ROUTE => {

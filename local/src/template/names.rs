@@ -2,7 +2,7 @@
 //! They are fixed rather than generated so that what the templates resolve to is what the
 //! provisioner, the runner and the token issuer expect, without them talking to each other.
 
-use crate::topology::{ACCOUNT_ID, FUNCTION_URL_PREFIX, REGION};
+use crate::topology::{ACCOUNT_ID, FUNCTION_URL_PREFIX, REGION, WEBSOCKET_PREFIX};
 
 pub(super) const TABLE: &str = "AWS::DynamoDB::Table";
 pub(super) const QUEUE: &str = "AWS::SQS::Queue";
@@ -14,6 +14,9 @@ pub(super) const HTTP_API: &str = "AWS::ApiGatewayV2::Api";
 pub(super) const AUTHORIZER: &str = "AWS::ApiGatewayV2::Authorizer";
 pub(super) const INTEGRATION: &str = "AWS::ApiGatewayV2::Integration";
 pub(super) const ROUTE: &str = "AWS::ApiGatewayV2::Route";
+/// Only a WebSocket API's stage means something locally (the path clients connect to);
+/// the HTTP API is served at its `$default` stage's root.
+pub(super) const API_STAGE: &str = "AWS::ApiGatewayV2::Stage";
 pub(super) const EVENT_SOURCE_MAPPING: &str = "AWS::Lambda::EventSourceMapping";
 pub(super) const USER_POOL: &str = "AWS::Cognito::UserPool";
 pub(super) const USER_POOL_CLIENT: &str = "AWS::Cognito::UserPoolClient";
@@ -50,6 +53,7 @@ pub(super) const ROOT_STACK_NAME: &str = "shop-local";
 pub(super) const ROOT_NAME_PREFIX: &str = "shop";
 pub(super) const USER_POOL_CLIENT_ID: &str = "shoplocalclient";
 pub(super) const HTTP_API_ID: &str = "shoplocalapi";
+pub(super) const WEBSOCKET_API_ID: &str = "shoplocalws";
 
 /// The one user pool's fixed id: the local token issuer signs tokens with this issuer.
 pub(super) fn user_pool_id() -> String {
@@ -64,6 +68,49 @@ pub(super) fn function_url(api_url: &str, function_name: &str) -> String {
         "{}{FUNCTION_URL_PREFIX}{function_name}/",
         api_url.trim_end_matches('/')
     )
+}
+
+/// Whether an `AWS::ApiGatewayV2::Api` is a WebSocket API rather than an HTTP API. The
+/// protocol cannot change after creation, so templates write it as a literal.
+pub(super) fn is_websocket(resource: &super::document::Resource) -> bool {
+    resource
+        .properties
+        .get("ProtocolType")
+        .and_then(|value| value.as_str())
+        == Some("WEBSOCKET")
+}
+
+/// What a WebSocket API's `ApiEndpoint` is locally: the local server's, under
+/// [`WEBSOCKET_PREFIX`], in the `ws` scheme (AWS's is `wss://{apiId}.execute-api...`).
+pub(super) fn websocket_endpoint(api_url: &str) -> String {
+    let base = api_url.trim_end_matches('/');
+    let base = match base.split_once("://") {
+        Some(("https", rest)) => format!("wss://{rest}"),
+        Some((_, rest)) => format!("ws://{rest}"),
+        None => base.to_owned(),
+    };
+    format!("{base}{WEBSOCKET_PREFIX}")
+}
+
+/// An AWS endpoint a function's environment names, where it is served locally: the
+/// WebSocket API's Management API (`https://{apiId}.execute-api.{region}.{suffix}/{stage}`,
+/// built with `!Sub` because no attribute gives it) and the user pool's JWKS
+/// (`{issuer}/.well-known/...`, which the local issuer serves under the local API). Any
+/// other value is left as it is: the issuer URL itself, above all, is what tokens carry.
+pub(super) fn local_endpoint(value: &str, api_url: &str) -> String {
+    let api_url = api_url.trim_end_matches('/');
+    let management = format!("https://{WEBSOCKET_API_ID}.execute-api.{REGION}.amazonaws.com");
+    if let Some(rest) = value.strip_prefix(&management) {
+        return format!("{api_url}{WEBSOCKET_PREFIX}{rest}");
+    }
+    let jwks = format!(
+        "https://cognito-idp.{REGION}.amazonaws.com/{}/.well-known/",
+        user_pool_id()
+    );
+    if let Some(rest) = value.strip_prefix(&jwks) {
+        return format!("{api_url}/.well-known/{rest}");
+    }
+    value.to_owned()
 }
 
 pub(super) fn table_arn(name: &str) -> String {

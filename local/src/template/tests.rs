@@ -98,6 +98,12 @@ fn declared_by(topology: &Topology, owner: &str) -> Topology {
             .cloned()
             .collect(),
         cors: None,
+        websocket: topology.websocket.clone().filter(|websocket| {
+            websocket
+                .routes
+                .iter()
+                .any(|route| functions.iter().any(|f| f.name == route.function))
+        }),
         functions,
     }
 }

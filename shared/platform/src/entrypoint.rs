@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::{Error, LambdaEvent};
@@ -66,6 +67,41 @@ where
         Ok::<_, Error>(response)
     }))
     .await
+}
+
+/// Serves a WebSocket API function until the runtime stops it: `handle` answers every
+/// route's event (`$connect`, `$disconnect`, `$default`) with the status API Gateway acts
+/// on (a `$connect` answered with anything but 2xx refuses the connection) and, for a
+/// route with a route response, the body it sends back on the connection.
+pub async fn serve_websocket<A, F, Fut>(api: A, handle: F) -> Result<(), Error>
+where
+    A: Sync + 'static,
+    F: Fn(&'static A, ApiGatewayWebsocketProxyRequest) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = ApiGatewayProxyResponse> + Send,
+{
+    let api: &'static A = Box::leak(Box::new(api));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            let response = handle(api, event.payload).await;
+            crate::metrics::flush();
+            Ok::<_, Error>(response)
+        },
+    ))
+    .await
+}
+
+/// The whole `main` of a WebSocket API function whose API is built on the whole [`Init`]
+/// (see [`run_api_with`]).
+pub async fn run_websocket_with<A, B, F, Fut>(api: B, handle: F) -> Result<(), Error>
+where
+    A: Sync + 'static,
+    B: AsyncFnOnce(&Init) -> Result<A, Error>,
+    F: Fn(&'static A, ApiGatewayWebsocketProxyRequest) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = ApiGatewayProxyResponse> + Send,
+{
+    let init = init().await?;
+    let ((), api) = tokio::join!(init.warm(), api(&init));
+    serve_websocket(api?, handle).await
 }
 
 /// Serves an SQS consumer function until the runtime stops it, flushing what each batch

@@ -1,13 +1,16 @@
-//! Lambda and AWS plumbing, written once for every capability: client construction,
-//! tracing, problem+json errors, request parsing and validation, cursor pagination, the
-//! capability's table, the transactional outbox, the outbox relay, the SQS consumer
-//! harness, and business metrics (CloudWatch EMF).
+//! Lambda and AWS plumbing, written once for every capability: client construction (the
+//! SDK's, and the HTTPS client to the internet), tracing, problem+json errors, JWT
+//! verification, request parsing and validation, cursor pagination, the capability's
+//! table, the transactional outbox, the outbox relay, the SQS consumer harness, and
+//! business metrics (CloudWatch EMF).
 
 pub mod aws;
 pub mod consumer;
 pub mod entrypoint;
 pub mod http;
+pub mod jwt;
 pub mod metrics;
+pub mod outbound;
 pub mod outbox;
 pub mod pagination;
 pub mod problem;
@@ -29,6 +32,8 @@ const LAYERS: &[(&str, &str)] = &[
     ("validate", include_str!("validate.rs")),
     ("telemetry", include_str!("telemetry.rs")),
     ("aws", include_str!("aws.rs")),
+    ("outbound", include_str!("outbound.rs")),
+    ("jwt", include_str!("jwt.rs")),
     ("secret", include_str!("secret.rs")),
     ("metrics", include_str!("metrics.rs")),
     ("outbox", include_str!("outbox.rs")),

@@ -99,6 +99,9 @@ pub enum Condition {
     /// The stored item, if any, is older than this version: the newest version wins,
     /// whatever order the writes come in.
     AbsentOrOlderThan(u64),
+    /// Whatever is stored: for items no one reads back to decide a write (a removed
+    /// WebSocket connection, gone whoever removes it first).
+    Always,
 }
 
 impl Condition {
@@ -111,18 +114,21 @@ impl Condition {
         }
     }
 
-    fn expression(self) -> &'static str {
+    fn expression(self) -> Option<&'static str> {
         match self {
-            Condition::Absent => "attribute_not_exists(pk)",
-            Condition::AtVersion(_) => "version = :read",
-            Condition::AbsentOrOlderThan(_) => "attribute_not_exists(pk) OR version < :version",
+            Condition::Absent => Some("attribute_not_exists(pk)"),
+            Condition::AtVersion(_) => Some("version = :read"),
+            Condition::AbsentOrOlderThan(_) => {
+                Some("attribute_not_exists(pk) OR version < :version")
+            }
+            Condition::Always => None,
         }
     }
 
     /// DynamoDB rejects values an expression does not use, so only the ones it does.
     fn values(self) -> Option<Item> {
         let (name, version) = match self {
-            Condition::Absent => return None,
+            Condition::Absent | Condition::Always => return None,
             Condition::AtVersion(version) => (":read", version),
             Condition::AbsentOrOlderThan(version) => (":version", version),
         };
@@ -313,7 +319,7 @@ impl Table {
         let put = Put::builder()
             .table_name(&self.name)
             .set_item(Some(serde_dynamo::to_item(item)?))
-            .condition_expression(condition.expression())
+            .set_condition_expression(condition.expression().map(str::to_owned))
             .set_expression_attribute_values(condition.values())
             .build()
             .map_err(dynamo_error)?;
@@ -325,7 +331,7 @@ impl Table {
         let delete = Delete::builder()
             .table_name(&self.name)
             .set_key(Some(key))
-            .condition_expression(condition.expression())
+            .set_condition_expression(condition.expression().map(str::to_owned))
             .set_expression_attribute_values(condition.values())
             .build()
             .map_err(dynamo_error)?;
@@ -344,7 +350,7 @@ impl Table {
             .put_item()
             .table_name(&self.name)
             .set_item(Some(serde_dynamo::to_item(item)?))
-            .condition_expression(condition.expression())
+            .set_condition_expression(condition.expression().map(str::to_owned))
             .set_expression_attribute_values(condition.values())
             .send()
             .await;
@@ -639,8 +645,9 @@ mod tests {
             Condition::Absent,
             Condition::AtVersion(2),
             Condition::AbsentOrOlderThan(2),
+            Condition::Always,
         ] {
-            let expression = condition.expression();
+            let expression = condition.expression().unwrap_or_default();
             let names: Vec<String> = condition.values().unwrap_or_default().into_keys().collect();
             assert_eq!(
                 names.len(),
