@@ -12,6 +12,7 @@ mod docs;
 mod e2e;
 mod fuzz;
 mod lambda;
+mod live;
 mod mappings;
 mod mixed;
 mod openapi;
