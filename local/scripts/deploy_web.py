@@ -79,6 +79,9 @@ def config_for(platform: dict[str, str], sandbox: bool) -> dict:
         "redirectUri": platform["WebUrl"],
         "sandboxPayments": sandbox,
         "operations": False,
+        # The root stack has it when it nests the capabilities; a platform deployed alone
+        # does not, and the app then polls instead of following orders live.
+        "websocketUrl": platform.get("WebSocketUrl"),
     }
 
 
@@ -151,7 +154,8 @@ def self_test() -> int:
     problems = []
     config = config_for({"ApiUrl": "https://abc.execute-api.us-east-1.amazonaws.com/", "UserPoolClientId": "client",
                          "SignInUrl": "https://shop-dev-1.auth.us-east-1.amazoncognito.com", "WebUrl": "https://d1.cloudfront.net/"}, True)
-    if config["tokenUrl"] != "https://shop-dev-1.auth.us-east-1.amazoncognito.com/oauth2/token" or config["apiUrl"].endswith("/"):
+    if config["tokenUrl"] != "https://shop-dev-1.auth.us-east-1.amazoncognito.com/oauth2/token" or config["apiUrl"].endswith("/") \
+            or config["websocketUrl"] is not None:
         problems.append(f"config: {config}")
     keys = [key for key, _, _ in site_files()]
     if "index.html" not in keys or not any(key.startswith("js/") for key in keys):

@@ -4,6 +4,7 @@
 
 import * as auth from "./auth.js";
 import * as api from "./api.js";
+import * as live from "./live.js";
 import { h, notify, pageChanged, show } from "./ui.js";
 import * as shop from "./shop.js";
 import * as admin from "./admin.js";
@@ -95,6 +96,7 @@ async function start() {
   config = await response.json();
   auth.configure(config);
   api.configure(config);
+  live.configure(config);
   try {
     const returnTo = await auth.completeSignIn();
     if (returnTo) notify(`Signed in as ${auth.user()?.name}.`);

@@ -1,7 +1,10 @@
-// The operations view, local only (shop-local's /_local endpoints): the events crossing the
-// bus as they cross it, each function's figures, and the dead-letter queues with redrive.
+// The operations view: every order's status as it changes (the notifications WebSocket
+// API, for an admin, here and on AWS), and, with shop-local (its /_local endpoints), the
+// events crossing the bus as they cross it, each function's figures, and the dead-letter
+// queues with redrive.
 
-import { h, notify, show } from "./ui.js";
+import * as live from "./live.js";
+import { badge, h, notify, show, when } from "./ui.js";
 
 const KEPT_EVENTS = 200;
 const STATS_EVERY_MS = 3000;
@@ -76,16 +79,49 @@ async function deadLetters(container) {
       h("td", {}, q.messages.length > 0 && h("button", { onclick: () => redrive(q.queue) }, "Redrive")))))));
 }
 
-export async function operations(_params, { config, main }) {
+/** Every order's latest status, newest change first, as the socket pushes them. */
+function liveOrders(user) {
+  const rows = h("tbody", {}, h("tr", { class: "waiting" }, h("td", { colspan: 3, class: "muted" },
+    user?.admin ? "Waiting for the next order update…" : "Sign in as an administrator to follow every order live.")));
+  if (!user?.admin) return { section: rows, stop: () => {} };
+  const latest = new Map();
+  const stop = live.follow({
+    everyOrder: true,
+    onState: (open) => {
+      document.querySelector(".live-state")?.replaceChildren(open ? "live" : "reconnecting…");
+    },
+    onUpdate: (update) => {
+      const known = latest.get(update.orderId);
+      if (known && known.at >= update.at) return;
+      latest.set(update.orderId, update);
+      rows.querySelector(".waiting")?.remove();
+      rows.querySelector(`tr[data-order="${update.orderId}"]`)?.remove();
+      rows.prepend(h("tr", { "data-order": update.orderId },
+        h("td", {}, h("a", { href: `#/orders/${update.orderId}` }, h("code", {}, update.orderId.slice(-8)))),
+        h("td", {}, badge(update.status)),
+        h("td", {}, h("time", { datetime: update.at }, when(update.at)))));
+      while (rows.children.length > KEPT_EVENTS) rows.lastChild.remove();
+    },
+  });
+  return { section: rows, stop };
+}
+
+export async function operations(_params, { config, main, user }) {
+  const orders = liveOrders(user);
+  const ordersSection = h("section", {}, h("h2", {}, "Order updates ", h("span", { class: "muted live-state" }, "")),
+    h("table", { class: "lines compact orders-live" },
+      h("thead", {}, h("tr", {}, ["Order", "Status", "Since"].map((t) => h("th", {}, t)))), orders.section));
   if (!config.operations) {
-    show(main, h("h1", {}, "Operations"), h("p", {}, "The operations view comes with shop-local; on AWS, use the capabilities' dashboards."));
-    return;
+    show(main, h("h1", {}, "Operations"), ordersSection,
+      h("p", {}, "The bus feed, the functions' figures and the dead-letter queues come with shop-local; on AWS, use the capabilities' dashboards."));
+    return orders.stop;
   }
   const events = h("tbody", {}, h("tr", { class: "waiting" }, h("td", { colspan: 5, class: "muted" }, "Waiting for the next event…")));
   const functions = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const letters = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   show(main,
     h("h1", {}, "Operations"),
+    ordersSection,
     h("p", { class: "muted" }, "shop-local only: what crosses the bus, what each function did, what the shop gave up on."),
     h("section", {}, h("h2", {}, "Events on the bus, live"),
       h("table", { class: "lines compact events" },
@@ -102,6 +138,7 @@ export async function operations(_params, { config, main }) {
   await Promise.all([refreshStats(), deadLetters(letters)]);
   const timer = setInterval(refreshStats, STATS_EVERY_MS);
   return () => {
+    orders.stop();
     feed.abort();
     clearInterval(timer);
   };

@@ -2,6 +2,7 @@
 
 import * as api from "./api.js";
 import * as auth from "./auth.js";
+import * as live from "./live.js";
 import { requireUser } from "./guard.js";
 import { badge, field, formValues, h, money, notify, problemText, reasonWords, show, statusWord, when } from "./ui.js";
 
@@ -10,7 +11,8 @@ const PAGE_SIZE = 12;
 const HAPPY_PATH = ["submitted", "stock_confirmed", "paid", "shipped", "delivered"];
 const FINAL = new Set(["delivered", "cancelled"]);
 const CANCELLABLE = new Set(["submitted", "stock_confirmed", "paid"]);
-/** How often an open order page asks for news while the order is still moving. */
+/** How often an open order page asks for news while the order is still moving and no live
+ * updates come (the socket is closed, or reconnecting). */
 const ORDER_POLL_MS = 1500;
 /** The order this tab just placed: its 404 means "not recorded yet", anyone else's "not yours". */
 const JUST_PLACED = "shop.justPlaced";
@@ -291,6 +293,14 @@ export async function order({ id }, context) {
   let stopped = false;
   let timer = null;
   let waitedMs = 0;
+  let current = null;
+  let liveOpen = false;
+  const draw = () => show(main, orderView(current, context, refresh));
+  // Polls only while no live updates come.
+  const pollLater = () => {
+    clearTimeout(timer);
+    if (!stopped && !liveOpen && !(current && FINAL.has(current.status))) timer = setTimeout(refresh, ORDER_POLL_MS);
+  };
   const refresh = async () => {
     clearTimeout(timer);
     if (stopped) return;
@@ -302,7 +312,8 @@ export async function order({ id }, context) {
       return;
     }
     if (status === 404) {
-      // Ordering records the order a moment after the checkout answered.
+      // Ordering records the order a moment after the checkout answered; its first
+      // update (submitted) comes over the socket, or the next poll finds it.
       waitedMs += ORDER_POLL_MS;
       show(main, h("h1", {}, "Your order is being created"),
         h("p", { class: "muted" }, waitedMs < 60_000
@@ -317,12 +328,36 @@ export async function order({ id }, context) {
       return;
     }
     waitedMs = 0;
-    show(main, orderView(body, context, refresh));
-    if (!FINAL.has(body.status)) timer = setTimeout(refresh, ORDER_POLL_MS);
+    // An update pushed while this read was under way may be newer than what it read.
+    current = current ? { ...body, statusHistory: current.statusHistory.reduce(live.merged, body.statusHistory) } : body;
+    current.status = current.statusHistory.at(-1)?.status ?? body.status;
+    draw();
+    pollLater();
   };
+  const stopLive = live.follow({
+    onState: (open) => {
+      liveOpen = open;
+      // Just opened: read once what may have happened before the socket was there.
+      if (open) refresh();
+      else pollLater();
+    },
+    onUpdate: (update) => {
+      if (update.orderId !== id) return;
+      if (!current) {
+        refresh();
+        return;
+      }
+      const statusHistory = live.merged(current.statusHistory, update);
+      const latest = statusHistory.at(-1);
+      current = { ...current, statusHistory, status: latest.status, updatedAt: latest.at };
+      if (latest.status === "cancelled" && latest.reason) current.cancellationReason = latest.reason;
+      draw();
+    },
+  });
   await refresh();
   return () => {
     stopped = true;
     clearTimeout(timer);
+    stopLive();
   };
 }

@@ -162,10 +162,18 @@ def journey_order_to_shipped(shop: Shop) -> None:
     shop.shot(shopper, "order-paid-desktop")
     reloads = []
     shopper.on("framenavigated", lambda frame: reloads.append(frame.url))
+    # From here on the page learns of the order's changes over its WebSocket: while it is
+    # open, the page does not ask the API for the order at all.
+    expect(shopper.locator("body")).to_have_attribute("data-live", "open")
+    order_reads = []
+    shopper.on("request", lambda r: order_reads.append(r.url)
+               if r.method == "GET" and r.url.endswith(f"/orders/{order}") else None)
 
     operator = shop.person()
+    shop.sign_in(operator, "browser-operator", admin=True)
     shop.open(operator, "#/ops")
     expect(operator.get_by_text("Waiting for the next event…")).to_be_visible()
+    expect(operator.locator(".live-state")).to_have_text("live")
 
     row = admin.locator("tr", has=admin.locator(f"a[href='#/orders/{order}']"))
     reopen_until(shop, admin, "#/admin/shipments?status=pending", lambda page: row.count() == 1)
@@ -180,7 +188,13 @@ def journey_order_to_shipped(shop: Shop) -> None:
     shop.shot(operator, "operations-live-desktop")
 
     expect(status_of(shopper)).to_have_text("Shipped", timeout=SAGA)
+    expect(shopper.locator(".timeline .step.done")).to_have_count(4)
     assert reloads == [], f"the order page reloaded: {reloads}"
+    assert order_reads == [], f"the order page polled while its socket was open: {order_reads}"
+    # The operator's live orders: the order, shipped, pushed to an admin's connection.
+    expect(operator.locator(f".orders-live tr[data-order='{order}'] .badge")).to_have_text("Shipped", timeout=SAGA)
+    shop.shot(shopper, "order-shipped-live-desktop")
+    shop.shot(operator, "operations-orders-live-desktop")
     shop.open(admin, f"#/admin/products/{product}")
     expect(admin.locator(".stock")).to_have_text("2 free · 0 reserved · 1 shipped")
 
