@@ -103,7 +103,11 @@ can act under - Deny statements only take rights away and are not judged:
      - `arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${G}:log-stream:*`,
        G an AWS::Logs::LogGroup declared here, in a statement whose every Action is
        logs:CreateLogStream or logs:PutLogEvents: Lambda names the streams at run time.
-       Whose group G may be is rule 7.
+       Whose group G may be is rule 7;
+     - `arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${A}/${S}/POST/@connections/*`,
+       A an AWS::ApiGatewayV2::Api and S an AWS::ApiGatewayV2::Stage declared here, in a
+       statement whose every Action is execute-api:ManageConnections: API Gateway names the
+       connections at run time (PostToConnection on this API's stage only).
 
 5. PutEvents only as itself: an Allow statement whose Action matches events:PutEvents
    (events:PutEvents, events:*, events:Put*, "*", or a NotAction that does not exclude it)
@@ -347,6 +351,9 @@ LAMBDA_SERVICE = "lambda.amazonaws.com"
 XRAY_WRITE_ACTIONS = {"xray:puttracesegments", "xray:puttelemetryrecords"}
 # All Lambda does in a log group that exists: create its streams and write to them.
 LOG_WRITE_ACTIONS = {"logs:createlogstream", "logs:putlogevents"}
+MANAGE_CONNECTIONS_ACTIONS = {"execute-api:manageconnections"}
+API_TYPE = "AWS::ApiGatewayV2::Api"
+API_STAGE_TYPE = "AWS::ApiGatewayV2::Stage"
 
 NOT_OWNED = "reaches a resource this template does not own"
 UNSCOPED = "grants what cannot be scoped to this template's resources"
@@ -687,6 +694,22 @@ class LeastPrivilege:
             return group[1]
         return None
 
+    def is_own_connections(self, pieces: list[Piece]) -> bool:
+        """Whether pieces are exactly the connections of a WebSocket API stage declared here:
+        arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/${Stage}/POST/@connections/*"""
+        shape = [
+            ("text", "arn:"), ("ref", "AWS::Partition", None), ("text", ":execute-api:"),
+            ("ref", "AWS::Region", None), ("text", ":"), ("ref", "AWS::AccountId", None),
+            ("text", ":"), None, ("text", "/"), None, ("text", "/POST/@connections/*"),
+        ]
+        if len(pieces) != len(shape):
+            return False
+        if any(want is not None and got != want for got, want in zip(pieces, shape)):
+            return False
+        api, stage = pieces[7], pieces[9]
+        return (api[0] == "ref" and api[2] is None and self.type_of(api[1]) == API_TYPE
+                and stage[0] == "ref" and stage[2] is None and self.type_of(stage[1]) == API_STAGE_TYPE)
+
     def log_group_named(self, pieces: list[Piece]) -> str | None:
         """G if pieces are log group G declared here, or its streams: the streams' form above,
         `!GetAtt G.Arn`, or its ARN arn:${AWS::Partition}:...:log-group:${G}."""
@@ -708,6 +731,7 @@ class LeastPrivilege:
         label: str = "",
         xray_only: bool = False,
         log_writes_only: bool = False,
+        manage_connections_only: bool = False,
     ) -> None:
         """Rules 3 and 4 on a Resource list (or on a target SAM grants access to)."""
         for leaf in leaves(value):
@@ -727,8 +751,11 @@ class LeastPrivilege:
                     self.report(where, 4, WILDCARD, f"{detail} (a log group's Arn ends in \":*\"; name its "
                                 "streams: arn:...:log-group:${Group}:log-stream:*)")
                 elif any(p[0] == "text" and any(w in p[1] for w in IAM_WILDCARDS) for p in pieces):
-                    if not (log_writes_only and self.log_streams_of(pieces) is not None):
-                        self.report(where, 4, WILDCARD, detail)
+                    if log_writes_only and self.log_streams_of(pieces) is not None:
+                        continue
+                    if manage_connections_only and self.is_own_connections(pieces):
+                        continue
+                    self.report(where, 4, WILDCARD, detail)
 
     def publish_finding(self, where: str, why: str) -> None:
         if self.capability is None:
@@ -796,6 +823,7 @@ class LeastPrivilege:
                 bus_allowed,
                 xray_only=plain and lowered <= XRAY_WRITE_ACTIONS,
                 log_writes_only=plain and lowered <= LOG_WRITE_ACTIONS,
+                manage_connections_only=plain and lowered <= MANAGE_CONNECTIONS_ACTIONS,
             )
             matches = matches_action("events:putevents", actions)
             if "NotAction" in stmt and not matches_action("events:putevents", not_actions):
@@ -1755,6 +1783,46 @@ Resources:
               - Effect: Allow
                 Action: "logs:*"
                 Resource: !Sub arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${SpareLogs}:log-stream:*
+  # The connections exception: exactly ManageConnections, on this API's stage's connections.
+  PushSocketApi:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {Name: pushes, ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}
+  PushSocketStage:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties: {ApiId: !Ref PushSocketApi, StageName: dev}
+  GoodPushRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+      Policies:
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: execute-api:ManageConnections
+                Resource: !Sub arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${PushSocketApi}/${PushSocketStage}/POST/@connections/*
+  BadPushInvokeToo:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+      Policies:
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: [execute-api:ManageConnections, execute-api:Invoke]
+                Resource: !Sub arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${PushSocketApi}/${PushSocketStage}/POST/@connections/*
+  BadPushEveryStage:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: *lambda
+      Policies:
+        - PolicyName: case
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: execute-api:ManageConnections
+                Resource: !Sub arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${PushSocketApi}/*
   BadLogsGroupArn:
     Type: AWS::Serverless::Function
     Properties:
@@ -2024,6 +2092,8 @@ LEAST_PRIVILEGE_SEEDED = [
     ("BadXrayPattern.Policies[0]", 3),
     ("BadXrayPattern.Policies[0]", 4),
     ("BadLogStreamsForAll.Policies[0]", 4),
+    ("BadPushInvokeToo.Policies[0]", 4),
+    ("BadPushEveryStage.Policies[0]", 4),
     ("BadLogsGroupArnRole.Policies[0]", 4),
     ("BadPublishUnconditioned.Policies[0]", 5),
     ("BadPublishAsAnother.Policies[0]", 5),

@@ -25,7 +25,11 @@ async fn an_update_reaches_its_owners_connections_and_the_watchers_and_no_one_el
                           "status": "paid", "at": event["detail"]["metadata"]["occurredAt"]});
     let push = notifications.push();
     for id in ["phone=", "laptop=", "ops="] {
-        assert_eq!(push.received_by(id), [expected.clone()], "{id}");
+        assert_eq!(
+            push.received_by(id),
+            std::slice::from_ref(&expected),
+            "{id}"
+        );
     }
     assert!(push.received_by("bob=").is_empty());
     assert!(push.received_by("other-admin=").is_empty());

@@ -36,7 +36,10 @@ async fn a_watcher_is_listed_until_it_closes_and_every_key_goes_with_it() {
     let store = &notifications.store;
     let operator = notifications.connected("ops=", "op", true).await;
     store.watch_all(&operator).await.unwrap();
-    assert_eq!(store.watchers().await.unwrap(), [operator.clone()]);
+    assert_eq!(
+        store.watchers().await.unwrap(),
+        std::slice::from_ref(&operator)
+    );
     assert_eq!(notifications.table.item_count().await, 3);
     store.close(&operator).await.unwrap();
     assert!(store.watchers().await.unwrap().is_empty());
