@@ -115,6 +115,9 @@ enum Command {
         /// Invocations of each function measured for the floor of one AWS call (0 skips it).
         #[arg(long, default_value_t = 2000)]
         floor_invocations: usize,
+        /// WebSocket connections of the live-updates phase, each following one order (0 skips it).
+        #[arg(long, default_value_t = 200)]
+        live_connections: usize,
         /// Processes per function at most, unless its template reserves concurrency.
         #[arg(long, default_value_t = 4)]
         max_processes: usize,
@@ -261,6 +264,7 @@ async fn main() -> ExitCode {
             saga_wait,
             census_repetitions,
             floor_invocations,
+            live_connections,
             max_processes,
             debug,
             no_build,
@@ -280,6 +284,7 @@ async fn main() -> ExitCode {
                 saga_wait: Duration::from_secs(saga_wait),
                 census_repetitions,
                 floor_invocations,
+                live_connections,
                 max_processes: max_processes.max(1),
                 json,
                 log_file: log_file.unwrap_or_else(|| repo_root.join(".shop-local/bench.log")),

@@ -84,7 +84,7 @@ impl<P: Push> EventHandler for Handler<P> {
         }
         tracing::info!(
             order_id = %update.order_id,
-            status = ?update.status,
+            status = update.status.as_str(),
             pushed = targets.len(),
             "order update pushed"
         );

@@ -171,6 +171,20 @@ pub enum OrderStatus {
     Delivered,
 }
 
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Submitted => "submitted",
+            OrderStatus::StockConfirmed => "stock_confirmed",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Cancelling => "cancelling",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+        }
+    }
+}
+
 /// The message a connection receives: `{"type": "orderStatus", "orderId", "status", "at",
 /// "reason"?}`. `at` is when ordering recorded the change (the event's `occurredAt`):
 /// pushes may arrive out of order, and a client orders them by it.
@@ -385,6 +399,21 @@ mod tests {
         let message = serde_json::to_value(shipped).unwrap_or_default();
         assert_eq!(message.get("reason"), None);
         assert_eq!(message.get("status"), Some(&json!("shipped")));
+    }
+
+    #[test]
+    fn a_status_reads_in_a_log_as_it_does_in_a_message() {
+        for status in [
+            OrderStatus::Submitted,
+            OrderStatus::StockConfirmed,
+            OrderStatus::Paid,
+            OrderStatus::Cancelling,
+            OrderStatus::Cancelled,
+            OrderStatus::Shipped,
+            OrderStatus::Delivered,
+        ] {
+            assert_eq!(serde_json::to_value(status).ok(), Some(json!(status.as_str())));
+        }
     }
 
     #[test]

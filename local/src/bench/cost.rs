@@ -19,6 +19,15 @@ pub const EVENTBRIDGE_USD_PER_MILLION_CUSTOM_EVENTS: f64 = 1.00;
 pub const SQS_USD_PER_MILLION_REQUESTS: f64 = 0.40;
 pub const DYNAMODB_USD_PER_MILLION_WRITE_UNITS: f64 = 0.625;
 pub const DYNAMODB_USD_PER_MILLION_READ_UNITS: f64 = 0.125;
+/// API Gateway WebSocket APIs: messages (in 32 KB units, sent or received) and connection
+/// minutes, first billion messages' tier.
+pub const WEBSOCKET_USD_PER_MILLION_MESSAGES: f64 = 1.00;
+pub const WEBSOCKET_USD_PER_MILLION_CONNECTION_MINUTES: f64 = 0.25;
+/// What one connection's `$connect` and `$disconnect` write and read: two items put in
+/// one transaction (2 WRU each), then the lookup read strongly (1 RRU) and three keys
+/// deleted in one transaction (2 WRU each).
+pub const WEBSOCKET_WRITE_UNITS_PER_CONNECTION: f64 = 10.0;
+pub const WEBSOCKET_READ_UNITS_PER_CONNECTION: f64 = 1.0;
 
 /// SQS requests per message a consumer handles: EventBridge's SendMessage, the poller's
 /// ReceiveMessage that returns it and its DeleteMessage. An upper bound per message: under
@@ -38,6 +47,11 @@ pub struct Usage {
     pub sqs_requests: f64,
     pub dynamodb_read_units: f64,
     pub dynamodb_write_units: f64,
+    /// Messages pushed to browsers, and their connections' minutes (live updates).
+    #[serde(default)]
+    pub websocket_messages: f64,
+    #[serde(default)]
+    pub websocket_connection_minutes: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -50,6 +64,8 @@ pub struct Breakdown {
     pub sqs: f64,
     pub dynamodb_reads: f64,
     pub dynamodb_writes: f64,
+    #[serde(default)]
+    pub websocket: f64,
     pub total: f64,
 }
 
@@ -89,6 +105,13 @@ impl Cost {
                 per_order.dynamodb_write_units,
                 DYNAMODB_USD_PER_MILLION_WRITE_UNITS,
             ),
+            websocket: million(
+                per_order.websocket_messages,
+                WEBSOCKET_USD_PER_MILLION_MESSAGES,
+            ) + million(
+                per_order.websocket_connection_minutes,
+                WEBSOCKET_USD_PER_MILLION_CONNECTION_MINUTES,
+            ),
             total: 0.0,
         };
         usd.total = usd.lambda_requests
@@ -97,7 +120,8 @@ impl Cost {
             + usd.eventbridge
             + usd.sqs
             + usd.dynamodb_reads
-            + usd.dynamodb_writes;
+            + usd.dynamodb_writes
+            + usd.websocket;
         Cost {
             region: REGION.to_owned(),
             architecture: "arm64".to_owned(),
@@ -117,6 +141,32 @@ impl Cost {
                 "free tiers and storage left out".into(),
             ],
         }
+    }
+
+    /// The cost with a shopper following each order live (`bench::live`'s figures): its
+    /// connection (the socket function's invocations and table writes, the connection's
+    /// minutes, each started minute billed) and the pushes it received. The notifications
+    /// consumer's own work per order event is already in the load's figures.
+    pub fn with_live_updates(self, live: Option<&super::live::LiveFigures>) -> Cost {
+        let Some(live) = live else {
+            return self;
+        };
+        let orders = live.orders.max(1) as f64;
+        let mut usage = self.per_order.clone();
+        usage.lambda_requests += live.socket_invocations_per_order;
+        usage.lambda_gb_seconds += live.socket_gb_seconds_per_order;
+        usage.dynamodb_write_units +=
+            WEBSOCKET_WRITE_UNITS_PER_CONNECTION * live.connections as f64 / orders;
+        usage.dynamodb_read_units +=
+            WEBSOCKET_READ_UNITS_PER_CONNECTION * live.connections as f64 / orders;
+        usage.websocket_messages = live.messages as f64 / orders;
+        usage.websocket_connection_minutes =
+            (live.connection_seconds_per_order / 60.0).ceil().max(1.0);
+        let mut cost = Cost::new(usage, self.calls_per_order);
+        cost.assumptions.push(
+            "live updates: every order followed by one WebSocket connection from checkout to paid, billed a started minute at least; the pushes it received; $connect/$disconnect's invocations and 10 WRU + 1 RRU".into(),
+        );
+        cost
     }
 
     pub fn table(&self) -> Vec<String> {
@@ -155,6 +205,10 @@ impl Cost {
                 "    DynamoDB WRU       {:>8.2}/order  ${:>8.2}",
                 u.dynamodb_write_units, usd.dynamodb_writes
             ),
+            format!(
+                "    WebSocket messages {:>8.2}/order  conn. minutes {:>5.2}/order  ${:>8.2}",
+                u.websocket_messages, u.websocket_connection_minutes, usd.websocket
+            ),
         ]
     }
 }
@@ -173,6 +227,8 @@ mod tests {
             sqs_requests: 24.0,
             dynamodb_read_units: 30.0,
             dynamodb_write_units: 20.0,
+            websocket_messages: 3.0,
+            websocket_connection_minutes: 1.0,
         };
         let cost = Cost::new(usage, BTreeMap::new());
         let usd = &cost.usd_per_million_orders;
@@ -183,7 +239,8 @@ mod tests {
         assert!((usd.sqs - 9.6).abs() < 1e-9);
         assert!((usd.dynamodb_reads - 3.75).abs() < 1e-9);
         assert!((usd.dynamodb_writes - 12.5).abs() < 1e-9);
-        let sum = 2.0 + 0.133334 + 26.0 + 8.0 + 9.6 + 3.75 + 12.5;
+        assert!((usd.websocket - 3.25).abs() < 1e-9);
+        let sum = 2.0 + 0.133334 + 26.0 + 8.0 + 9.6 + 3.75 + 12.5 + 3.25;
         assert!((usd.total - sum).abs() < 1e-9);
     }
 }

@@ -22,6 +22,7 @@
 pub mod census;
 pub mod cost;
 pub mod floor;
+pub mod live;
 pub mod load;
 pub mod meter;
 pub mod report;
@@ -68,6 +69,9 @@ pub struct BenchOptions {
     pub census_repetitions: usize,
     /// Invocations of each function the floor measures; none skips it.
     pub floor_invocations: usize,
+    /// WebSocket connections of the live-updates phase, each following one order; none
+    /// skips it.
+    pub live_connections: usize,
     pub max_processes: usize,
     pub json: Option<PathBuf>,
     /// Where the functions' and the runner's log lines go.
@@ -156,6 +160,25 @@ async fn measure(
     status.say("setting up the catalog");
     let catalog = Arc::new(set_up_catalog(stack, &api).await?);
     let load = load(stack, &api, catalog.clone(), options, status, &log).await?;
+    let live = if options.live_connections == 0 {
+        None
+    } else {
+        status.say(&format!(
+            "live updates: {} WebSocket connections, each following its order to paid",
+            options.live_connections
+        ));
+        wait_quiet(stack, None).await;
+        Some(
+            live::run(
+                stack,
+                &api,
+                &catalog,
+                options.live_connections,
+                log.as_ref(),
+            )
+            .await?,
+        )
+    };
     status.say(&format!(
         "census: AWS calls per action ({} repetitions each)",
         options.census_repetitions
@@ -181,7 +204,7 @@ async fn measure(
             .ok_or("the catalog has no product")?;
         floor::run(stack, product, options.floor_invocations, logs).await?
     };
-    Ok(assemble(stack, options, &cold, &load, &census, floor))
+    Ok(assemble(stack, options, &cold, &load, &census, floor, live))
 }
 
 type Log = Arc<dyn Fn(&str) + Send + Sync>;
@@ -317,6 +340,7 @@ fn assemble(
     load: &Load,
     census: &census::Census,
     floor: Vec<report::FloorFigures>,
+    live: Option<live::LiveFigures>,
 ) -> Report {
     let functions = function_figures(stack, cold, load);
     let routes: Vec<RouteFigures> = load
@@ -347,8 +371,12 @@ fn assemble(
         .map(|(_, stats)| stats.errors)
         .sum();
     let (usage, calls_per_order) = usage(stack, load, census);
+    let live_errors = live.as_ref().map_or(0, |live| live.refused + live.missed);
     Report {
-        errors: route_errors
+        cost: Cost::new(usage, calls_per_order).with_live_updates(live.as_ref()),
+        live,
+        errors: live_errors
+            + route_errors
             + saga_errors
             + cold.failures
             + census.errors
@@ -357,7 +385,6 @@ fn assemble(
         floor,
         functions,
         saga: load.saga.clone(),
-        cost: Cost::new(usage, calls_per_order),
         overhead: overhead(stack, load, routes.iter().map(|r| r.count).sum()),
         census: census
             .costs
@@ -490,6 +517,7 @@ fn usage(stack: &Stack, load: &Load, census: &census::Census) -> (Usage, BTreeMa
         sqs_requests: per_order(total(&|c| c.queue_messages) * SQS_REQUESTS_PER_MESSAGE),
         dynamodb_read_units: per_order(total(&|c| c.read_units)),
         dynamodb_write_units: per_order(total(&|c| c.write_units)),
+        ..Usage::default()
     };
     (usage, calls_per_order)
 }

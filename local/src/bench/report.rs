@@ -23,6 +23,9 @@ pub struct Report {
     /// CPU per invocation of a handler making one AWS call, and of the layers under it.
     #[serde(default)]
     pub floor: Vec<FloorFigures>,
+    /// Live updates over the WebSocket API (`bench::live`), when the phase ran.
+    #[serde(default)]
+    pub live: Option<super::live::LiveFigures>,
 }
 
 /// One function invoked again and again on one warm process with the same event (see
@@ -288,6 +291,30 @@ impl Report {
                     f.description
                 ));
             }
+        }
+        if let Some(live) = &self.live {
+            line(String::new());
+            line(format!(
+                "  live updates: {} connections, {} orders followed to paid or cancelled ({} cancelled), {} pushes received, {} missed, {} refused",
+                live.connections,
+                live.orders,
+                live.cancelled,
+                live.messages,
+                live.missed,
+                live.refused
+            ));
+            line(format!(
+                "    push latency (occurredAt -> client) p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms; connect p50 {:.0} ms, p99 {:.0} ms",
+                live.push_latency_ms.p50,
+                live.push_latency_ms.p90,
+                live.push_latency_ms.p99,
+                live.connect_ms.p50,
+                live.connect_ms.p99,
+            ));
+            line(format!(
+                "    per order: {:.1} s connected, {:.2} socket invocations",
+                live.connection_seconds_per_order, live.socket_invocations_per_order
+            ));
         }
         line(String::new());
         for text in self.cost.table() {

@@ -85,6 +85,19 @@ fn sample_report() -> Report {
             invocations: 2000,
             errors: 0,
         }],
+        live: Some(super::live::LiveFigures {
+            connections: 200,
+            orders: 200,
+            messages: 600,
+            push_latency_ms: LatencyFigures {
+                p50: 40.0,
+                p90: 80.0,
+                p99: 120.0,
+            },
+            connection_seconds_per_order: 4.0,
+            socket_invocations_per_order: 2.0,
+            ..Default::default()
+        }),
     }
 }
 
