@@ -412,7 +412,10 @@ mod tests {
             OrderStatus::Shipped,
             OrderStatus::Delivered,
         ] {
-            assert_eq!(serde_json::to_value(status).ok(), Some(json!(status.as_str())));
+            assert_eq!(
+                serde_json::to_value(status).ok(),
+                Some(json!(status.as_str()))
+            );
         }
     }
 

@@ -223,11 +223,7 @@ async fn place_order(api: &ApiClient, token: &str, product: &str, n: usize) -> O
     if status != 200 {
         return None;
     }
-    let body = json!({
-        "shippingAddress": {"name": "Bench Live", "line1": "1 Socket Street", "city": "Lisbon",
-                            "postalCode": "1000-001", "country": "PT"},
-        "paymentToken": "tok_visa",
-    });
+    let body = crate::shop::checkout_body("tok_visa");
     let key = format!("bench-live-{n:06}");
     let (status, answer) = api
         .call(
