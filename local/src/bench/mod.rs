@@ -581,9 +581,20 @@ async fn first_invocation(stack: &Stack, api: &ApiClient, function: &str) -> Res
         .functions
         .get(function)
         .ok_or_else(|| format!("no function {function}"))?;
-    let invocation = lambda
-        .invoke(Bytes::from_static(br#"{"Records": []}"#))
-        .await;
+    let behind_websocket = stack.topology.websocket.as_ref().is_some_and(|websocket| {
+        websocket
+            .routes
+            .iter()
+            .any(|route| route.function == function)
+    });
+    // A WebSocket route's function reads a connection (one GetItem) on `$disconnect` of
+    // one it never saw; consumers and relays get an empty batch, which makes no AWS call.
+    let event: &'static [u8] = if behind_websocket {
+        br#"{"requestContext": {"routeKey": "$disconnect", "eventType": "DISCONNECT", "connectionId": "benchColdStart=", "connectedAt": 0, "requestTimeEpoch": 0}, "isBase64Encoded": false}"#
+    } else {
+        br#"{"Records": []}"#
+    };
+    let invocation = lambda.invoke(Bytes::from_static(event)).await;
     if invocation.outcome.is_success() {
         Ok(())
     } else {

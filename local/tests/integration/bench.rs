@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use crate::support::{build_functions, repo_root};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const MIX_ROUTES: [&str; 5] = [
     "GET /products",
@@ -40,6 +40,8 @@ fn a_tiny_bench_measures_every_function_and_route_without_errors() {
             "1",
             "--floor-invocations",
             "5",
+            "--live-connections",
+            "3",
             // The default seed, whose first shopper takes every route of the mix early
             // (a unit test of bench::load says so).
             "--seed",
@@ -152,7 +154,30 @@ fn a_tiny_bench_measures_every_function_and_route_without_errors() {
             "catalog-api"
         ]
     );
+    // Three shoppers follow their orders over WebSockets: every one connects, hears its
+    // order reach a final status, and the pushes are priced.
+    let live = &report["live"];
+    assert_eq!(live["connections"], 3, "{live}");
+    assert_eq!(live["orders"], 3, "{live}");
+    assert_eq!(
+        (live["refused"].clone(), live["missed"].clone()),
+        (json!(0), json!(0)),
+        "{live}"
+    );
+    assert!(
+        live["messages"].as_u64().unwrap() >= 9,
+        "submitted, stock_confirmed and paid: {live}"
+    );
+    assert!(
+        live["pushLatencyMs"]["p99"].as_f64().unwrap() > 0.0,
+        "{live}"
+    );
+    assert!(
+        cost["perOrder"]["websocketMessages"].as_f64().unwrap() >= 3.0,
+        "{cost}"
+    );
     assert_eq!(report["errors"], 0, "{stdout}");
     assert!(stdout.contains("cost per million orders"), "{stdout}");
+    assert!(stdout.contains("live updates: 3 connections"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
