@@ -295,7 +295,12 @@ export async function order({ id }, context) {
   let waitedMs = 0;
   let current = null;
   let liveOpen = false;
-  const draw = () => show(main, orderView(current, context, refresh));
+  let stopLive = () => {};
+  // A final order changes no more: its socket would only cost connection minutes.
+  const draw = () => {
+    show(main, orderView(current, context, refresh));
+    if (FINAL.has(current.status)) stopLive();
+  };
   // Polls only while no live updates come.
   const pollLater = () => {
     clearTimeout(timer);
@@ -334,7 +339,7 @@ export async function order({ id }, context) {
     draw();
     pollLater();
   };
-  const stopLive = live.follow({
+  stopLive = live.follow({
     onState: (open) => {
       liveOpen = open;
       // Just opened: read once what may have happened before the socket was there.
