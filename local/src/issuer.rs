@@ -4,8 +4,9 @@
 //! locally, and checks them as API Gateway's JWT authorizer does. Its key lives in the
 //! run directory, so tokens printed by `shop-local token` work with the running stack.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
@@ -44,7 +45,13 @@ pub struct Issuer {
     encoding: EncodingKey,
     /// The public key as an uncompressed SEC1 point, for the JWKS.
     public_point: Vec<u8>,
+    /// The verifier of each (issuer, audience) a route names, built once: every request
+    /// through the gateway is checked, and the keys do not change while the stack runs.
+    verifiers: Mutex<HashMap<RouteAudience, Arc<shop_platform::jwt::Verifier>>>,
 }
+
+/// The issuer and the audience a route's authorizer expects.
+type RouteAudience = (String, Vec<String>);
 
 impl Issuer {
     /// The issuer whose key is in `dir`, creating the key on first use.
@@ -89,6 +96,7 @@ impl Issuer {
         Ok(Self {
             encoding: EncodingKey::from_ec_der(pkcs8),
             public_point: pair.public_key().as_ref().to_vec(),
+            verifiers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -208,10 +216,7 @@ impl Issuer {
         audience: &[String],
     ) -> Result<BTreeMap<String, String>, Refused> {
         let token = bearer_token(authorization);
-        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(self.jwks())
-            .map_err(|e| Refused(format!("the issuer's own JWKS: {e}")))?;
-        let verifier = shop_platform::jwt::Verifier::new(&jwks, issuer, audience)
-            .map_err(|e| Refused(e.to_string()))?;
+        let verifier = self.verifier(issuer, audience)?;
         let claims = verifier
             .verify(token, chrono::Utc::now().timestamp())
             .map_err(|refused| Refused(refused.to_string()))?;
@@ -219,6 +224,31 @@ impl Issuer {
             .into_iter()
             .map(|(name, value)| (name, claim_string(&value)))
             .collect())
+    }
+}
+
+impl Issuer {
+    fn verifier(
+        &self,
+        issuer: &str,
+        audience: &[String],
+    ) -> Result<Arc<shop_platform::jwt::Verifier>, Refused> {
+        let key = (issuer.to_owned(), audience.to_vec());
+        let mut verifiers = self
+            .verifiers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(verifier) = verifiers.get(&key) {
+            return Ok(verifier.clone());
+        }
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(self.jwks())
+            .map_err(|e| Refused(format!("the issuer's own JWKS: {e}")))?;
+        let verifier = Arc::new(
+            shop_platform::jwt::Verifier::new(&jwks, issuer, audience)
+                .map_err(|e| Refused(e.to_string()))?,
+        );
+        verifiers.insert(key, verifier.clone());
+        Ok(verifier)
     }
 }
 
