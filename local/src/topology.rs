@@ -193,6 +193,19 @@ impl WebSocketSpec {
 /// Where the local server serves a WebSocket API.
 pub const WEBSOCKET_PREFIX: &str = "/websocket";
 
+/// What a WebSocket API's `ApiEndpoint` is locally: the local server's, under
+/// [`WEBSOCKET_PREFIX`], in the `ws` scheme (AWS's is `wss://{apiId}.execute-api...`);
+/// clients connect to it followed by `/{stage}`.
+pub fn websocket_endpoint(api_url: &str) -> String {
+    let base = api_url.trim_end_matches('/');
+    let base = match base.split_once("://") {
+        Some(("https", rest)) => format!("wss://{rest}"),
+        Some((_, rest)) => format!("ws://{rest}"),
+        None => base.to_owned(),
+    };
+    format!("{base}{WEBSOCKET_PREFIX}")
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StreamMappingSpec {
     pub logical_id: String,

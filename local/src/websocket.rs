@@ -66,15 +66,6 @@ enum Outbound {
 }
 
 impl Sockets {
-    /// How many connections are open.
-    pub fn len(&self) -> usize {
-        self.open.lock().map(|open| open.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn send(&self, connection_id: &str, message: Outbound) -> bool {
         let Ok(open) = self.open.lock() else {
             return false;
@@ -151,13 +142,10 @@ fn management_error(status: StatusCode, kind: &'static str, message: &str) -> Re
 /// (`ws://127.0.0.1:PORT/websocket/dev`), if the templates declare one.
 pub fn client_url(topology: &crate::topology::Topology, api_url: &str) -> Option<String> {
     let stage = topology.websocket.as_ref()?.stages.first()?;
-    let base = api_url.trim_end_matches('/');
-    let base = match base.split_once("://") {
-        Some(("https", rest)) => format!("wss://{rest}"),
-        Some((_, rest)) => format!("ws://{rest}"),
-        None => base.to_owned(),
-    };
-    Some(format!("{base}{WEBSOCKET_PREFIX}/{stage}"))
+    Some(format!(
+        "{}/{stage}",
+        crate::topology::websocket_endpoint(api_url)
+    ))
 }
 
 /// The Management API: `POST` sends its body to the connection, `GET` describes it,
@@ -281,10 +269,7 @@ async fn invoke(
     route_key: &str,
     event: Value,
 ) -> Option<(u16, Option<String>)> {
-    let route = match route_key {
-        "$connect" | "$disconnect" => websocket.route(route_key),
-        _ => Some(websocket.route(route_key)?),
-    }?;
+    let route = websocket.route(route_key)?;
     let function = stack.functions.get(&route.function)?;
     let invocation = function.invoke(Bytes::from(event.to_string())).await;
     let Outcome::Success(payload) = invocation.outcome else {

@@ -9,7 +9,6 @@ use super::names::{
     HTTP_API_ID, INTEGRATION, QUEUE, RULE, SECRET, TABLE, TOPIC, USER_POOL, USER_POOL_CLIENT,
     USER_POOL_CLIENT_ID, WEBSOCKET_API_ID, bus_arn, bus_name_of, function_arn, function_url,
     generic_arn, is_websocket, queue_arn, rule_arn, stream_arn, table_arn, user_pool_id,
-    websocket_endpoint,
 };
 use super::props::{Props, Scope};
 use super::{Loader, Result};
@@ -132,7 +131,9 @@ impl Loader<'_> {
             },
             HTTP_API if is_websocket(resource) => match attribute {
                 None | Some("ApiId") => string(WEBSOCKET_API_ID.to_string()),
-                Some("ApiEndpoint") => string(websocket_endpoint(&self.options.api_url)),
+                Some("ApiEndpoint") => {
+                    string(crate::topology::websocket_endpoint(&self.options.api_url))
+                }
                 _ => None,
             },
             HTTP_API => match attribute {

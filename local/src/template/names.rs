@@ -80,18 +80,6 @@ pub(super) fn is_websocket(resource: &super::document::Resource) -> bool {
         == Some("WEBSOCKET")
 }
 
-/// What a WebSocket API's `ApiEndpoint` is locally: the local server's, under
-/// [`WEBSOCKET_PREFIX`], in the `ws` scheme (AWS's is `wss://{apiId}.execute-api...`).
-pub(super) fn websocket_endpoint(api_url: &str) -> String {
-    let base = api_url.trim_end_matches('/');
-    let base = match base.split_once("://") {
-        Some(("https", rest)) => format!("wss://{rest}"),
-        Some((_, rest)) => format!("ws://{rest}"),
-        None => base.to_owned(),
-    };
-    format!("{base}{WEBSOCKET_PREFIX}")
-}
-
 /// An AWS endpoint a function's environment names, where it is served locally: the
 /// WebSocket API's Management API (`https://{apiId}.execute-api.{region}.{suffix}/{stage}`,
 /// built with `!Sub` because no attribute gives it) and the user pool's JWKS
