@@ -5,6 +5,7 @@ an emulator started by a test or by shop-local can never outlive its starter, ev
 when that one is killed without a chance to clean up.
 """
 
+import argparse
 import os
 import sys
 import threading
@@ -160,20 +161,21 @@ def backends_listing():
             yield backend
 
 
-def keep_alive_server(port: int):
+def keep_alive_server(port: int, threads: int):
     """moto's WSGI application behind waitress instead of moto's own werkzeug server.
 
     werkzeug's development server closes every connection after one response, so each
     SDK call to moto paid a TCP connect and close, in the functions' CPU time too, which
     DynamoDB over a kept-alive connection does not. waitress keeps connections alive, and
-    its threads only serve requests: idle connections wait in its event loop. The
-    threads outnumber the SQS long polls (one second each) that the pollers keep open.
+    its threads only serve requests: idle connections wait in its event loop. An SQS long
+    poll holds a thread for its whole wait, so the starter sizes the pool (`--threads`,
+    emulator.rs) to the polls it keeps open plus room for requests.
     """
     return waitress.create_server(
         DomainDispatcherApplication(create_backend_app),
         host="127.0.0.1",
         port=port,
-        threads=16,
+        threads=threads,
         connection_limit=2000,
         backlog=1024,
         asyncore_use_poll=True,
@@ -197,12 +199,15 @@ def exit_with_parent(parent: int) -> None:
 
 
 def main() -> None:
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    arguments = argparse.ArgumentParser(description="moto on a loopback port")
+    arguments.add_argument("--port", type=int, default=0, help="0 picks a free one")
+    arguments.add_argument("--threads", type=int, default=16, help="requests served at once")
+    options = arguments.parse_args()
     parent = os.getppid()
     roll_back_transactions_in_place()
     serialise_dynamodb()
     trim_per_request_overhead()
-    server = keep_alive_server(port)
+    server = keep_alive_server(options.port, options.threads)
     threading.Thread(target=server.run, daemon=True).start()
     print(f"READY {server.effective_port}", flush=True)
     exit_with_parent(parent)

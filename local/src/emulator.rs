@@ -16,6 +16,16 @@ pub enum EmulatorError {
     Start(String),
 }
 
+/// Requests moto serves at once (its waitress threads). An SQS long poll holds one for its
+/// whole wait (moto waits in one-second steps), and shop-local keeps one open per poller
+/// of every queue mapping: when the polls took all but one of 16 threads, every other call
+/// (each DynamoDB read and write of every function) queued behind them for up to a second.
+/// Python threads that wait cost nothing, so the pool is sized for the polls with room.
+pub const THREADS: usize = 64;
+
+/// The long polls a stack may keep open and still leave moto most of its threads.
+pub const LONG_POLL_LIMIT: usize = THREADS / 2;
+
 pub struct Moto {
     pub endpoint: String,
     child: Child,
@@ -27,6 +37,7 @@ impl Moto {
         let venv = python_env(repo_root, "moto", "local/requirements-moto.txt")?;
         let mut child = Command::new(venv.join("bin/python"))
             .arg(repo_root.join("local/moto-launch.py"))
+            .args(["--threads", &THREADS.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::emulator::Moto;
+use crate::emulator::{self, Moto};
 use crate::faults::{FaultSettings, Faults};
 use crate::gateway::{RequestFacts, select_route};
 use crate::issuer::Issuer;
@@ -361,14 +361,27 @@ async fn start(
         mapping_stats.push(stats);
         tasks.extend(handles);
     }
+    if topology.long_polls() > emulator::LONG_POLL_LIMIT {
+        say(&format!(
+            "warning: the queue mappings keep {} long polls open on moto, which serves {} \
+             requests at once: every other call may wait up to a second for a thread \
+             (raise emulator::THREADS)",
+            topology.long_polls(),
+            emulator::THREADS
+        ));
+    }
     for spec in &topology.queue_mappings {
         let function = functions
             .get(&spec.function)
             .cloned()
             .ok_or_else(|| UpError(format!("no function {}", spec.function)))?;
-        let pollers = spec.maximum_concurrency.map(|n| n as usize).unwrap_or(2);
-        let (stats, handles) =
-            start_queue_mapping(&config, spec.clone(), function, faults.clone(), pollers);
+        let (stats, handles) = start_queue_mapping(
+            &config,
+            spec.clone(),
+            function,
+            faults.clone(),
+            spec.pollers(),
+        );
         mapping_stats.push(stats);
         tasks.extend(handles);
     }

@@ -238,6 +238,20 @@ pub struct QueueMappingSpec {
     pub filters: Vec<serde_json::Value>,
 }
 
+impl QueueMappingSpec {
+    /// Pollers receiving for this mapping at once: its `MaximumConcurrency`, else two.
+    pub fn pollers(&self) -> usize {
+        self.maximum_concurrency.map_or(2, |n| n as usize)
+    }
+}
+
+impl Topology {
+    /// SQS long polls the stack keeps open at every moment: one per poller.
+    pub fn long_polls(&self) -> usize {
+        self.queue_mappings.iter().map(QueueMappingSpec::pollers).sum()
+    }
+}
+
 /// A function invoked on a schedule (a SAM `Schedule` event: an EventBridge rule with a
 /// `rate(...)` expression), with the event EventBridge sends.
 #[derive(Debug, Clone, PartialEq, Serialize)]

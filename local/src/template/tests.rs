@@ -359,6 +359,18 @@ fn the_payment_reconciler_runs_on_its_schedule_and_nothing_else_does() {
 }
 
 #[test]
+fn the_project_templates_long_polls_leave_moto_most_of_its_threads() {
+    // Past the limit, every DynamoDB call of every function waits for a thread that a
+    // poll holds: the end-to-end tests once took 2.5 times as long for it.
+    let long_polls = project_topology(&options()).long_polls();
+    assert!(
+        long_polls <= crate::emulator::LONG_POLL_LIMIT,
+        "{long_polls} long polls; moto serves {} requests at once",
+        crate::emulator::THREADS
+    );
+}
+
+#[test]
 fn the_project_templates_honour_the_stage_parameter() {
     let mut prod = options();
     prod.parameters.insert("Stage".into(), "prod".into());
