@@ -70,6 +70,11 @@ enum Command {
         /// seconds instead.
         #[arg(long)]
         schedules_every: Option<u64>,
+        /// Give each queue a function consumes that function's timeout as its visibility
+        /// timeout, the shortest AWS accepts: a failed batch comes back in seconds, not
+        /// after the template's minute
+        #[arg(long)]
+        shortest_visibility_timeouts: bool,
     },
     /// Print a bearer token the running stack accepts.
     Token {
@@ -207,6 +212,7 @@ async fn main() -> ExitCode {
             fault_seed,
             parameters,
             schedules_every,
+            shortest_visibility_timeouts,
         } => {
             let faults = probability("kill-probability", kill_probability).and_then(|kill| {
                 Ok(FaultSettings {
@@ -231,6 +237,7 @@ async fn main() -> ExitCode {
                     parameters: parameters.into_iter().collect::<BTreeMap<_, _>>(),
                     extra_binaries: Vec::new(),
                     schedules_every: schedules_every.map(Duration::from_secs),
+                    shortest_visibility_timeouts,
                 })
                 .await
                 .map_err(|e| e.to_string()),

@@ -41,6 +41,9 @@ pub struct UpOptions {
     /// Runs every schedule this often instead of at its rate (tests and demos do not wait
     /// a minute for a reconciler); `None` keeps the templates' rates.
     pub schedules_every: Option<Duration>,
+    /// Gives each consumed queue its consumer's timeout as visibility timeout (tests do not
+    /// wait a minute for the messages of a killed invocation); off keeps the templates'.
+    pub shortest_visibility_timeouts: bool,
 }
 
 /// A running stack, shared by the server, the pollers and the commands.
@@ -272,8 +275,19 @@ async fn start(
         api_url: api_url.clone(),
         parameters: options.parameters.clone(),
     };
-    let topology =
+    let mut topology =
         load(&options.repo_root.join("template.yaml"), &load_options).map_err(fail("templates"))?;
+    if options.shortest_visibility_timeouts {
+        let changed: Vec<String> = topology
+            .shorten_visibility_timeouts()
+            .into_iter()
+            .map(|(queue, before, after)| format!("{queue} {before}->{after} s"))
+            .collect();
+        say(&format!(
+            "visibility timeouts shortened to their consumers' timeouts: {}",
+            changed.join(", ")
+        ));
+    }
     say(&format!(
         "templates: {} functions, {} routes, {} tables, {} queues, {} buses, {} rules, {} stream and {} queue mappings",
         topology.functions.len(),

@@ -248,7 +248,31 @@ impl QueueMappingSpec {
 impl Topology {
     /// SQS long polls the stack keeps open at every moment: one per poller.
     pub fn long_polls(&self) -> usize {
-        self.queue_mappings.iter().map(QueueMappingSpec::pollers).sum()
+        self.queue_mappings
+            .iter()
+            .map(QueueMappingSpec::pollers)
+            .sum()
+    }
+
+    /// Gives each queue a function consumes the shortest visibility timeout AWS accepts for
+    /// that mapping, the function's timeout, so that a batch whose invocation failed comes
+    /// back as soon as it could on AWS. Answers (queue, before, after) for each change.
+    pub fn shorten_visibility_timeouts(&mut self) -> Vec<(String, u32, u32)> {
+        let mut changed = Vec::new();
+        for mapping in &self.queue_mappings {
+            let Some(function) = self.functions.iter().find(|f| f.name == mapping.function) else {
+                continue;
+            };
+            let Some(queue) = self.queues.iter_mut().find(|q| q.arn == mapping.queue_arn) else {
+                continue;
+            };
+            let before = queue.visibility_timeout_seconds;
+            if function.timeout_seconds < before {
+                queue.visibility_timeout_seconds = function.timeout_seconds;
+                changed.push((queue.logical_id.clone(), before, function.timeout_seconds));
+            }
+        }
+        changed
     }
 }
 

@@ -118,6 +118,7 @@ pub async fn run(options: &BenchOptions) -> Result<Report, String> {
         max_processes: options.max_processes,
         parameters: BTreeMap::new(),
         schedules_every: None,
+        shortest_visibility_timeouts: false,
         extra_binaries: if options.floor_invocations == 0 {
             Vec::new()
         } else {

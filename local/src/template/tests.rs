@@ -371,6 +371,40 @@ fn the_project_templates_long_polls_leave_moto_most_of_its_threads() {
 }
 
 #[test]
+fn shortened_visibility_timeouts_are_the_consumers_timeouts_and_spare_other_queues() {
+    let templates = project_topology(&options());
+    let mut shortened = templates.clone();
+    let changed = shortened.shorten_visibility_timeouts();
+    assert_eq!(changed.len(), templates.queue_mappings.len(), "{changed:?}");
+    for mapping in &shortened.queue_mappings {
+        let queue = shortened
+            .queues
+            .iter()
+            .find(|q| q.arn == mapping.queue_arn)
+            .unwrap();
+        let function = shortened
+            .functions
+            .iter()
+            .find(|f| f.name == mapping.function)
+            .unwrap();
+        assert_eq!(
+            queue.visibility_timeout_seconds, function.timeout_seconds,
+            "{}",
+            queue.logical_id
+        );
+    }
+    let consumed = |arn: &str| templates.queue_mappings.iter().any(|m| m.queue_arn == arn);
+    for (before, after) in templates.queues.iter().zip(&shortened.queues) {
+        if !consumed(&before.arn) {
+            assert_eq!(
+                before, after,
+                "a queue no function consumes keeps its settings"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_project_templates_honour_the_stage_parameter() {
     let mut prod = options();
     prod.parameters.insert("Stage".into(), "prod".into());

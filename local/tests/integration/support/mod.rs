@@ -62,13 +62,15 @@ impl Runner {
             std::env::temp_dir().join(format!("shop-local-e2e-{}", ulid::Ulid::generate()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_shop-local"))
             .args(["up", "--port", "0", "--no-build", "--no-seed"])
-            // The reconciler's schedule every second, not every minute; and the settle
-            // window one charge attempt (2 s) and the sandbox's longest hold (5 s) need.
+            // The reconciler's schedule every second, not every minute; the settle window
+            // one charge attempt (2 s) and the sandbox's longest hold (5 s) need; and a
+            // killed consumer's messages back after its timeout, not the queue's minute.
             .args([
                 "--schedules-every",
                 "1",
                 "--parameter",
                 "ChargeSettleSeconds=10",
+                "--shortest-visibility-timeouts",
             ])
             .arg("--run-dir")
             .arg(&run_dir)
