@@ -186,6 +186,9 @@ struct PoolState {
     idle: Vec<Arc<Process>>,
     /// Processes killed on purpose by [`LambdaFunction::retire_idle`], until reaped.
     retired: std::collections::BTreeSet<u64>,
+    /// Processes numbered below this run a binary that has since been replaced
+    /// ([`LambdaFunction::reload`]): they go when their invocation ends.
+    stale_below: u64,
 }
 
 impl Pool {
@@ -362,6 +365,14 @@ impl LambdaFunction {
         for process in idle {
             process.kill().await;
         }
+    }
+
+    /// Takes up the binary as it is on disk now, as a deployment does: idle processes are
+    /// killed at once, busy ones as soon as their invocation ends, and the next invocation
+    /// starts a new process (a cold start) from the new binary.
+    pub async fn reload(&self) {
+        self.inner.pool.lock().stale_below = self.inner.next_seq.load(Ordering::SeqCst);
+        self.retire_idle().await;
     }
 
     /// The live processes' CPU time when they had answered their first invocation, by
@@ -893,10 +904,17 @@ impl Inner {
         }
     }
 
-    /// Back to the idle list, unless it has gone or the function is shutting down.
+    /// Back to the idle list, unless it has gone, the function is shutting down, or its
+    /// binary has been replaced since it started.
     fn release(&self, process: &Arc<Process>) {
         let mut pool = self.pool.lock();
-        if !pool.shut_down && !process.has_exited() && pool.live.contains_key(&process.seq) {
+        if pool.shut_down || process.has_exited() || !pool.live.contains_key(&process.seq) {
+            return;
+        }
+        if process.seq < pool.stale_below {
+            pool.retired.insert(process.seq);
+            process.start_kill();
+        } else {
             pool.idle.push(process.clone());
         }
     }

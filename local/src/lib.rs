@@ -25,5 +25,6 @@ pub mod stack;
 pub mod streams;
 pub mod template;
 pub mod topology;
+pub mod watch;
 pub mod web;
 pub mod websocket;

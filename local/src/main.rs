@@ -75,6 +75,11 @@ enum Command {
         /// after the template's minute
         #[arg(long)]
         shortest_visibility_timeouts: bool,
+        /// Rebuild the functions when a source under functions/ or shared/ changes, and
+        /// reload each function whose binary changed (its next invocation starts the new
+        /// one); moto's data and the rest of the stack stay up
+        #[arg(long, conflicts_with_all = ["no_build", "bin_dir"])]
+        watch: bool,
     },
     /// Print a bearer token the running stack accepts.
     Token {
@@ -213,6 +218,7 @@ async fn main() -> ExitCode {
             parameters,
             schedules_every,
             shortest_visibility_timeouts,
+            watch,
         } => {
             let faults = probability("kill-probability", kill_probability).and_then(|kill| {
                 Ok(FaultSettings {
@@ -238,6 +244,7 @@ async fn main() -> ExitCode {
                     extra_binaries: Vec::new(),
                     schedules_every: schedules_every.map(Duration::from_secs),
                     shortest_visibility_timeouts,
+                    watch,
                 })
                 .await
                 .map_err(|e| e.to_string()),

@@ -22,6 +22,7 @@ use crate::mappings::{MappingStats, start_queue_mapping, start_stream_mapping};
 use crate::template::{LoadOptions, load};
 use crate::topology::{ACCOUNT_ID, REGION, Topology};
 
+#[derive(Clone)]
 pub struct UpOptions {
     pub repo_root: PathBuf,
     pub port: u16,
@@ -44,6 +45,9 @@ pub struct UpOptions {
     /// Gives each consumed queue its consumer's timeout as visibility timeout (tests do not
     /// wait a minute for the messages of a killed invocation); off keeps the templates'.
     pub shortest_visibility_timeouts: bool,
+    /// Rebuilds the functions when their sources change and reloads those whose binary
+    /// changed (`up --watch`).
+    pub watch: bool,
 }
 
 /// A running stack, shared by the server, the pollers and the commands.
@@ -510,9 +514,30 @@ async fn run(
         .map_err(fail("run file"))?;
 
     print_ready_screen(&stack, started);
+    let watching = options.watch.then(|| {
+        say("watching functions/ and shared/: a saved change rebuilds and reloads the functions it reaches");
+        let build_options = Arc::new(options.clone());
+        let (build_stack, log_stack) = (stack.clone(), stack.clone());
+        tokio::spawn(crate::watch::watch(
+            stack.functions.clone(),
+            options.repo_root.clone(),
+            move || {
+                let (options, stack) = (build_options.clone(), build_stack.clone());
+                async move {
+                    build_functions(&options, &stack.topology)
+                        .await
+                        .map_err(|error| error.0)
+                }
+            },
+            move |line| log_stack.log("watch", line),
+        ))
+    });
 
     stop.received().await;
     say("stopping");
+    if let Some(watching) = watching {
+        watching.abort();
+    }
     for task in &tasks {
         task.abort();
     }

@@ -119,6 +119,7 @@ pub async fn run(options: &BenchOptions) -> Result<Report, String> {
         parameters: BTreeMap::new(),
         schedules_every: None,
         shortest_visibility_timeouts: false,
+        watch: false,
         extra_binaries: if options.floor_invocations == 0 {
             Vec::new()
         } else {

@@ -173,6 +173,148 @@ async fn a_warm_process_is_reused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_replaces_idle_processes_at_once_and_busy_ones_once_they_answer() {
+    let (function, logs) = start(config("shop-reload"));
+    let (first, second) = tokio::join!(
+        invoke(&function, json!({ "sleepMs": 200 })),
+        invoke(&function, json!({ "sleepMs": 200 }))
+    );
+    let warm = BTreeSet::from([pid_of(&first), pid_of(&second)]);
+    assert_eq!(warm.len(), 2, "two processes are warm");
+
+    let busy = tokio::spawn({
+        let function = function.clone();
+        async move { invoke(&function, json!({ "log": "begun", "sleepMs": 1500 })).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while logs.position("begun").is_none() {
+        assert!(Instant::now() < deadline, "the busy invocation never began");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    function.reload().await;
+
+    let busy = busy.await.unwrap();
+    let busy_pid = pid_of(&busy);
+    assert!(
+        warm.contains(&busy_pid),
+        "the invocation under way ends on its process"
+    );
+    let idle_pid = *warm.iter().find(|pid| **pid != busy_pid).unwrap();
+    assert!(!alive(idle_pid), "the idle process went with the reload");
+    assert!(
+        gone_within(busy_pid, Duration::from_secs(5)).await,
+        "the busy process went once it answered"
+    );
+
+    let next = invoke(&function, json!({})).await;
+    assert!(next.cold_start);
+    assert!(!warm.contains(&pid_of(&next)));
+    let after = invoke(&function, json!({})).await;
+    assert!(!after.cold_start, "the new process stays warm");
+    assert_eq!(pid_of(&after), pid_of(&next));
+    assert!(
+        logs.lines().iter().all(|line| !line.contains("exited")),
+        "a reload is not a crash: {:#?}",
+        logs.lines()
+    );
+    function.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_rebuilds_on_a_saved_source_and_reloads_only_the_functions_it_changed() {
+    let root = std::env::temp_dir().join(format!("shop-watch-{}", ulid::Ulid::generate()));
+    let source = root.join("functions/catalog/src/api.rs");
+    std::fs::create_dir_all(source.parent().unwrap()).unwrap();
+    std::fs::write(&source, "// v1").unwrap();
+    let bin = root.join("target/debug");
+    std::fs::create_dir_all(&bin).unwrap();
+    let mut functions = BTreeMap::new();
+    let mut logs = BTreeMap::new();
+    for name in ["changed", "unchanged"] {
+        std::fs::copy(test_function(), bin.join(name)).unwrap();
+        let (function, function_logs) = start(FunctionConfig {
+            binary: bin.join(name),
+            ..config(name)
+        });
+        functions.insert(name.to_owned(), function);
+        logs.insert(name, function_logs);
+    }
+    let warm = |name: &str| {
+        let function = functions[name].clone();
+        async move { pid_of(&invoke(&function, json!({})).await) }
+    };
+    let (changed_pid, unchanged_pid) = (warm("changed").await, warm("unchanged").await);
+
+    // The build cargo would do: a new file renamed over the binary (a running executable
+    // cannot be written), for the one function the change reaches; the second build fails.
+    let builds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let said = Logs::default();
+    let watching = tokio::spawn(shop_local::watch::watch(
+        functions.clone(),
+        root.clone(),
+        {
+            let (builds, bin) = (builds.clone(), bin.clone());
+            move || {
+                let (builds, bin) = (builds.clone(), bin.clone());
+                async move {
+                    if builds.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+                        return Err("cargo build failed (exit status: 101)".to_owned());
+                    }
+                    std::fs::copy(test_function(), bin.join("changed.new")).unwrap();
+                    std::fs::rename(bin.join("changed.new"), bin.join("changed")).unwrap();
+                    Ok(())
+                }
+            }
+        },
+        {
+            let sink = said.sink();
+            move |line: &str| sink("test-function", line)
+        },
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(&source, "// v2").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while said.position("reloaded").is_none() {
+        assert!(Instant::now() < deadline, "no reload: {:#?}", said.lines());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        said.position("reloaded changed:").is_some(),
+        "{:#?}",
+        said.lines()
+    );
+    assert!(!alive(changed_pid), "the changed function's process went");
+    let reloaded = invoke(&functions["changed"], json!({})).await;
+    assert!(reloaded.cold_start);
+    let untouched = invoke(&functions["unchanged"], json!({})).await;
+    assert!(!untouched.cold_start, "the other function stays warm");
+    assert_eq!(pid_of(&untouched), unchanged_pid);
+
+    std::fs::write(&source, "// v3, which does not compile").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while said
+        .position("keep running their previous binaries")
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no failed build: {:#?}",
+            said.lines()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after_failure = invoke(&functions["changed"], json!({})).await;
+    assert!(!after_failure.cold_start, "a failed build reloads nothing");
+    assert_eq!(pid_of(&after_failure), pid_of(&reloaded));
+
+    watching.abort();
+    for function in functions.values() {
+        function.shutdown().await;
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_error_is_a_function_error_and_the_process_stays() {
     let (function, _logs) = start(config("shop-fail"));
     let first = invoke(&function, json!({})).await;
