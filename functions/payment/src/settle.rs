@@ -22,17 +22,65 @@ use crate::store::PaymentStore;
 
 /// The settle policy a function runs under: the window from `CHARGE_SETTLE_SECONDS` (its
 /// template derives it from the consumer's timeout and the provider's longest request),
-/// the pauses as [`SettlePolicy::default`] has them.
-pub fn policy_from_env() -> Result<SettlePolicy, String> {
+/// the pauses as [`SettlePolicy::default`] has them. `retry` is the policy its charges go
+/// out under.
+pub fn policy_from_env(retry: &RetryPolicy) -> Result<SettlePolicy, String> {
+    settle_policy(
+        std::env::var("CHARGE_SETTLE_SECONDS").ok().as_deref(),
+        retry,
+    )
+}
+
+/// [`policy_from_env`] of the variable's value. A window shorter than one charge attempt
+/// is refused: a look while a charge is still in flight would find no charge yet, take
+/// that for none, and fail the payment for certain while the money is being taken.
+fn settle_policy(seconds: Option<&str>, retry: &RetryPolicy) -> Result<SettlePolicy, String> {
     let mut policy = SettlePolicy::default();
-    if let Ok(raw) = std::env::var("CHARGE_SETTLE_SECONDS") {
+    if let Some(raw) = seconds {
         let seconds: u64 = raw
             .trim()
             .parse()
             .map_err(|_| format!("CHARGE_SETTLE_SECONDS {raw:?} is not a number of seconds"))?;
         policy.window = std::time::Duration::from_secs(seconds);
     }
+    if policy.window < retry.attempt_timeout {
+        return Err(format!(
+            "CHARGE_SETTLE_SECONDS is {} s, shorter than one charge attempt ({} s): a charge \
+             still in flight could appear after the payment was failed as never charged",
+            policy.window.as_secs(),
+            retry.attempt_timeout.as_secs_f64()
+        ));
+    }
     Ok(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_shorter_than_one_charge_attempt_is_refused() {
+        let retry = RetryPolicy::default();
+        assert_eq!(
+            settle_policy(Some("30"), &retry).map(|p| p.window),
+            Ok(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(
+            settle_policy(None, &retry).map(|p| p.window),
+            Ok(SettlePolicy::default().window)
+        );
+        assert!(
+            settle_policy(Some("2"), &retry).is_ok(),
+            "exactly one attempt"
+        );
+        let refused = settle_policy(Some("1"), &retry).unwrap_err();
+        assert!(
+            refused.contains("shorter than one charge attempt"),
+            "{refused}"
+        );
+        assert!(settle_policy(Some("0"), &retry).is_err());
+        assert!(settle_policy(Some("soon"), &retry).is_err());
+    }
 }
 
 /// What one look came to.

@@ -11,7 +11,7 @@ use shop_platform::metrics::Metrics;
 async fn main() -> Result<(), lambda_runtime::Error> {
     shop_platform::entrypoint::run_scheduled_with(
         async |init| {
-            let policy = policy_from_env()?;
+            let policy = policy_from_env(&RetryPolicy::default())?;
             let secrets = aws_sdk_secretsmanager::Client::new(&init.config);
             let provider = HttpProvider::from_env(secrets).await?;
             Ok(Reconciler {

@@ -486,7 +486,10 @@ async fn a_refund_during_an_outage_longer_than_the_queues_patience_is_made_when_
 
 #[tokio::test]
 async fn a_cancellation_racing_the_charge_never_leaves_money_taken() {
-    let payments = Arc::new(Payments::new().await);
+    // A cancellation's look while the charge is in flight finds no charge yet, and must not
+    // take that for none: the window covers the attempt.
+    let policy = covering_one_attempt();
+    let payments = Arc::new(Payments::with(quick_policy(), policy).await);
     // A little delay keeps the charge in flight while the cancellation lands.
     payments
         .provider
@@ -524,7 +527,9 @@ async fn a_cancellation_racing_the_charge_never_leaves_money_taken() {
         assert_eq!(cancelling.await.unwrap(), Outcome::Applied, "round {round}");
         orders.push(order);
     }
-    // What a look could not settle at once (a charge still in flight), the schedule does.
+    // What a look could not settle at once (a charge still in flight), the schedule does,
+    // once the window has passed.
+    tokio::time::sleep(policy.window).await;
     payments.reconcile_until_settled(5).await;
     let succeeded: Vec<Value> = payments.outbox_of("PaymentSucceeded").await;
     let mut endings = Vec::new();
@@ -566,8 +571,9 @@ async fn a_cancellation_racing_the_charge_never_leaves_money_taken() {
 /// the second's marker. The charge must still be found and refunded.
 #[tokio::test]
 async fn a_charge_in_flight_when_its_duplicate_and_the_cancellation_land_is_refunded() {
+    let policy = covering_one_attempt();
     for round in 0..4u64 {
-        let payments = Arc::new(Payments::new().await);
+        let payments = Arc::new(Payments::with(quick_policy(), policy).await);
         payments
             .provider
             .set_test_mode(json!({"delayMs": 250}))
@@ -594,6 +600,7 @@ async fn a_charge_in_flight_when_its_duplicate_and_the_cancellation_land_is_refu
             "{first:?} {second:?}"
         );
         payments.provider.set_test_mode(json!({})).await;
+        tokio::time::sleep(policy.window).await;
         payments.reconcile_until_settled(5).await;
         assert_nothing_charged(&payments, &order).await;
         let (charges, refunds) = payments.provider.charges().await;

@@ -46,6 +46,18 @@ pub fn settle_at_once() -> SettlePolicy {
     }
 }
 
+/// A settle window that covers one attempt of [`quick_policy`] with room for a loaded
+/// machine, as production's covers one of its own (CHARGE_SETTLE_SECONDS is refused below
+/// one attempt): for scenarios that look at the provider while a charge is in flight,
+/// where "no charge yet" is not "none". Such a scenario waits the window out before it
+/// reconciles.
+pub fn covering_one_attempt() -> SettlePolicy {
+    SettlePolicy {
+        window: Duration::from_secs(1),
+        ..settle_at_once()
+    }
+}
+
 /// A policy that gives up within half a second, so the failure paths are quick to test;
 /// the real one's numbers are unit-tested in `provider`.
 pub fn quick_policy() -> RetryPolicy {
