@@ -99,6 +99,12 @@ enum Command {
         #[arg(long)]
         event: PathBuf,
     },
+    /// Print the environment a function runs with in the running stack, as KEY=VALUE
+    /// lines: to run it outside, `cargo lambda watch --env-file` (README, "Which loop when").
+    Env {
+        /// Binary name (catalog-api), function name or logical id.
+        function: String,
+    },
     /// Measure the shop: cold starts, a load of virtual shoppers, the saga, the cost per order.
     Bench {
         /// Times each function is started fresh for the cold-start figures.
@@ -256,6 +262,7 @@ async fn main() -> ExitCode {
             .map(|token| println!("{token}"))
             .map_err(|e| e.to_string()),
         Command::Invoke { function, event } => invoke(&run_dir, &function, &event).await,
+        Command::Env { function } => environment(&run_dir, &function).await,
         Command::Tail { json } => tail(&run_dir, json).await,
         Command::Dlq { command } => match command {
             DlqCommand::List { queue } => dead_letters::list(&run_dir, queue.as_deref()).await,
@@ -315,6 +322,43 @@ async fn main() -> ExitCode {
             eprintln!("shop-local: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn environment(run_dir: &std::path::Path, function: &str) -> Result<(), String> {
+    let api_url = running_stack(run_dir)?;
+    let request = http::Request::get(format!("{api_url}/_local/env/{function}"))
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let response = send(&http_client(), request).await?;
+    let body: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(response.body()).map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(body
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("no such function")
+            .to_owned());
+    }
+    for (name, value) in body {
+        println!(
+            "{name}={}",
+            dotenv_value(value.as_str().unwrap_or_default())
+        );
+    }
+    Ok(())
+}
+
+/// `value` as a .env file holds it: bare when plain, else double-quoted with `"` and `\`
+/// escaped (how dotenv parsers, cargo-lambda's among them, read quoted values).
+fn dotenv_value(value: &str) -> String {
+    let plain = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-./:@,+=".contains(c));
+    if plain && !value.is_empty() {
+        value.to_owned()
+    } else {
+        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
     }
 }
 
@@ -393,4 +437,20 @@ async fn tail(run_dir: &std::path::Path, raw: bool) -> Result<(), String> {
         }
     }
     Err("the stack stopped".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dotenv_value;
+
+    #[test]
+    fn env_values_are_bare_when_plain_and_quoted_with_escapes_otherwise() {
+        assert_eq!(
+            dotenv_value("http://127.0.0.1:4566"),
+            "http://127.0.0.1:4566"
+        );
+        assert_eq!(dotenv_value(""), "\"\"");
+        assert_eq!(dotenv_value("a b # c"), "\"a b # c\"");
+        assert_eq!(dotenv_value(r#"say "hi" \ bye"#), r#""say \"hi\" \\ bye""#);
+    }
 }

@@ -403,19 +403,21 @@ async fn control(stack: &Stack, request: Request<Incoming>, path: &str) -> Respo
                 Err(error) => json_response(StatusCode::NOT_FOUND, &json!({"message": error})),
             }
         }
+        // What a function runs with here (the template's variables, moto's endpoint and
+        // credentials), for running it outside the stack: `cargo lambda watch --env-file`.
+        (&Method::GET, env) if env.starts_with("env/") => {
+            let name = &env["env/".len()..];
+            match stack.function_named(name) {
+                Some(function) => {
+                    json_response(StatusCode::OK, &json!(function.config().environment))
+                }
+                None => no_function(stack, name),
+            }
+        }
         (&Method::POST, invoke) if invoke.starts_with("invoke/") => {
             let name = &invoke["invoke/".len()..];
             let Some(function) = stack.function_named(name) else {
-                let known: Vec<&str> = stack
-                    .topology
-                    .functions
-                    .iter()
-                    .map(|f| f.binary.as_str())
-                    .collect();
-                return json_response(
-                    StatusCode::NOT_FOUND,
-                    &json!({"message": format!("no function {name}; known: {}", known.join(", "))}),
-                );
+                return no_function(stack, name);
             };
             let Ok(collected) = Limited::new(request.into_body(), MAX_PAYLOAD_BYTES)
                 .collect()
@@ -454,6 +456,19 @@ async fn control(stack: &Stack, request: Request<Incoming>, path: &str) -> Respo
             &json!({"message": "unknown /_local endpoint"}),
         ),
     }
+}
+
+fn no_function(stack: &Stack, name: &str) -> Response<Body> {
+    let known: Vec<&str> = stack
+        .topology
+        .functions
+        .iter()
+        .map(|f| f.binary.as_str())
+        .collect();
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"message": format!("no function {name}; known: {}", known.join(", "))}),
+    )
 }
 
 /// The dead-letter tools of `shop-local dlq`, on the stack's own view of itself.

@@ -184,6 +184,35 @@ async fn invoke_runs_every_sample_event_against_its_function() {
     ]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no function no-such-function"));
+
+    // `env` prints what the function runs with here, for `cargo lambda watch --env-file`.
+    let output = stack.command(&["env", "catalog-api"]);
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = printed.lines().collect();
+    let moto = crate::support::invariants::stats(&stack).await["motoEndpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for expected in [
+        "TABLE_NAME=catalog-ProductsTable".to_owned(),
+        "CURSOR_SECRET_ID=catalog-CursorKeySecret".to_owned(),
+        "CAPABILITY=catalog".to_owned(),
+        format!("AWS_ENDPOINT_URL={moto}"),
+    ] {
+        assert!(
+            lines.contains(&expected.as_str()),
+            "{expected} in {printed}"
+        );
+    }
+    assert!(
+        !printed.contains("AWS_LAMBDA_RUNTIME_API"),
+        "the runtime API is the runner's own: {printed}"
+    );
+    let output = stack.command(&["env", "no-such-function"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no function no-such-function"));
+
     let started = stack.started_pids().await;
     stack.stop_with("INT", &started);
 }

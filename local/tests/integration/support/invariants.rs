@@ -58,7 +58,7 @@ pub async fn moto_config(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
-async fn stats(stack: &Runner) -> Value {
+pub async fn stats(stack: &Runner) -> Value {
     stack.call("GET", "/_local/stats", None, None).await.1
 }
 
