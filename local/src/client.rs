@@ -44,6 +44,32 @@ pub async fn send(
     Ok(http::Response::from_parts(parts, bytes))
 }
 
+/// One call to the running stack's `/_local/{path}`: its JSON answer, or the message of an
+/// answer that is not a success.
+pub async fn call_local(
+    run_dir: &Path,
+    method: http::Method,
+    path: &str,
+    body: Bytes,
+) -> Result<Value, String> {
+    let api_url = running_stack(run_dir)?;
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("{api_url}/_local/{path}"))
+        .body(Full::new(body))
+        .map_err(|e| e.to_string())?;
+    let response = send(&http_client(), request).await?;
+    let answer: Value =
+        serde_json::from_slice(response.body()).map_err(|e| format!("/_local/{path}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(answer["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("/_local/{path} answered {}", response.status())));
+    }
+    Ok(answer)
+}
+
 /// A client of the shop's HTTP API, as a front end is: JSON in and out, a bearer token.
 #[derive(Clone)]
 pub struct ApiClient {

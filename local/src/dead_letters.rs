@@ -7,7 +7,7 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::Value;
 use shop_platform::relay::{EventBridgePublisher, parked, replay_parked};
 
-use crate::client::{http_client, running_stack, send};
+use crate::client::call_local;
 
 /// What a command needs to know of the running stack: `/_local/stats`.
 pub struct Stack {
@@ -17,13 +17,7 @@ pub struct Stack {
 
 impl Stack {
     pub async fn of(run_dir: &std::path::Path) -> Result<Self, String> {
-        let api_url = running_stack(run_dir)?;
-        let request = http::Request::get(format!("{api_url}/_local/stats"))
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .map_err(|e| e.to_string())?;
-        let response = send(&http_client(), request).await?;
-        let stats: Value =
-            serde_json::from_slice(response.body()).map_err(|e| format!("stats: {e}"))?;
+        let stats = call_local(run_dir, http::Method::GET, "stats", bytes::Bytes::new()).await?;
         let endpoint = stats["motoEndpoint"]
             .as_str()
             .ok_or("the stack reports no emulator")?

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use http_body_util::{BodyExt, Full};
 use shop_local::bench::{self, BenchOptions};
-use shop_local::client::{http_client, running_stack, send};
+use shop_local::client::{call_local, http_client, running_stack};
 use shop_local::dead_letters;
 use shop_local::faults::FaultSettings;
 use shop_local::issuer::Issuer;
@@ -326,21 +326,9 @@ async fn main() -> ExitCode {
 }
 
 async fn environment(run_dir: &std::path::Path, function: &str) -> Result<(), String> {
-    let api_url = running_stack(run_dir)?;
-    let request = http::Request::get(format!("{api_url}/_local/env/{function}"))
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
-    let response = send(&http_client(), request).await?;
-    let body: std::collections::BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(response.body()).map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(body
-            .get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("no such function")
-            .to_owned());
-    }
-    for (name, value) in body {
+    let path = format!("env/{function}");
+    let environment = call_local(run_dir, http::Method::GET, &path, Bytes::new()).await?;
+    for (name, value) in environment.as_object().into_iter().flatten() {
         println!(
             "{name}={}",
             dotenv_value(value.as_str().unwrap_or_default())
@@ -367,22 +355,11 @@ async fn invoke(
     function: &str,
     event: &std::path::Path,
 ) -> Result<(), String> {
-    let api_url = running_stack(run_dir)?;
     let payload = std::fs::read(event).map_err(|e| format!("{}: {e}", event.display()))?;
     serde_json::from_slice::<serde_json::Value>(&payload)
         .map_err(|e| format!("{} is not JSON: {e}", event.display()))?;
-    let request = http::Request::post(format!("{api_url}/_local/invoke/{function}"))
-        .body(Full::new(Bytes::from(payload)))
-        .map_err(|e| e.to_string())?;
-    let response = send(&http_client(), request).await?;
-    let body: serde_json::Value =
-        serde_json::from_slice(response.body()).map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(body["message"]
-            .as_str()
-            .unwrap_or("invocation failed")
-            .to_owned());
-    }
+    let path = format!("invoke/{function}");
+    let body = call_local(run_dir, http::Method::POST, &path, Bytes::from(payload)).await?;
     println!(
         "{}",
         serde_json::to_string_pretty(&body).unwrap_or_default()
