@@ -30,20 +30,26 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::faults::Faults;
-use crate::lambda::{Invocation, LambdaFunction, Outcome};
+use crate::lambda::{Invocation, InvocationsEnded, LambdaFunction, Outcome};
 use crate::pattern;
 use crate::streams::lambda_record;
 use crate::topology::{QueueMappingSpec, REGION, StreamMappingSpec};
 
-/// How long an idle stream poller waits before asking again (Lambda polls shards about
-/// four times a second).
+/// The shortest time between two reads of a shard with nothing new: Lambda polls shards
+/// about four times a second.
 const STREAM_POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// SQS long-poll wait; short, so shutdown is prompt.
-const SQS_WAIT_SECONDS: i32 = 1;
+/// The longest, by default: a shard is read again this soon even if no invocation has ended
+/// since, for the writes that come from outside the stack (a test, a script).
+const STREAM_IDLE_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// SQS long-poll wait with no message in hand: Lambda's pollers wait the most SQS allows,
+/// and moto answers as soon as a message arrives. A shorter wait only costs requests
+/// (each poller asked once a second when this was 1). Shutdown aborts the poll.
+pub const SQS_LONG_POLL_SECONDS: i32 = 20;
 
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,6 +61,8 @@ pub struct MappingStats {
     pub failed_batches: AtomicU64,
     pub filtered_out: AtomicU64,
     pub duplicates_delivered: AtomicU64,
+    /// Requests to the source: SQS receives, or reads of a stream's shards.
+    pub polls: AtomicU64,
 }
 
 impl MappingStats {
@@ -171,12 +179,23 @@ impl QueuePoller {
             let wanted = (self.spec.batch_size as usize)
                 .saturating_sub(batch.len())
                 .clamp(1, 10);
+            // A batch begun waits no longer than its batching window for the rest.
+            let wait = if batch.is_empty() {
+                SQS_LONG_POLL_SECONDS
+            } else {
+                let left = window
+                    .saturating_sub(started.elapsed())
+                    .as_secs_f64()
+                    .ceil();
+                (left as i32).min(SQS_LONG_POLL_SECONDS)
+            };
+            count(&self.stats.polls, 1);
             let received = self
                 .sqs
                 .receive_message()
                 .queue_url(&self.spec.queue_url)
                 .max_number_of_messages(wanted as i32)
-                .wait_time_seconds(SQS_WAIT_SECONDS)
+                .wait_time_seconds(wait)
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .message_attribute_names("All")
                 .send()
@@ -377,10 +396,29 @@ fn filter_view(record: &Value) -> Value {
 }
 
 /// Starts the pollers of one stream mapping: one per shard.
+/// When a stream poller reads again a shard that had nothing new.
+#[derive(Clone)]
+pub struct IdleReads {
+    /// The invocations of the functions that write the tables.
+    pub invocations_ended: InvocationsEnded,
+    /// Read again after this long even if no invocation has ended.
+    pub at_the_latest: Duration,
+}
+
+impl IdleReads {
+    pub fn after(invocations_ended: &InvocationsEnded) -> Self {
+        Self {
+            invocations_ended: invocations_ended.clone(),
+            at_the_latest: STREAM_IDLE_POLL_INTERVAL,
+        }
+    }
+}
+
 pub async fn start_stream_mapping(
     config: &SdkConfig,
     spec: StreamMappingSpec,
     function: Arc<LambdaFunction>,
+    idle_reads: IdleReads,
 ) -> Result<(Arc<MappingStats>, Vec<JoinHandle<()>>), String> {
     let stats = MappingStats::new(&spec.logical_id, &spec.function);
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
@@ -421,6 +459,8 @@ pub async fn start_stream_mapping(
             spec: spec.clone(),
             function: function.clone(),
             stats: stats.clone(),
+            ended: idle_reads.invocations_ended.subscribe(),
+            idle_at_the_latest: idle_reads.at_the_latest,
         };
         handles.push(tokio::spawn(poller.run()));
     }
@@ -435,10 +475,21 @@ struct ShardPoller {
     spec: Arc<StreamMappingSpec>,
     function: Arc<LambdaFunction>,
     stats: Arc<MappingStats>,
+    ended: watch::Receiver<u64>,
+    idle_at_the_latest: Duration,
 }
 
 impl ShardPoller {
-    async fn run(self) {
+    /// After a read that found the shard empty: no sooner than Lambda would poll again,
+    /// and then once an invocation has ended (only functions write to the tables), or at
+    /// the latest after the idle interval.
+    async fn until_worth_reading(&mut self, polled: Instant) {
+        tokio::time::sleep_until(polled + STREAM_POLL_INTERVAL).await;
+        let at_the_latest = polled + self.idle_at_the_latest;
+        let _ = tokio::time::timeout_at(at_the_latest, self.ended.changed()).await;
+    }
+
+    async fn run(mut self) {
         let start = if self.spec.starting_position == "LATEST" {
             ShardIteratorType::Latest
         } else {
@@ -474,11 +525,17 @@ impl ShardPoller {
         let mut ranges: Vec<usize> = Vec::new();
         // Retries of the range in delivery.
         let mut attempts: i64 = 0;
+        let mut polled = Instant::now();
         loop {
             let mut read = 0;
             if pending.len() < batch_size
                 && let Some(current) = iterator.clone()
             {
+                // What an invocation writes from here on, this read may miss: it wakes
+                // the next wait.
+                self.ended.borrow_and_update();
+                polled = Instant::now();
+                count(&self.stats.polls, 1);
                 match self
                     .streams
                     .get_records()
@@ -518,7 +575,7 @@ impl ShardPoller {
                 // A new batch: once it is full, or the batching window has passed since
                 // its first record was read.
                 let Some((first_read, _)) = pending.front() else {
-                    tokio::time::sleep(STREAM_POLL_INTERVAL).await;
+                    self.until_worth_reading(polled).await;
                     continue;
                 };
                 let waited = first_read.elapsed();

@@ -17,8 +17,8 @@ use crate::emulator::{self, Moto};
 use crate::faults::{FaultSettings, Faults};
 use crate::gateway::{RequestFacts, select_route};
 use crate::issuer::Issuer;
-use crate::lambda::{FunctionConfig, LambdaFunction, LogSink};
-use crate::mappings::{MappingStats, start_queue_mapping, start_stream_mapping};
+use crate::lambda::{FunctionConfig, InvocationsEnded, LambdaFunction, LogSink};
+use crate::mappings::{IdleReads, MappingStats, start_queue_mapping, start_stream_mapping};
 use crate::template::{LoadOptions, load};
 use crate::topology::{ACCOUNT_ID, REGION, Topology};
 
@@ -338,6 +338,7 @@ async fn start(
         vec![start_bus_tap(&config, &topology, events.clone(), logs.clone()).await?];
 
     let faults = Arc::new(Faults::new(options.faults));
+    let invocations_ended = InvocationsEnded::default();
     let mut functions = BTreeMap::new();
     for spec in &topology.functions {
         let mut environment = spec.environment.clone();
@@ -363,7 +364,12 @@ async fn start(
         };
         functions.insert(
             spec.name.clone(),
-            LambdaFunction::new(config, faults.for_source(&spec.name), logs.clone()),
+            LambdaFunction::new(
+                config,
+                faults.for_source(&spec.name),
+                logs.clone(),
+                invocations_ended.clone(),
+            ),
         );
     }
 
@@ -373,9 +379,14 @@ async fn start(
             .get(&spec.function)
             .cloned()
             .ok_or_else(|| UpError(format!("no function {}", spec.function)))?;
-        let (stats, handles) = start_stream_mapping(&config, spec.clone(), function)
-            .await
-            .map_err(fail("stream mapping"))?;
+        let (stats, handles) = start_stream_mapping(
+            &config,
+            spec.clone(),
+            function,
+            IdleReads::after(&invocations_ended),
+        )
+        .await
+        .map_err(fail("stream mapping"))?;
         mapping_stats.push(stats);
         tasks.extend(handles);
     }
@@ -645,7 +656,7 @@ async fn start_bus_tap(
                 .receive_message()
                 .queue_url(&url)
                 .max_number_of_messages(10)
-                .wait_time_seconds(1)
+                .wait_time_seconds(crate::mappings::SQS_LONG_POLL_SECONDS)
                 .send()
                 .await
             else {

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::report::{FloorFigures, round};
 use super::{cpu_spent, processes_cpu, processes_peak_rss};
 use crate::gateway::{Matched, RequestFacts, request_event, select_route};
-use crate::lambda::{FunctionConfig, LambdaFunction, LogSink, Outcome};
+use crate::lambda::{FunctionConfig, InvocationsEnded, LambdaFunction, LogSink, Outcome};
 use crate::stack::Stack;
 
 /// The reference functions, lightest first: binary and what it is.
@@ -80,6 +80,7 @@ pub async fn run(
             },
             stack.faults.for_source(binary),
             logs.clone(),
+            InvocationsEnded::default(),
         );
         let measured = measure(&baseline, binary, description, &event, invocations).await;
         baseline.shutdown().await;

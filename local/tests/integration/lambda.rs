@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use shop_local::faults::{FaultSettings, Faults};
 use shop_local::lambda::{
-    DurationStats, FunctionConfig, Invocation, LambdaFunction, LogSink, Outcome,
+    DurationStats, FunctionConfig, Invocation, InvocationsEnded, LambdaFunction, LogSink, Outcome,
 };
 
 fn config(name: &str) -> FunctionConfig {
@@ -53,7 +53,12 @@ fn start(config: FunctionConfig) -> (Arc<LambdaFunction>, Logs) {
 
 fn start_with(config: FunctionConfig, faults: Faults) -> (Arc<LambdaFunction>, Logs) {
     let logs = Logs::default();
-    let function = LambdaFunction::new(config, Arc::new(faults), logs.sink());
+    let function = LambdaFunction::new(
+        config,
+        Arc::new(faults),
+        logs.sink(),
+        InvocationsEnded::default(),
+    );
     (function, logs)
 }
 
@@ -557,7 +562,12 @@ async fn the_kill_fault_lands_after_the_handler_has_answered() {
         ..FaultSettings::default()
     }));
     let logs = Logs::default();
-    let function = LambdaFunction::new(config("shop-fault"), faults.clone(), logs.sink());
+    let function = LambdaFunction::new(
+        config("shop-fault"),
+        faults.clone(),
+        logs.sink(),
+        InvocationsEnded::default(),
+    );
     let invocation = invoke(
         &function,
         json!({ "log": "effect committed", "sleepMs": 300 }),
@@ -620,7 +630,12 @@ async fn the_kill_fault_can_strike_while_the_handler_runs() {
         ..FaultSettings::default()
     }));
     let logs = Logs::default();
-    let function = LambdaFunction::new(config("shop-fault-during"), faults.clone(), logs.sink());
+    let function = LambdaFunction::new(
+        config("shop-fault-during"),
+        faults.clone(),
+        logs.sink(),
+        InvocationsEnded::default(),
+    );
     // The handler logs, then sleeps past every drawn moment: it is struck mid-way.
     let invocation = invoke(&function, json!({ "log": "begun", "sleepMs": 2000 })).await;
     match &invocation.outcome {

@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shop_local::emulator::Moto;
 use shop_local::faults::{FaultSettings, Faults};
-use shop_local::lambda::{FunctionConfig, LambdaFunction, LogSink};
-use shop_local::mappings::{start_queue_mapping, start_stream_mapping};
+use shop_local::lambda::{FunctionConfig, InvocationsEnded, LambdaFunction, LogSink};
+use shop_local::mappings::{IdleReads, start_queue_mapping, start_stream_mapping};
 use shop_local::topology::{
     ACCOUNT_ID, KeySpec, QueueMappingSpec, QueueSpec, REGION, Redrive, StreamMappingSpec,
     TableSpec, Topology,
@@ -47,6 +47,15 @@ fn unique(prefix: &str) -> String {
 
 /// A function whose every received record is appended to a file, one line each.
 fn recording_function(name: &str, faults: Arc<Faults>) -> (Arc<LambdaFunction>, PathBuf) {
+    recording_function_in(name, faults, &InvocationsEnded::default())
+}
+
+/// [`recording_function`], counted among the invocations a stream poller waits on.
+fn recording_function_in(
+    name: &str,
+    faults: Arc<Faults>,
+    invocations_ended: &InvocationsEnded,
+) -> (Arc<LambdaFunction>, PathBuf) {
     let log = std::env::temp_dir().join(unique(name));
     let config = FunctionConfig {
         display_name: name.into(),
@@ -58,7 +67,8 @@ fn recording_function(name: &str, faults: Arc<Faults>) -> (Arc<LambdaFunction>, 
         max_processes: 2,
     };
     let quiet: LogSink = Arc::new(|_: &str, _: &str| {});
-    (LambdaFunction::new(config, faults, quiet), log)
+    let function = LambdaFunction::new(config, faults, quiet, invocations_ended.clone());
+    (function, log)
 }
 
 fn received(log: &Path) -> Vec<String> {
@@ -338,6 +348,7 @@ async fn a_stream_is_delivered_in_order_retried_resumed_and_finally_handed_to_th
         &config,
         stream_mapping(&table, "stream-fn", Some(&failures)),
         function.clone(),
+        IdleReads::after(&InvocationsEnded::default()),
     )
     .await
     .unwrap();
@@ -564,6 +575,7 @@ async fn bisecting_isolates_the_record_that_always_fails() {
             ..stream_mapping(&table, "bisect-fn", Some(&failures))
         },
         function.clone(),
+        IdleReads::after(&InvocationsEnded::default()),
     )
     .await
     .unwrap();
@@ -638,6 +650,7 @@ async fn the_stream_batching_window_gathers_records_up_to_the_batch_size() {
             ..stream_mapping(&table, "window-fn", None)
         },
         function.clone(),
+        IdleReads::after(&InvocationsEnded::default()),
     )
     .await
     .unwrap();
@@ -653,6 +666,58 @@ async fn the_stream_batching_window_gathers_records_up_to_the_batch_size() {
     .await;
     // The first batch is full before its window ends; the last waits out its own.
     assert_eq!(batch_texts(&log), [vec!["w-1", "w-2", "w-3"], vec!["w-4"]]);
+    pollers.iter().for_each(|p| p.abort());
+    function.shutdown().await;
+}
+
+/// In a stack only its functions write its tables, so a poller that found its shard empty
+/// reads it again once an invocation has ended, not four times a second for nothing. Here
+/// the idle interval is an hour: the write can only arrive through that wake-up.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_shard_is_read_again_when_an_invocation_ends() {
+    let config = config().await;
+    let table = table(&unique("idle"));
+    let topology = Topology {
+        tables: vec![table.clone()],
+        ..Topology::default()
+    };
+    shop_local::provision::provision(&config, &topology)
+        .await
+        .unwrap();
+    let invocations_ended = InvocationsEnded::default();
+    let (function, log) =
+        recording_function_in("idle-fn", Arc::new(Faults::none()), &invocations_ended);
+    let mut spec = stream_mapping(&table, "idle-fn", None);
+    spec.filters.clear();
+    let (stats, pollers) = start_stream_mapping(
+        &config,
+        spec,
+        function.clone(),
+        IdleReads {
+            invocations_ended: invocations_ended.clone(),
+            at_the_latest: Duration::from_secs(3600),
+        },
+    )
+    .await
+    .unwrap();
+    let polls = || stats.polls.load(std::sync::atomic::Ordering::Relaxed);
+    eventually("the empty shard is read", async || polls() >= 1).await;
+
+    // Written from outside the stack: no invocation ends, so nobody looks.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    put(&dynamodb, &table.name, "unseen-until-woken").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(polls(), 1, "read again with no invocation ended");
+    assert!(received(&log).is_empty());
+
+    // Any invocation of the stack's functions may have written: the shard is read.
+    function
+        .invoke(json!({"Records": []}).to_string().into())
+        .await;
+    eventually("the write is delivered", async || {
+        received(&log) == ["unseen-until-woken"]
+    })
+    .await;
     pollers.iter().for_each(|p| p.abort());
     function.shutdown().await;
 }
@@ -675,9 +740,14 @@ async fn a_cancelled_transaction_leaves_no_record_and_the_stream_flows_on() {
     let (function, log) = recording_function("cancelled-fn", Arc::new(Faults::none()));
     let mut spec = stream_mapping(&table, "cancelled-fn", None);
     spec.filters.clear();
-    let (_, pollers) = start_stream_mapping(&config, spec, function.clone())
-        .await
-        .unwrap();
+    let (_, pollers) = start_stream_mapping(
+        &config,
+        spec,
+        function.clone(),
+        IdleReads::after(&InvocationsEnded::default()),
+    )
+    .await
+    .unwrap();
 
     put(&dynamodb, &table.name, "before").await;
     eventually("the first record arrives", async || {
