@@ -395,7 +395,6 @@ fn filter_view(record: &Value) -> Value {
     view
 }
 
-/// Starts the pollers of one stream mapping: one per shard.
 /// When a stream poller reads again a shard that had nothing new.
 #[derive(Clone)]
 pub struct IdleReads {
@@ -414,6 +413,7 @@ impl IdleReads {
     }
 }
 
+/// Starts the pollers of one stream mapping: one per shard.
 pub async fn start_stream_mapping(
     config: &SdkConfig,
     spec: StreamMappingSpec,
