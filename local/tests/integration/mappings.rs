@@ -71,6 +71,18 @@ fn recording_function_in(
     (function, log)
 }
 
+/// Creates these tables and queues in the test binary's moto.
+async fn provision(config: &aws_config::SdkConfig, tables: Vec<TableSpec>, queues: Vec<QueueSpec>) {
+    let topology = Topology {
+        tables,
+        queues,
+        ..Topology::default()
+    };
+    shop_local::provision::provision(config, &topology)
+        .await
+        .unwrap();
+}
+
 fn received(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
@@ -168,13 +180,7 @@ async fn only_reported_messages_come_back_and_reach_the_dlq_after_max_receives()
             max_receive_count: 2,
         }),
     );
-    let topology = Topology {
-        queues: vec![main.clone(), dlq.clone()],
-        ..Topology::default()
-    };
-    shop_local::provision::provision(&config, &topology)
-        .await
-        .unwrap();
+    provision(&config, vec![], vec![main.clone(), dlq.clone()]).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     for body in ["ok-1", "fail-2", "ok-3"] {
         sqs.send_message()
@@ -229,15 +235,7 @@ async fn only_reported_messages_come_back_and_reach_the_dlq_after_max_receives()
 async fn the_duplicate_fault_delivers_every_message_twice_and_deletes_it_once() {
     let config = config().await;
     let main = queue(&unique("dup"), 30, None);
-    shop_local::provision::provision(
-        &config,
-        &Topology {
-            queues: vec![main.clone()],
-            ..Topology::default()
-        },
-    )
-    .await
-    .unwrap();
+    provision(&config, vec![], vec![main.clone()]).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     for body in ["m-1", "m-2"] {
         sqs.send_message()
@@ -330,14 +328,7 @@ async fn a_stream_is_delivered_in_order_retried_resumed_and_finally_handed_to_th
     let config = config().await;
     let table = table(&unique("stream"));
     let failures = queue(&unique("stream-failures"), 30, None);
-    let topology = Topology {
-        tables: vec![table.clone()],
-        queues: vec![failures.clone()],
-        ..Topology::default()
-    };
-    shop_local::provision::provision(&config, &topology)
-        .await
-        .unwrap();
+    provision(&config, vec![table.clone()], vec![failures.clone()]).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     // Written before the mapping starts, so they arrive as one batch.
     for id in ["a", "error-once", "skip-me", "b", "fail-c", "d"] {
@@ -406,15 +397,7 @@ async fn a_report_naming_no_message_of_the_batch_fails_the_whole_batch() {
             max_receive_count: 2,
         }),
     );
-    shop_local::provision::provision(
-        &config,
-        &Topology {
-            queues: vec![main.clone(), dlq.clone()],
-            ..Topology::default()
-        },
-    )
-    .await
-    .unwrap();
+    provision(&config, vec![], vec![main.clone(), dlq.clone()]).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     for body in ["ok-1", "bogus-id-2"] {
         sqs.send_message()
@@ -470,15 +453,7 @@ async fn sqs_records_carry_the_message_attributes_in_lambdas_shape() {
 
     let config = config().await;
     let main = queue(&unique("attrs"), 30, None);
-    shop_local::provision::provision(
-        &config,
-        &Topology {
-            queues: vec![main.clone()],
-            ..Topology::default()
-        },
-    )
-    .await
-    .unwrap();
+    provision(&config, vec![], vec![main.clone()]).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let attribute = |data_type: &str| MessageAttributeValue::builder().data_type(data_type);
     let sent = sqs
@@ -551,16 +526,7 @@ async fn bisecting_isolates_the_record_that_always_fails() {
     let config = config().await;
     let table = table(&unique("bisect"));
     let failures = queue(&unique("bisect-failures"), 30, None);
-    shop_local::provision::provision(
-        &config,
-        &Topology {
-            tables: vec![table.clone()],
-            queues: vec![failures.clone()],
-            ..Topology::default()
-        },
-    )
-    .await
-    .unwrap();
+    provision(&config, vec![table.clone()], vec![failures.clone()]).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     // Written before the mapping starts, so they arrive as one batch.
     for id in ["a", "b", "error-always", "c", "d"] {
@@ -630,15 +596,7 @@ async fn bisecting_isolates_the_record_that_always_fails() {
 async fn the_stream_batching_window_gathers_records_up_to_the_batch_size() {
     let config = config().await;
     let table = table(&unique("window"));
-    shop_local::provision::provision(
-        &config,
-        &Topology {
-            tables: vec![table.clone()],
-            ..Topology::default()
-        },
-    )
-    .await
-    .unwrap();
+    provision(&config, vec![table.clone()], vec![]).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     put(&dynamodb, &table.name, "w-1").await;
     let (function, log) = recording_function("window-fn", Arc::new(Faults::none()));
@@ -677,13 +635,7 @@ async fn the_stream_batching_window_gathers_records_up_to_the_batch_size() {
 async fn an_empty_shard_is_read_again_when_an_invocation_ends() {
     let config = config().await;
     let table = table(&unique("idle"));
-    let topology = Topology {
-        tables: vec![table.clone()],
-        ..Topology::default()
-    };
-    shop_local::provision::provision(&config, &topology)
-        .await
-        .unwrap();
+    provision(&config, vec![table.clone()], vec![]).await;
     let invocations_ended = InvocationsEnded::default();
     let (function, log) =
         recording_function_in("idle-fn", Arc::new(Faults::none()), &invocations_ended);
@@ -729,13 +681,7 @@ async fn an_empty_shard_is_read_again_when_an_invocation_ends() {
 async fn a_cancelled_transaction_leaves_no_record_and_the_stream_flows_on() {
     let config = config().await;
     let table = table(&unique("cancelled"));
-    let topology = Topology {
-        tables: vec![table.clone()],
-        ..Topology::default()
-    };
-    shop_local::provision::provision(&config, &topology)
-        .await
-        .unwrap();
+    provision(&config, vec![table.clone()], vec![]).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let (function, log) = recording_function("cancelled-fn", Arc::new(Faults::none()));
     let mut spec = stream_mapping(&table, "cancelled-fn", None);
