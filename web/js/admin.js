@@ -8,7 +8,9 @@ import { badge, field, formValues, h, money, notify, problemText, show, when } f
 const SHIPMENT_STATUSES = ["pending", "dispatched", "delivered", "cancelled"];
 
 function stockText(stock) {
-  return stock ? `${stock.available} free · ${stock.reserved} reserved · ${stock.shipped} shipped` : "not stocked";
+  if (!stock) return "not stocked";
+  const counters = `${stock.available} free · ${stock.reserved} reserved · ${stock.shipped} shipped`;
+  return stock.shards > 1 ? `${counters} · ${stock.shards} shards` : counters;
 }
 
 async function stockOf(id) {
@@ -101,8 +103,8 @@ export async function editProduct({ id }, context) {
   };
   const setStock = async (event) => {
     event.preventDefault();
-    const available = Number(formValues(event.target).available);
-    const answer = await api.put(`/inventory/${id}`, { available });
+    const values = formValues(event.target);
+    const answer = await api.put(`/inventory/${id}`, { available: Number(values.available), shards: Number(values.shards) });
     if (answer.status === 200) {
       notify(`Stock set: ${stockText(answer.body)}.`);
       await editProduct({ id }, context);
@@ -117,6 +119,10 @@ export async function editProduct({ id }, context) {
     h("p", { class: "stock" }, stockText(stock)),
     h("form", { class: "card form inline", onsubmit: setStock },
       field("Units free to sell", { name: "available", type: "number", min: 0, required: true, value: stock?.available ?? 0 }),
+      // Orders for one product queue on its stock item; a best-seller's units spread over
+      // several items let its orders go through side by side.
+      field("Shards", { name: "shards", type: "number", min: 1, max: 32, required: true, value: stock?.shards ?? 1,
+        title: "How many items the stock is spread over: raise it for a best-seller" }),
       h("button", { class: "primary", type: "submit" }, "Set stock")),
     h("h2", {}, "Details"),
     productForm(body, save));

@@ -7,6 +7,7 @@ use lambda_http::{Body, Request, Response};
 use shop_events::is_ulid;
 use shop_platform::Problem;
 use shop_platform::http::{answer, health, json_body, json_response, path_param, require_admin};
+use shop_platform::store::TableError;
 
 use crate::domain::StockInput;
 use crate::store::{InventoryStore, StoreError};
@@ -41,7 +42,8 @@ async fn get(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
     Ok(json_response(StatusCode::OK, &stock.levels()))
 }
 
-/// Creates or replaces the quantity free to sell. It may come before the catalog's
+/// Creates or replaces the quantity free to sell, and the number of shards it is spread
+/// over when the body says. It may come before the catalog's
 /// ProductCreated reaches inventory: an admin stocking a product just created must not
 /// have to wait for the bus.
 async fn set(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
@@ -50,18 +52,21 @@ async fn set(app: &App, request: &Request) -> Result<Response<Body>, Problem> {
     let input: StockInput = json_body(request, MAX_BODY_BYTES)?;
     let stock = app
         .store
-        .set_available(&product_id, input.units())
+        .set_available(&product_id, input.units(), input.shard_count())
         .await
         .map_err(|error| match error {
             StoreError::Discontinued => Problem::conflict(format!(
                 "product {product_id} was deleted from the catalog; its stock can no longer be set"
             )),
+            StoreError::Table(TableError::Conflict) => Problem::conflict(format!(
+                "the stock of product {product_id} kept changing while it was being set; nothing was set, try again"
+            )),
             other => Problem::internal(other),
         })?;
     tracing::info!(
         product_id,
-        available = stock.available,
-        version = stock.version,
+        available = stock.available(),
+        shards = stock.active_shards,
         "stock set"
     );
     Ok(json_response(StatusCode::OK, &stock.levels()))

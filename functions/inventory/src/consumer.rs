@@ -38,7 +38,7 @@ impl EventHandler for Handler {
     ) -> Result<(), ConsumeError> {
         match event.detail_type.as_str() {
             ProductCreated::DETAIL_TYPE => self.product_created(event, transaction),
-            ProductDeleted::DETAIL_TYPE => self.product_deleted(event, transaction),
+            ProductDeleted::DETAIL_TYPE => self.product_deleted(event, transaction).await,
             OrderSubmitted::DETAIL_TYPE => self.order_submitted(event, transaction).await,
             OrderCancelled::DETAIL_TYPE => self.order_cancelled(event, transaction).await,
             ShipmentDispatched::DETAIL_TYPE => self.shipment_dispatched(event, transaction).await,
@@ -69,15 +69,22 @@ impl Handler {
         Ok(())
     }
 
-    /// The product can never be reserved again; what is reserved stays releasable and
-    /// shippable.
-    fn product_deleted(
+    /// The product can never be reserved again, in any of its shards; what is reserved
+    /// stays releasable and shippable. If an admin adds shards between the read and the
+    /// commit, the commit fails and the harness runs this again on the new layout.
+    async fn product_deleted(
         &self,
         event: &IncomingEvent,
         transaction: &mut Transaction,
     ) -> Result<(), ConsumeError> {
         let deleted: ProductDeleted = event.data()?;
-        transaction.write(self.store.discontinue_product(&deleted.product_id)?);
+        let stock = self.store.stock(&deleted.product_id).await?;
+        for write in self
+            .store
+            .discontinue_product(&deleted.product_id, stock.as_ref())?
+        {
+            transaction.write(write);
+        }
         Ok(())
     }
 
@@ -99,7 +106,10 @@ impl Handler {
             .store
             .stocks(lines.iter().map(|line| line.product_id.as_str()))
             .await?;
-        match Reservation::decide(order_id, lines, |id| stocks.get(id), Utc::now()) {
+        // A random start per attempt: concurrent orders for a sharded product spread over
+        // its shards, and an attempt that lost a race tries elsewhere.
+        let start = fastrand::u32(..);
+        match Reservation::decide(order_id, lines, |id| stocks.get(id), start, Utc::now()) {
             Decision::Reserve(change) => {
                 tracing::info!(order_id, "reserving every line");
                 self.record_first(&change, transaction)?;

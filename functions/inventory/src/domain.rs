@@ -7,6 +7,12 @@
 //! units have left. Orders only ever move units from one counter to another
 //! ([`Movement`]), so `available + reserved + shipped` changes only when an admin sets the
 //! stock — the invariant of DESIGN §3.
+//!
+//! A best-selling product's counters are split over several shards (items), so that
+//! concurrent orders update different items instead of queueing on one: DynamoDB runs the
+//! transactions on one item one at a time. A reservation takes each line from one shard
+//! when one has enough, from several when none does, and records which, so that release
+//! and shipping move exactly those units on. Every figure shown is the sum of the shards.
 
 use std::collections::BTreeMap;
 
@@ -19,22 +25,39 @@ use shop_events::{LineQuantity, OrderLine, timestamp};
 /// The most units an admin may make available at once.
 pub const MAX_AVAILABLE: i64 = 1_000_000;
 
-/// The most distinct products one reservation may hold. A reservation commits in one
-/// DynamoDB transaction of at most 100 writes: one stock update per product, plus the
-/// reservation, its event and the consumer's processed-event marker.
-pub const MAX_PRODUCTS_PER_RESERVATION: usize = 97;
+/// The most shards one product's stock may be split into. An admin's restock writes every
+/// shard in one transaction, and 32 shards take a product past 5,000 orders per second
+/// (DynamoDB's 1,000 writes per second per partition, 4 units per order).
+pub const MAX_SHARDS: u32 = 32;
 
-/// One product's stock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The most stock writes one reservation may make. A reservation commits in one DynamoDB
+/// transaction of at most 100 writes: one per shard it takes units from (one per product
+/// unless a line is split), plus the reservation, its event and the consumer's
+/// processed-event marker.
+pub const MAX_STOCK_WRITES_PER_RESERVATION: usize = 97;
+
+/// One product's stock: every shard that may hold its units.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stock {
     pub product_id: String,
-    pub available: u64,
-    pub reserved: u64,
-    pub shipped: u64,
+    /// By shard number. Shard 0 is the item every product has had from the start, so a
+    /// product that was never sharded is exactly what it was before sharding existed.
+    pub shards: Vec<Shard>,
+    /// How many shards (from 0) an admin's restock spreads `available` over. Shards past
+    /// it held units before an admin lowered the count: they keep what orders hold there
+    /// and sell what comes back to them, and a restock sets their `available` to 0.
+    pub active_shards: u32,
     /// The catalog deleted the product: it can never be promised to an order again, but
     /// units already promised can still be released or shipped.
     pub deleted: bool,
+}
+
+/// One shard's counters: one item in the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shard {
+    pub available: u64,
+    pub reserved: u64,
+    pub shipped: u64,
     /// Grows with every change to the item.
     pub version: u64,
 }
@@ -48,7 +71,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    /// The [`Stock`] field that holds it.
+    /// The stored attribute (and [`StockLevels`] field) that holds it.
     pub fn field(self) -> &'static str {
         match self {
             Counter::Available => "available",
@@ -105,21 +128,11 @@ pub enum MovementError {
     },
     #[error("product {product_id} was deleted from the catalog")]
     Deleted { product_id: String },
+    #[error("product {product_id} has no shard {shard}")]
+    NoSuchShard { product_id: String, shard: u32 },
 }
 
-impl Stock {
-    /// A product the shop has no units of yet.
-    pub fn new(product_id: impl Into<String>) -> Self {
-        Self {
-            product_id: product_id.into(),
-            available: 0,
-            reserved: 0,
-            shipped: 0,
-            deleted: false,
-            version: 0,
-        }
-    }
-
+impl Shard {
     pub fn count(&self, counter: Counter) -> u64 {
         match counter {
             Counter::Available => self.available,
@@ -135,23 +148,63 @@ impl Stock {
             Counter::Shipped => &mut self.shipped,
         }
     }
+}
+
+impl Stock {
+    /// A product the shop has no units of yet, in one shard.
+    pub fn new(product_id: impl Into<String>) -> Self {
+        Self {
+            product_id: product_id.into(),
+            shards: vec![Shard::default()],
+            active_shards: 1,
+            deleted: false,
+        }
+    }
+
+    /// A counter summed over every shard.
+    pub fn count(&self, counter: Counter) -> u64 {
+        self.shards.iter().map(|shard| shard.count(counter)).sum()
+    }
+
+    pub fn available(&self) -> u64 {
+        self.count(Counter::Available)
+    }
+
+    pub fn reserved(&self) -> u64 {
+        self.count(Counter::Reserved)
+    }
+
+    pub fn shipped(&self) -> u64 {
+        self.count(Counter::Shipped)
+    }
 
     /// Every unit the product has, wherever it is; only an admin changes it.
     pub fn total(&self) -> u64 {
-        self.available + self.reserved + self.shipped
+        self.available() + self.reserved() + self.shipped()
     }
 
-    /// This stock after `quantity` units moved, if the movement's guard holds. The store
-    /// writes the same guard as the condition of its update, so that the check and the
-    /// move are one atomic step there.
-    pub fn apply(&self, movement: Movement, quantity: u64) -> Result<Stock, MovementError> {
+    /// This stock after `quantity` units moved within one shard, if the movement's guard
+    /// holds. The store writes the same guard as the condition of its update, so that
+    /// the check and the move are one atomic step there.
+    pub fn apply(
+        &self,
+        shard: u32,
+        movement: Movement,
+        quantity: u64,
+    ) -> Result<Stock, MovementError> {
         if movement.requires_listed_product() && self.deleted {
             return Err(MovementError::Deleted {
                 product_id: self.product_id.clone(),
             });
         }
+        let Some(counters) = self.shards.get(shard as usize) else {
+            return Err(MovementError::NoSuchShard {
+                product_id: self.product_id.clone(),
+                shard,
+            });
+        };
         let source = movement.source();
-        let has = self.count(source);
+        let has = counters.count(source);
         if has < quantity {
             return Err(MovementError::Insufficient {
                 product_id: self.product_id.clone(),
@@ -161,24 +214,90 @@ impl Stock {
             });
         }
         let mut moved = self.clone();
-        *moved.count_mut(source) -= quantity;
-        *moved.count_mut(movement.target()) += quantity;
-        moved.version += 1;
+        let counters = &mut moved.shards[shard as usize];
+        *counters.count_mut(source) -= quantity;
+        *counters.count_mut(movement.target()) += quantity;
+        counters.version += 1;
         Ok(moved)
+    }
+
+    /// The shards a new order's `quantity` units would come from. One shard when one
+    /// holds enough, looking from shard `start` (modulo the active shards) on, so that
+    /// concurrent orders drawing different starts update different items; otherwise as
+    /// few shards as that walk needs. All or nothing: an error when the product is
+    /// deleted or all its shards together hold too few.
+    pub fn allocate(&self, quantity: u64, start: u32) -> Result<Vec<(u32, u64)>, MovementError> {
+        if self.deleted {
+            return Err(MovementError::Deleted {
+                product_id: self.product_id.clone(),
+            });
+        }
+        let has = self.available();
+        if has < quantity || self.shards.is_empty() {
+            return Err(MovementError::Insufficient {
+                product_id: self.product_id.clone(),
+                counter: Counter::Available.field(),
+                has,
+                wanted: quantity,
+            });
+        }
+        let count = self.shards.len();
+        let first = start as usize % self.active_shards.clamp(1, count as u32) as usize;
+        let walk = || (0..count).map(move |step| (first + step) % count);
+        if let Some(shard) = walk().find(|&shard| self.shards[shard].available >= quantity) {
+            return Ok(vec![(shard as u32, quantity)]);
+        }
+        let mut wanted = quantity;
+        let mut taken = Vec::new();
+        for shard in walk() {
+            let take = self.shards[shard].available.min(wanted);
+            if take > 0 {
+                taken.push((shard as u32, take));
+                wanted -= take;
+            }
+            if wanted == 0 {
+                break;
+            }
+        }
+        Ok(taken)
+    }
+
+    /// This stock after an admin set `available` units free to sell over `active_shards`
+    /// shards: spread evenly over them (the first ones take the remainder), 0 on any shard
+    /// past them; what orders hold or have shipped stays where it is. More shards than
+    /// before adds empty ones; fewer keeps the rest, since orders may hold units there.
+    pub fn restocked(&self, available: u64, active_shards: u32) -> Stock {
+        let active = active_shards.clamp(1, MAX_SHARDS);
+        let mut restocked = self.clone();
+        if restocked.shards.len() < active as usize {
+            restocked.shards.resize(active as usize, Shard::default());
+        }
+        let (share, remainder) = (available / u64::from(active), available % u64::from(active));
+        for (number, shard) in restocked.shards.iter_mut().enumerate() {
+            shard.available = match number as u64 {
+                n if n < remainder => share + 1,
+                n if n < u64::from(active) => share,
+                _ => 0,
+            };
+            shard.version += 1;
+        }
+        restocked.active_shards = active;
+        restocked
     }
 
     /// What `GET` and `PUT /inventory/{productId}` answer.
     pub fn levels(&self) -> StockLevels {
         StockLevels {
             product_id: self.product_id.clone(),
-            available: self.available,
-            reserved: self.reserved,
-            shipped: self.shipped,
+            available: self.available(),
+            reserved: self.reserved(),
+            shipped: self.shipped(),
+            shards: self.active_shards,
         }
     }
 }
 
-/// A product's stock as the HTTP API shows it (DESIGN §6).
+/// A product's stock as the HTTP API shows it (DESIGN §6), summed over its shards.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StockLevels {
@@ -186,22 +305,39 @@ pub struct StockLevels {
     pub available: u64,
     pub reserved: u64,
     pub shipped: u64,
+    /// How many shards restocks spread the units over.
+    pub shards: u32,
 }
 
-/// The body of `PUT /inventory/{productId}`: how many units are free to sell. Any other
-/// field is refused, so a client that believes it can set `reserved` learns otherwise.
+/// The body of `PUT /inventory/{productId}`: how many units are free to sell and,
+/// optionally, over how many shards (kept as it was when absent). Any other field is
+/// refused, so a client that believes it can set `reserved` learns otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct StockInput {
     #[garde(range(min = 0, max = MAX_AVAILABLE))]
     #[serde(deserialize_with = "shop_events::limits::whole_number")]
     pub available: i64,
+    #[garde(inner(range(min = 1, max = i64::from(MAX_SHARDS))))]
+    #[serde(default, deserialize_with = "optional_whole_number")]
+    pub shards: Option<i64>,
+}
+
+fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    shop_events::limits::whole_number(deserializer).map(Some)
 }
 
 impl StockInput {
     /// The validated quantity; validation has ruled out negatives.
     pub fn units(&self) -> u64 {
         u64::try_from(self.available).unwrap_or(0)
+    }
+
+    /// The validated shard count, if the admin gave one.
+    pub fn shard_count(&self) -> Option<u32> {
+        self.shards.and_then(|shards| u32::try_from(shards).ok())
     }
 }
 
@@ -233,16 +369,30 @@ pub struct Reservation {
     /// For a failed reservation, the products that were short.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub short_product_ids: Vec<String>,
+    /// For a held reservation, which shards its units came from. Empty in reservations
+    /// made before stock was sharded: those took every line from shard 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taken: Vec<ShardTake>,
     pub created_at: String,
     pub updated_at: String,
     /// Starts at 1; every transition is written conditionally on the version it read.
     pub version: u64,
 }
 
-/// Units of one product that a reservation's transition moves.
+/// Units of one product a reservation took from one of its shards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardTake {
+    pub product_id: String,
+    pub shard: u32,
+    pub quantity: u64,
+}
+
+/// Units of one product, in one of its shards, that a reservation's transition moves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockMove {
     pub product_id: String,
+    pub shard: u32,
     pub movement: Movement,
     pub quantity: u64,
 }
@@ -321,13 +471,14 @@ fn merge<'a>(
         .collect())
 }
 
-fn moves(lines: &[LineQuantity], movement: Movement) -> Vec<StockMove> {
-    lines
+fn moves(taken: &[ShardTake], movement: Movement) -> Vec<StockMove> {
+    taken
         .iter()
-        .map(|line| StockMove {
-            product_id: line.product_id.clone(),
+        .map(|take| StockMove {
+            product_id: take.product_id.clone(),
+            shard: take.shard,
             movement,
-            quantity: u64::from(line.quantity),
+            quantity: take.quantity,
         })
         .collect()
 }
@@ -338,6 +489,7 @@ impl Reservation {
         status: ReservationStatus,
         lines: Vec<LineQuantity>,
         short_product_ids: Vec<String>,
+        taken: Vec<ShardTake>,
         now: DateTime<Utc>,
     ) -> Self {
         let at = timestamp(now);
@@ -346,6 +498,7 @@ impl Reservation {
             status,
             lines,
             short_product_ids,
+            taken,
             created_at: at.clone(),
             updated_at: at,
             version: 1,
@@ -354,41 +507,49 @@ impl Reservation {
 
     /// Reserves every line or none. `stock_of` answers a product's current stock, `None`
     /// for a product that was never stocked. A line is short when its product was never
-    /// stocked, was deleted, or has fewer units available than the line asks for.
+    /// stocked, was deleted, or has fewer units available (over all its shards) than the
+    /// line asks for. `start` is where each product's search for a shard begins: the
+    /// caller draws it at random, so that concurrent orders spread over the shards.
     pub fn decide<'a>(
         order_id: &str,
         lines: Vec<LineQuantity>,
         stock_of: impl Fn(&str) -> Option<&'a Stock>,
+        start: u32,
         now: DateTime<Utc>,
     ) -> Decision {
-        let short_product_ids: Vec<String> = if lines.len() > MAX_PRODUCTS_PER_RESERVATION {
+        let mut taken = Vec::new();
+        let mut short_product_ids = Vec::new();
+        for line in &lines {
+            let allocation = stock_of(&line.product_id)
+                .map(|stock| stock.allocate(u64::from(line.quantity), start));
+            match allocation {
+                Some(Ok(shards)) => {
+                    taken.extend(shards.into_iter().map(|(shard, quantity)| ShardTake {
+                        product_id: line.product_id.clone(),
+                        shard,
+                        quantity,
+                    }))
+                }
+                _ => short_product_ids.push(line.product_id.clone()),
+            }
+        }
+        if taken.len() > MAX_STOCK_WRITES_PER_RESERVATION {
             // Cannot be held atomically; better to refuse the order than to hold half of it.
-            lines.iter().map(|line| line.product_id.clone()).collect()
-        } else {
-            lines
-                .iter()
-                .filter(|line| {
-                    stock_of(&line.product_id).is_none_or(|stock| {
-                        stock
-                            .apply(Movement::Reserve, u64::from(line.quantity))
-                            .is_err()
-                    })
-                })
-                .map(|line| line.product_id.clone())
-                .collect()
-        };
+            short_product_ids = lines.iter().map(|line| line.product_id.clone()).collect();
+        }
         if short_product_ids.is_empty() {
             let event = StockReserved {
                 order_id: order_id.to_owned(),
                 lines: lines.clone(),
             };
             Decision::Reserve(Change {
-                moves: moves(&lines, Movement::Reserve),
+                moves: moves(&taken, Movement::Reserve),
                 reservation: Reservation::first(
                     order_id,
                     ReservationStatus::Reserved,
                     lines,
                     Vec::new(),
+                    taken,
                     now,
                 ),
                 event,
@@ -405,6 +566,7 @@ impl Reservation {
                     ReservationStatus::Failed,
                     lines,
                     short_product_ids,
+                    Vec::new(),
                     now,
                 ),
                 moves: Vec::new(),
@@ -421,6 +583,7 @@ impl Reservation {
             ReservationStatus::CancelledBeforeReservation,
             Vec::new(),
             Vec::new(),
+            Vec::new(),
             now,
         )
     }
@@ -432,6 +595,21 @@ impl Reservation {
             version: self.version + 1,
             ..self.clone()
         }
+    }
+
+    /// The units this reservation holds, shard by shard.
+    pub fn held(&self) -> Vec<ShardTake> {
+        if !self.taken.is_empty() {
+            return self.taken.clone();
+        }
+        self.lines
+            .iter()
+            .map(|line| ShardTake {
+                product_id: line.product_id.clone(),
+                shard: 0,
+                quantity: u64::from(line.quantity),
+            })
+            .collect()
     }
 
     fn require_reserved(&self) -> Result<(), NotReserved> {
@@ -446,7 +624,7 @@ impl Reservation {
         self.require_reserved()?;
         Ok(Change {
             reservation: self.moved_to(ReservationStatus::Released, now),
-            moves: moves(&self.lines, Movement::Release),
+            moves: moves(&self.held(), Movement::Release),
             event: StockReleased {
                 order_id: self.order_id.clone(),
                 lines: self.lines.clone(),
@@ -470,7 +648,7 @@ impl Reservation {
         self.require_reserved()?;
         Ok(Change {
             reservation: self.moved_to(ReservationStatus::Shipped, now),
-            moves: moves(&self.lines, Movement::Ship),
+            moves: moves(&self.held(), Movement::Ship),
             event: (),
         })
     }
@@ -491,10 +669,22 @@ mod tests {
     }
 
     fn stock(product_id: &str, available: u64, reserved: u64, shipped: u64) -> Stock {
+        sharded(product_id, &[(available, reserved, shipped)])
+    }
+
+    /// A product whose shards hold (available, reserved, shipped), all of them active.
+    fn sharded(product_id: &str, shards: &[(u64, u64, u64)]) -> Stock {
         Stock {
-            available,
-            reserved,
-            shipped,
+            shards: shards
+                .iter()
+                .map(|&(available, reserved, shipped)| Shard {
+                    available,
+                    reserved,
+                    shipped,
+                    version: 1,
+                })
+                .collect(),
+            active_shards: shards.len() as u32,
             ..Stock::new(product_id)
         }
     }
@@ -520,7 +710,7 @@ mod tests {
             .iter()
             .map(|stock| (stock.product_id.as_str(), stock))
             .collect();
-        Reservation::decide("o1", lines, |id| by_id.get(id).copied(), at(1_000))
+        Reservation::decide("o1", lines, |id| by_id.get(id).copied(), 0, at(1_000))
     }
 
     fn reserved(lines: Vec<LineQuantity>) -> Reservation {
@@ -540,11 +730,11 @@ mod tests {
     fn every_movement_keeps_the_total_and_moves_between_the_counters_it_names() {
         let before = stock("p", 10, 10, 10);
         for movement in MOVEMENTS {
-            let after = before.apply(movement, 4).unwrap();
+            let after = before.apply(0, movement, 4).unwrap();
             assert_eq!(after.total(), before.total(), "{movement:?}");
             assert_eq!(after.count(movement.source()), 6, "{movement:?}");
             assert_eq!(after.count(movement.target()), 14, "{movement:?}");
-            assert_eq!(after.version, before.version + 1);
+            assert_eq!(after.shards[0].version, before.shards[0].version + 1);
         }
     }
 
@@ -566,9 +756,12 @@ mod tests {
     fn no_movement_takes_more_than_its_source_counter_holds() {
         let before = stock("p", 3, 3, 0);
         for movement in MOVEMENTS {
-            assert!(before.apply(movement, 3).is_ok(), "{movement:?}: all of it");
+            assert!(
+                before.apply(0, movement, 3).is_ok(),
+                "{movement:?}: all of it"
+            );
             assert_eq!(
-                before.apply(movement, 4),
+                before.apply(0, movement, 4),
                 Err(MovementError::Insufficient {
                     product_id: "p".into(),
                     counter: movement.source().field(),
@@ -587,13 +780,194 @@ mod tests {
             ..stock("p", 5, 2, 0)
         };
         assert_eq!(
-            deleted.apply(Movement::Reserve, 1),
+            deleted.apply(0, Movement::Reserve, 1),
             Err(MovementError::Deleted {
                 product_id: "p".into()
             })
         );
-        assert!(deleted.apply(Movement::Release, 2).is_ok());
-        assert!(deleted.apply(Movement::Ship, 2).is_ok());
+        assert!(deleted.apply(0, Movement::Release, 2).is_ok());
+        assert!(deleted.apply(0, Movement::Ship, 2).is_ok());
+    }
+
+    #[test]
+    fn a_line_comes_from_one_shard_when_one_has_enough_looking_from_the_start() {
+        let stock = sharded("p", &[(5, 0, 0), (1, 0, 0), (5, 0, 0), (0, 0, 0)]);
+        assert_eq!(stock.allocate(3, 0), Ok(vec![(0, 3)]));
+        assert_eq!(
+            stock.allocate(3, 1),
+            Ok(vec![(2, 3)]),
+            "shard 1 is too small"
+        );
+        assert_eq!(stock.allocate(3, 2), Ok(vec![(2, 3)]));
+        assert_eq!(stock.allocate(3, 3), Ok(vec![(0, 3)]), "the walk wraps");
+        assert_eq!(
+            stock.allocate(3, 6),
+            Ok(vec![(2, 3)]),
+            "start is taken modulo"
+        );
+    }
+
+    #[test]
+    fn a_line_no_shard_can_fill_alone_is_split_and_a_line_all_cannot_fill_is_short() {
+        let stock = sharded("p", &[(2, 0, 0), (0, 4, 0), (3, 0, 0)]);
+        assert_eq!(stock.allocate(5, 0), Ok(vec![(0, 2), (2, 3)]));
+        assert_eq!(stock.allocate(4, 2), Ok(vec![(2, 3), (0, 1)]));
+        assert_eq!(
+            stock.allocate(6, 0),
+            Err(MovementError::Insufficient {
+                product_id: "p".into(),
+                counter: "available",
+                has: 5,
+                wanted: 6,
+            }),
+            "reserved units in shard 1 do not count"
+        );
+        let deleted = Stock {
+            deleted: true,
+            ..stock
+        };
+        assert!(matches!(
+            deleted.allocate(1, 0),
+            Err(MovementError::Deleted { .. })
+        ));
+    }
+
+    #[test]
+    fn an_allocation_takes_exactly_the_line_from_distinct_shards_that_hold_it() {
+        let layouts: [&[u64]; 5] = [
+            &[0],
+            &[7],
+            &[1, 1, 1, 1],
+            &[0, 9, 0, 2, 5],
+            &[3, 0, 0, 0, 0, 0, 0, 4],
+        ];
+        for layout in layouts {
+            let stock = sharded("p", &layout.iter().map(|&a| (a, 0, 0)).collect::<Vec<_>>());
+            for quantity in 1..=stock.available() + 1 {
+                for start in 0..10 {
+                    let Ok(taken) = stock.allocate(quantity, start) else {
+                        assert!(quantity > stock.available(), "{layout:?} {quantity}");
+                        continue;
+                    };
+                    assert_eq!(taken.iter().map(|(_, q)| q).sum::<u64>(), quantity);
+                    let mut shards: Vec<u32> = taken.iter().map(|(shard, _)| *shard).collect();
+                    shards.dedup();
+                    assert_eq!(shards.len(), taken.len(), "one write per shard");
+                    let mut after = stock.clone();
+                    for (shard, units) in &taken {
+                        after = after.apply(*shard, Movement::Reserve, *units).unwrap();
+                    }
+                    assert_eq!(after.total(), stock.total());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn concurrent_orders_drawing_different_starts_take_different_shards() {
+        let stock = sharded("p", &[(10, 0, 0); 8]);
+        let shards: Vec<u32> = (0..8)
+            .map(|start| stock.allocate(1, start).unwrap()[0].0)
+            .collect();
+        assert_eq!(shards, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_restock_spreads_available_over_the_active_shards_and_keeps_what_orders_hold() {
+        let before = sharded("p", &[(1, 2, 3), (4, 5, 6)]);
+        let more = before.restocked(10, 4);
+        assert_eq!(more.active_shards, 4);
+        let available: Vec<u64> = more.shards.iter().map(|s| s.available).collect();
+        assert_eq!(
+            available,
+            [3, 3, 2, 2],
+            "the first shards take the remainder"
+        );
+        assert_eq!((more.reserved(), more.shipped()), (7, 9));
+        assert_eq!(more.total(), 10 + 7 + 9);
+
+        let fewer = more.restocked(5, 1);
+        assert_eq!(
+            fewer.shards.len(),
+            4,
+            "shards keep the units orders hold there"
+        );
+        let available: Vec<u64> = fewer.shards.iter().map(|s| s.available).collect();
+        assert_eq!(available, [5, 0, 0, 0]);
+        assert_eq!(fewer.levels().shards, 1);
+        assert_eq!((fewer.reserved(), fewer.shipped()), (7, 9));
+
+        assert_eq!(
+            Stock::new("q").restocked(3, 0).active_shards,
+            1,
+            "at least one"
+        );
+        assert_eq!(Stock::new("q").restocked(3, 99).active_shards, MAX_SHARDS);
+    }
+
+    #[test]
+    fn a_sharded_reservation_records_its_shards_and_moves_exactly_them_back_or_on() {
+        let stocks = [
+            sharded("a", &[(1, 0, 0), (1, 0, 0), (0, 0, 0)]),
+            stock("b", 4, 0, 0),
+        ];
+        let Decision::Reserve(change) = decide(vec![quantity("a", 2), quantity("b", 1)], &stocks)
+        else {
+            panic!("expected a reservation");
+        };
+        let takes = |moves: &[StockMove]| -> Vec<(String, u32, u64)> {
+            moves
+                .iter()
+                .map(|m| (m.product_id.clone(), m.shard, m.quantity))
+                .collect()
+        };
+        let expected = vec![
+            ("a".to_owned(), 0, 1),
+            ("a".to_owned(), 1, 1),
+            ("b".to_owned(), 0, 1),
+        ];
+        assert_eq!(takes(&change.moves), expected);
+        assert_eq!(
+            change.event.lines,
+            vec![quantity("a", 2), quantity("b", 1)],
+            "the event speaks of products, not shards"
+        );
+        let reservation = change.reservation;
+        let stored: Reservation =
+            serde_json::from_value(serde_json::to_value(&reservation).unwrap()).unwrap();
+        assert_eq!(stored, reservation);
+
+        let release = reservation.release(at(2_000)).unwrap();
+        assert_eq!(takes(&release.moves), expected);
+        assert!(
+            release
+                .moves
+                .iter()
+                .all(|m| m.movement == Movement::Release)
+        );
+        let ship = reservation.ship(at(2_000)).unwrap();
+        assert_eq!(takes(&ship.moves), expected);
+    }
+
+    #[test]
+    fn a_reservation_stored_before_sharding_holds_its_lines_in_shard_zero() {
+        let stored = serde_json::json!({
+            "orderId": "o1", "status": "reserved",
+            "lines": [{"productId": "a", "quantity": 2}],
+            "createdAt": "2026-11-01T00:00:00.000Z", "updatedAt": "2026-11-01T00:00:00.000Z",
+            "version": 1
+        });
+        let reservation: Reservation = serde_json::from_value(stored).unwrap();
+        let release = reservation.release(at(2_000)).unwrap();
+        assert_eq!(
+            release.moves,
+            vec![StockMove {
+                product_id: "a".into(),
+                shard: 0,
+                movement: Movement::Release,
+                quantity: 2
+            }]
+        );
     }
 
     #[test]
@@ -636,11 +1010,13 @@ mod tests {
             vec![
                 StockMove {
                     product_id: "a".into(),
+                    shard: 0,
                     movement: Movement::Reserve,
                     quantity: 2
                 },
                 StockMove {
                     product_id: "b".into(),
+                    shard: 0,
                     movement: Movement::Reserve,
                     quantity: 5
                 },
@@ -686,7 +1062,7 @@ mod tests {
 
     #[test]
     fn an_order_too_large_to_hold_at_once_fails_on_every_product() {
-        let lines: Vec<_> = (0..=MAX_PRODUCTS_PER_RESERVATION)
+        let lines: Vec<_> = (0..=MAX_STOCK_WRITES_PER_RESERVATION)
             .map(|i| quantity(&format!("p{i:03}"), 1))
             .collect();
         let stocks: Vec<_> = lines
@@ -698,7 +1074,7 @@ mod tests {
         };
         assert_eq!(change.event.short_product_ids.len(), lines.len());
 
-        let fitting = lines[..MAX_PRODUCTS_PER_RESERVATION].to_vec();
+        let fitting = lines[..MAX_STOCK_WRITES_PER_RESERVATION].to_vec();
         assert!(matches!(decide(fitting, &stocks), Decision::Reserve(_)));
     }
 
@@ -738,6 +1114,7 @@ mod tests {
             change.moves,
             vec![StockMove {
                 product_id: "a".into(),
+                shard: 0,
                 movement: Movement::Ship,
                 quantity: 2
             }]
@@ -807,13 +1184,37 @@ mod tests {
 
     #[test]
     fn the_stock_input_takes_zero_to_a_million_units_and_nothing_else() {
-        let valid = |available| StockInput { available }.validate().is_ok();
+        let valid = |available| {
+            StockInput {
+                available,
+                shards: None,
+            }
+            .validate()
+            .is_ok()
+        };
         assert!(valid(0));
         assert!(valid(MAX_AVAILABLE));
         assert!(!valid(-1));
         assert!(!valid(MAX_AVAILABLE + 1));
-        assert_eq!(StockInput { available: 42 }.units(), 42);
+        let input: StockInput = serde_json::from_str(r#"{"available": 42}"#).unwrap();
+        assert_eq!((input.units(), input.shard_count()), (42, None));
         assert!(serde_json::from_str::<StockInput>(r#"{"available": 1, "reserved": 0}"#).is_err());
+    }
+
+    #[test]
+    fn the_stock_input_takes_one_to_max_shards_when_given() {
+        let parse = |body: &str| {
+            serde_json::from_str::<StockInput>(body)
+                .ok()
+                .filter(|input| input.validate().is_ok())
+                .and_then(|input| input.shard_count())
+        };
+        assert_eq!(parse(r#"{"available": 1, "shards": 1}"#), Some(1));
+        assert_eq!(parse(r#"{"available": 1, "shards": 32}"#), Some(32));
+        for refused in ["0", "33", "-1", "1.5", "\"4\"", "null"] {
+            let body = format!(r#"{{"available": 1, "shards": {refused}}}"#);
+            assert_eq!(parse(&body), None, "{body}");
+        }
     }
 
     #[test]
@@ -821,7 +1222,7 @@ mod tests {
         let levels = stock("p", 1, 2, 3).levels();
         assert_eq!(
             serde_json::to_value(levels).unwrap(),
-            serde_json::json!({"productId": "p", "available": 1, "reserved": 2, "shipped": 3})
+            serde_json::json!({"productId": "p", "available": 1, "reserved": 2, "shipped": 3, "shards": 1})
         );
     }
 }

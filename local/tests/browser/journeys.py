@@ -200,6 +200,10 @@ def journey_order_to_shipped(shop: Shop) -> None:
     shop.shot(operator, "operations-orders-live-desktop")
     shop.open(admin, f"#/admin/products/{product}")
     expect(admin.locator(".stock")).to_have_text("2 free · 0 reserved · 1 shipped")
+    # A best-seller: the admin spreads its stock over two shards; the counters stay sums.
+    admin.get_by_label("Shards").fill("2")
+    admin.get_by_role("button", name="Set stock").click()
+    expect(admin.locator(".stock")).to_have_text("2 free · 0 reserved · 1 shipped · 2 shards")
 
 
 def journey_declined_card(shop: Shop) -> None:

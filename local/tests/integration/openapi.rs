@@ -916,6 +916,8 @@ async fn the_document_is_what_the_shop_serves_and_answers() {
     for refused in [
         json!({"available": -1}),
         json!({"available": 1, "reserved": 3}),
+        json!({"available": 1, "shards": 0}),
+        json!({"available": 1, "shards": 33}),
     ] {
         let answer = contract
             .send(Request::new("PUT", format!("/inventory/{lamp}"), admin).json(refused.clone()))

@@ -70,8 +70,9 @@ async fn an_order_lives_to_delivered_and_every_way_out_of_it_compensates() {
     );
     eventually("inventory ships the reservation", async || {
         let stock = shop.stock(&lamp).await;
-        (stock == json!({"productId": lamp, "available": 8, "reserved": 0, "shipped": 2}))
-            .then_some(())
+        (stock
+            == json!({"productId": lamp, "available": 8, "reserved": 0, "shipped": 2, "shards": 1}))
+        .then_some(())
     })
     .await;
 
@@ -166,7 +167,7 @@ async fn an_order_lives_to_delivered_and_every_way_out_of_it_compensates() {
     assert_invariants(&shop, &scenario).await;
     assert_eq!(
         shop.stock(&lamp).await,
-        json!({"productId": lamp, "available": 8, "reserved": 0, "shipped": 2}),
+        json!({"productId": lamp, "available": 8, "reserved": 0, "shipped": 2, "shards": 1}),
         "only the delivered order holds stock"
     );
 
@@ -385,7 +386,7 @@ async fn twenty_concurrent_checkouts_for_five_units_pay_exactly_five() {
     assert_eq!((confirmed, cancelled), (5, 15));
     assert_eq!(
         shop.stock(&product).await,
-        json!({"productId": product, "available": 0, "reserved": 5, "shipped": 0})
+        json!({"productId": product, "available": 0, "reserved": 5, "shipped": 0, "shards": 1})
     );
     let started = shop.stack.started_pids().await;
     shop.stack.stop_with("TERM", &started);

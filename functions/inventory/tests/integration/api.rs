@@ -16,8 +16,7 @@ async fn an_admin_sets_stock_and_reads_it_back() {
     let (status, levels, response) = inventory.call(fixture("api-set-stock.json")).await;
     assert_eq!(status, 200, "{levels}");
     assert_eq!(response.headers()["content-type"], "application/json");
-    let expected =
-        json!({"productId": SAMPLE_PRODUCT, "available": 25, "reserved": 0, "shipped": 0});
+    let expected = json!({"productId": SAMPLE_PRODUCT, "available": 25, "reserved": 0, "shipped": 0, "shards": 1});
     assert_eq!(levels, expected);
 
     let (status, read, _) = inventory.call(fixture("api-get-stock.json")).await;
@@ -27,7 +26,7 @@ async fn an_admin_sets_stock_and_reads_it_back() {
     let (status, levels, _) = inventory.call(lowered).await;
     assert_eq!((status, levels["available"].clone()), (200, json!(0)));
     let stock = inventory.stock(SAMPLE_PRODUCT).await.unwrap();
-    assert_eq!(stock.version, 2);
+    assert_eq!(stock.shards[0].version, 2);
     assert!(
         inventory.table.outbox().await.is_empty(),
         "setting stock is no event"
@@ -68,7 +67,7 @@ async fn setting_stock_replaces_only_what_is_available() {
     let levels = inventory.set_stock(&product, 20).await;
     assert_eq!(
         levels,
-        json!({"productId": product, "available": 20, "reserved": 1, "shipped": 4})
+        json!({"productId": product, "available": 20, "reserved": 1, "shipped": 4, "shards": 1})
     );
     let (_, read, _) = inventory
         .call(for_product(fixture("api-get-stock.json"), &product))
@@ -180,7 +179,10 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
     assert_rejected_without_writes(&inventory.table, async |e| inventory.call(e).await, cases)
         .await;
     assert_eq!(inventory.levels(&product).await, (6, 0, 0));
-    assert_eq!(inventory.stock(&product).await.unwrap().version, 1);
+    assert_eq!(
+        inventory.stock(&product).await.unwrap().shards[0].version,
+        1
+    );
 }
 
 #[tokio::test]

@@ -4,5 +4,6 @@
 mod api;
 mod consumer;
 mod relay;
+mod shards;
 mod store;
 mod support;

@@ -12,6 +12,7 @@ use shop_platform::transaction::{CommitError, Transaction};
 fn stock_move(product_id: &str, movement: Movement, quantity: u64) -> StockMove {
     StockMove {
         product_id: product_id.to_owned(),
+        shard: 0,
         movement,
         quantity,
     }
@@ -33,11 +34,8 @@ fn reserved(order_id: &str, product_id: &str) -> Reservation {
         quantity: 1,
     }])
     .unwrap();
-    let stock = inventory::domain::Stock {
-        available: 1,
-        ..inventory::domain::Stock::new(product_id)
-    };
-    match Reservation::decide(order_id, lines, |_| Some(&stock), chrono::Utc::now()) {
+    let stock = inventory::domain::Stock::new(product_id).restocked(1, 1);
+    match Reservation::decide(order_id, lines, |_| Some(&stock), 0, chrono::Utc::now()) {
         Decision::Reserve(change) => change.reservation,
         other => panic!("{other:?}"),
     }
@@ -79,9 +77,9 @@ async fn a_movement_never_takes_more_than_its_source_counter_holds() {
         .commit_move(stock_move(&product, Movement::Release, 3))
         .await
         .unwrap();
+    assert_eq!(inventory.levels(&product).await, (3, 0, 2));
     let stock = inventory.stock(&product).await.unwrap();
-    assert_eq!((stock.available, stock.reserved, stock.shipped), (3, 0, 2));
-    assert_eq!(stock.version, 4, "one PUT and three movements");
+    assert_eq!(stock.shards[0].version, 4, "one PUT and three movements");
     inventory.assert_conserved().await;
 }
 
@@ -166,20 +164,26 @@ async fn a_reservation_is_recorded_once_and_moves_on_only_from_the_version_read(
 async fn setting_stock_creates_or_replaces_available_and_refuses_a_deleted_product() {
     let inventory = Inventory::new().await;
     let product = new_id();
-    let created = inventory.store.set_available(&product, 4).await.unwrap();
-    assert_eq!(
-        (created.available, created.reserved, created.shipped),
-        (4, 0, 0)
-    );
-    assert_eq!(created.version, 1);
+    let created = inventory
+        .store
+        .set_available(&product, 4, None)
+        .await
+        .unwrap();
+    assert_eq!(created.levels().available, 4);
+    assert_eq!(created.total(), 4);
+    assert_eq!(created.shards[0].version, 1);
     assert!(!created.deleted);
 
-    let replaced = inventory.store.set_available(&product, 9).await.unwrap();
-    assert_eq!((replaced.available, replaced.version), (9, 2));
+    let replaced = inventory
+        .store
+        .set_available(&product, 9, None)
+        .await
+        .unwrap();
+    assert_eq!((replaced.available(), replaced.shards[0].version), (9, 2));
 
     inventory.apply(&product_deleted(&product)).await;
     assert!(matches!(
-        inventory.store.set_available(&product, 1).await,
+        inventory.store.set_available(&product, 1, None).await,
         Err(StoreError::Discontinued)
     ));
     assert_eq!(inventory.levels(&product).await, (9, 0, 0));
@@ -200,7 +204,7 @@ async fn stocks_are_read_in_one_go_and_missing_ones_are_absent() {
         .unwrap();
     assert_eq!(found.len(), 3);
     for (units, product) in stocked.iter().enumerate() {
-        assert_eq!(found[product].available, units as u64);
+        assert_eq!(found[product].available(), units as u64);
     }
     assert!(!found.contains_key(&missing));
 }
