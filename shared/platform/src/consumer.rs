@@ -31,7 +31,7 @@ use serde_json::Value;
 use shop_events::{DomainEvent, Envelope, EventMetadata};
 use tracing::Instrument;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Count, Metrics};
 use crate::store::TableError;
 use crate::transaction::{CommitError, Transaction};
 
@@ -49,6 +49,10 @@ const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(300);
 /// jitter"), so writers that collided do not collide again in step.
 const FIRST_CONFLICT_PAUSE: Duration = Duration::from_millis(10);
 const MAX_CONFLICT_PAUSE: Duration = Duration::from_millis(500);
+/// The metric counting every attempt a consumer lost to a concurrent writer and made
+/// again: on AWS, the sign of a hot item (many orders for one product's stock), to alarm
+/// on or to size shards by. Timing decides it, so it is an operational figure, not a fact.
+pub const CONFLICTS_RETRIED: &str = "ConflictsRetried";
 /// The time a batch gets when the caller names no deadline (tests, tools).
 const DEFAULT_BUDGET: Duration = Duration::from_secs(30);
 
@@ -329,6 +333,7 @@ impl<H: EventHandler> SqsConsumer<H> {
                 Ok(()) => {}
                 Err(ConsumeError::Conflict) => {
                     conflicts += 1;
+                    self.metrics.count(&Count::of(CONFLICTS_RETRIED));
                     continue;
                 }
                 Err(other) => return Outcome::Failed(other.to_string()),
@@ -350,6 +355,7 @@ impl<H: EventHandler> SqsConsumer<H> {
                 }
                 Err(CommitError::ConditionFailed { .. } | CommitError::TransactionConflict) => {
                     conflicts += 1;
+                    self.metrics.count(&Count::of(CONFLICTS_RETRIED));
                 }
                 Err(other) => return Outcome::Failed(other.to_string()),
             }

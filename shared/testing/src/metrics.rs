@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ::metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use shop_platform::consumer::CONFLICTS_RETRIED;
 use shop_platform::metrics::Metrics;
 
 /// Every counter recorded, by name and labels, with the unit declared for its name; and
@@ -30,15 +31,27 @@ impl Counts {
     }
 
     /// What was counted: `Name` or `Name{Label=value,...}` to the total, counters at zero
-    /// left out. Compared whole, it says what was counted and that nothing else was.
+    /// left out. Compared whole, it says what was counted and that nothing else was. The
+    /// harness's [`CONFLICTS_RETRIED`] is left out too: races decide it, not the test;
+    /// [`Self::conflicts_retried`] reads it.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.counters
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
+            .filter(|(key, _)| key.as_str() != CONFLICTS_RETRIED)
             .map(|(key, value)| (key.clone(), value.load(Ordering::SeqCst)))
             .filter(|(_, value)| *value > 0)
             .collect()
+    }
+
+    /// How many attempts the consumer harness lost to a concurrent writer and made again.
+    pub fn conflicts_retried(&self) -> u64 {
+        self.counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(CONFLICTS_RETRIED)
+            .map_or(0, |value| value.load(Ordering::SeqCst))
     }
 
     /// The last value each level was set to.

@@ -639,6 +639,10 @@ async fn a_flash_sale_of_eighty_orders_for_forty_units_fails_no_message() {
         inventory.outbox_of("StockReservationFailed").await.len(),
         40
     );
+    println!(
+        "80 orders for 40 units in one item: {} attempts lost a race and were made again",
+        inventory.counts.conflicts_retried()
+    );
     inventory.assert_conserved().await;
 }
 
