@@ -134,6 +134,15 @@ enum Command {
         /// WebSocket connections of the live-updates phase, each following one order (0 skips it).
         #[arg(long, default_value_t = 200)]
         live_connections: usize,
+        /// Shoppers of the flash sale, each buying one unit of one product at once (0 skips it).
+        #[arg(long, default_value_t = 200)]
+        flash_orders: usize,
+        /// Units of the flash sale's product.
+        #[arg(long, default_value_t = 100)]
+        flash_units: u32,
+        /// Shard counts of the product's stock, comma-separated: the sale runs once per count.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 8])]
+        flash_shards: Vec<u32>,
         /// Processes per function at most, unless its template reserves concurrency.
         #[arg(long, default_value_t = 4)]
         max_processes: usize,
@@ -286,6 +295,9 @@ async fn main() -> ExitCode {
             census_repetitions,
             floor_invocations,
             live_connections,
+            flash_orders,
+            flash_units,
+            flash_shards,
             max_processes,
             debug,
             no_build,
@@ -306,6 +318,9 @@ async fn main() -> ExitCode {
                 census_repetitions,
                 floor_invocations,
                 live_connections,
+                flash_orders,
+                flash_units,
+                flash_shards,
                 max_processes: max_processes.max(1),
                 json,
                 log_file: log_file.unwrap_or_else(|| repo_root.join(".shop-local/bench.log")),

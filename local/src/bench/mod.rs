@@ -14,6 +14,9 @@
 //! 3. the census (see [`census`]): AWS calls per action, for the cost per order.
 //! 4. the floor (see [`floor`]): CPU per invocation of catalog-api's one-GetItem route
 //!    and of the reference functions under it, `--floor-invocations` each.
+//! 5. live updates (see [`live`]): WebSocket connections each following one order.
+//! 6. the flash sale (see [`flash`]): `--flash-orders` shoppers buying one product's
+//!    `--flash-units` at once, once per `--flash-shards` count.
 //!
 //! Nothing here slows the functions down: their timings are taken where the runner already
 //! handles their Runtime API requests, their CPU and memory are read from `/proc` after the
@@ -21,6 +24,8 @@
 
 pub mod census;
 pub mod cost;
+pub mod emf;
+pub mod flash;
 pub mod floor;
 pub mod live;
 pub mod load;
@@ -72,6 +77,12 @@ pub struct BenchOptions {
     /// WebSocket connections of the live-updates phase, each following one order; none
     /// skips it.
     pub live_connections: usize,
+    /// Shoppers of the flash sale, each buying one unit; none skips it.
+    pub flash_orders: usize,
+    /// Units the flash sale's product has.
+    pub flash_units: u32,
+    /// The sale runs once per shard count of the product's stock.
+    pub flash_shards: Vec<u32>,
     pub max_processes: usize,
     pub json: Option<PathBuf>,
     /// Where the functions' and the runner's log lines go.
@@ -100,7 +111,7 @@ const QUIET_LIMIT: Duration = Duration::from_secs(60);
 /// Runs the bench; the report, or why it could not run.
 pub async fn run(options: &BenchOptions) -> Result<Report, String> {
     let status = Status::new();
-    let (logs, log_file) = file_logs(&options.log_file)?;
+    let (logs, log_file, tally) = file_logs(&options.log_file)?;
     status.say(&format!(
         "starting the stack ({} build; function logs in {})",
         if options.release { "release" } else { "debug" },
@@ -132,7 +143,7 @@ pub async fn run(options: &BenchOptions) -> Result<Report, String> {
     let local = LocalStack::start(&up, logs.clone())
         .await
         .map_err(|e| e.to_string())?;
-    let measured = measure(&local.stack, options, &status, logs.clone()).await;
+    let measured = measure(&local.stack, options, &status, logs.clone(), &tally).await;
     status.say("stopping the stack");
     local.stop().await;
     let _ = log_file
@@ -152,6 +163,7 @@ async fn measure(
     options: &BenchOptions,
     status: &Status,
     logs: LogSink,
+    tally: &emf::MetricTally,
 ) -> Result<Report, String> {
     let log: Log = {
         let logs = logs.clone();
@@ -208,7 +220,37 @@ async fn measure(
             .await?,
         )
     };
-    Ok(assemble(stack, options, &cold, &load, &census, floor, live))
+    let flash = if options.flash_orders == 0 {
+        Vec::new()
+    } else {
+        status.say(&format!(
+            "flash sale: {} shoppers at once for {} units, with {:?} shards",
+            options.flash_orders, options.flash_units, options.flash_shards
+        ));
+        flash::run(
+            stack,
+            &api,
+            tally,
+            options.flash_orders,
+            options.flash_units,
+            &options.flash_shards,
+            log.as_ref(),
+        )
+        .await?
+    };
+    let mut report = assemble(stack, options, &cold, &load, &census, floor, live);
+    report.errors += flash
+        .iter()
+        .map(|sale| {
+            sale.refused
+                + sale.unsettled
+                + sale.oversold
+                + sale.dead_letters
+                + u64::from(!sale.stock_agrees)
+        })
+        .sum::<u64>();
+    report.flash = flash;
+    Ok(report)
 }
 
 type Log = Arc<dyn Fn(&str) + Send + Sync>;
@@ -379,6 +421,7 @@ fn assemble(
     Report {
         cost: Cost::new(usage, calls_per_order).with_live_updates(live.as_ref()),
         live,
+        flash: Vec::new(),
         errors: live_errors
             + route_errors
             + saga_errors
@@ -978,18 +1021,22 @@ impl Status {
 /// bench's output. Written through a buffer: the functions must not wait on the disk.
 type LogFile = Arc<Mutex<std::io::BufWriter<std::fs::File>>>;
 
-fn file_logs(path: &std::path::Path) -> Result<(LogSink, LogFile), String> {
+/// The sink also tallies the functions' EMF metrics as it writes them.
+fn file_logs(path: &std::path::Path) -> Result<(LogSink, LogFile, emf::MetricTally), String> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
     let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let log_file: LogFile = Arc::new(Mutex::new(std::io::BufWriter::new(file)));
     let writer = log_file.clone();
+    let tally = emf::MetricTally::default();
+    let counter = tally.clone();
     let sink: LogSink = Arc::new(move |who: &str, line: &str| {
+        counter.observe(line);
         let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
         let _ = writeln!(writer, "{who:>18} | {line}");
     });
-    Ok((sink, log_file))
+    Ok((sink, log_file, tally))
 }
 
 #[cfg(test)]

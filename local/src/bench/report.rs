@@ -26,6 +26,9 @@ pub struct Report {
     /// Live updates over the WebSocket API (`bench::live`), when the phase ran.
     #[serde(default)]
     pub live: Option<super::live::LiveFigures>,
+    /// The flash sale, once per shard count (`bench::flash`), when the phase ran.
+    #[serde(default)]
+    pub flash: Vec<super::flash::FlashFigures>,
 }
 
 /// One function invoked again and again on one warm process with the same event (see
@@ -315,6 +318,42 @@ impl Report {
                 "    per order: {:.1} s connected, {:.2} socket invocations",
                 live.connection_seconds_per_order, live.socket_invocations_per_order
             ));
+        }
+        if !self.flash.is_empty() {
+            line(String::new());
+            line(format!(
+                "  flash sale: {} shoppers at once for {} units of one product",
+                self.flash[0].orders + self.flash[0].refused,
+                self.flash[0].units
+            ));
+            line(format!(
+                "  {:>6} {:>5} {:>10} {:>9} {:>9} {:>13} {:>8} {:>9} {:>10} {:>9}",
+                "shards",
+                "paid",
+                "cancelled",
+                "unsettled",
+                "oversold",
+                "stock agrees",
+                "DLQ",
+                "settle s",
+                "conflicts",
+                "per order"
+            ));
+            for sale in &self.flash {
+                line(format!(
+                    "  {:>6} {:>5} {:>10} {:>9} {:>9} {:>13} {:>8} {:>9.1} {:>10} {:>9.2}",
+                    sale.shards,
+                    sale.paid,
+                    sale.cancelled_out_of_stock + sale.cancelled_otherwise,
+                    sale.unsettled,
+                    sale.oversold,
+                    if sale.stock_agrees { "yes" } else { "NO" },
+                    sale.dead_letters,
+                    sale.settle_seconds,
+                    sale.conflicts_retried,
+                    sale.conflicts_per_order
+                ));
+            }
         }
         line(String::new());
         for text in self.cost.table() {

@@ -98,6 +98,19 @@ fn sample_report() -> Report {
             socket_invocations_per_order: 2.0,
             ..Default::default()
         }),
+        flash: vec![super::flash::FlashFigures {
+            shards: 8,
+            units: 100,
+            orders: 200,
+            paid: 100,
+            cancelled_out_of_stock: 100,
+            reserved: 100,
+            stock_agrees: true,
+            settle_seconds: 12.5,
+            conflicts_retried: 40,
+            conflicts_per_order: 0.2,
+            ..Default::default()
+        }],
     }
 }
 
@@ -197,6 +210,10 @@ fn the_table_names_every_function_and_route() {
         "{table}"
     );
     assert!(table.contains("baseline-getitem"), "{table}");
+    assert!(
+        table.contains("flash sale: 200 shoppers at once for 100 units"),
+        "{table}"
+    );
 }
 
 /// A report written before the floor existed still reads.

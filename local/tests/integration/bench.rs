@@ -42,6 +42,12 @@ fn a_tiny_bench_measures_every_function_and_route_without_errors() {
             "5",
             "--live-connections",
             "3",
+            "--flash-orders",
+            "6",
+            "--flash-units",
+            "4",
+            "--flash-shards",
+            "1,2",
             // The default seed, whose first shopper takes every route of the mix early
             // (a unit test of bench::load says so).
             "--seed",
@@ -176,6 +182,33 @@ fn a_tiny_bench_measures_every_function_and_route_without_errors() {
         cost["perOrder"]["websocketMessages"].as_f64().unwrap() >= 3.0,
         "{cost}"
     );
+    // Six shoppers for four units, once on one shard and once on two: exactly four paid,
+    // two cancelled out of stock, the counters agree, nothing dead-lettered.
+    let flash = report["flash"].as_array().unwrap();
+    let shards: Vec<&Value> = flash.iter().map(|sale| &sale["shards"]).collect();
+    assert_eq!(shards, [&json!(1), &json!(2)]);
+    for sale in flash {
+        assert_eq!(
+            (
+                sale["orders"].clone(),
+                sale["paid"].clone(),
+                sale["cancelledOutOfStock"].clone()
+            ),
+            (json!(6), json!(4), json!(2)),
+            "{sale}"
+        );
+        assert_eq!(
+            (
+                sale["available"].clone(),
+                sale["reserved"].clone(),
+                sale["oversold"].clone(),
+                sale["deadLetters"].clone(),
+                sale["stockAgrees"].clone()
+            ),
+            (json!(0), json!(4), json!(0), json!(0), json!(true)),
+            "{sale}"
+        );
+    }
     assert_eq!(report["errors"], 0, "{stdout}");
     assert!(stdout.contains("cost per million orders"), "{stdout}");
     assert!(stdout.contains("live updates: 3 connections"), "{stdout}");
