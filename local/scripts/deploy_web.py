@@ -71,7 +71,9 @@ def config_for(platform: dict[str, str], sandbox: bool) -> dict:
         raise SystemExit(f"deploy web: the platform stack has no output {', '.join(missing)}; redeploy it from this commit")
     sign_in = platform["SignInUrl"].rstrip("/")
     return {
-        "apiUrl": platform["ApiUrl"].rstrip("/"),
+        # The API through the storefront's own distribution: same origin, no CORS, and
+        # the catalog's reads answered at the edge (template.yaml, WebDistribution).
+        "apiUrl": platform["WebUrl"].rstrip("/"),
         "clientId": platform["UserPoolClientId"],
         "authorizeUrl": f"{sign_in}/oauth2/authorize",
         "tokenUrl": f"{sign_in}/oauth2/token",
@@ -154,7 +156,8 @@ def self_test() -> int:
     problems = []
     config = config_for({"ApiUrl": "https://abc.execute-api.us-east-1.amazonaws.com/", "UserPoolClientId": "client",
                          "SignInUrl": "https://shop-dev-1.auth.us-east-1.amazoncognito.com", "WebUrl": "https://d1.cloudfront.net/"}, True)
-    if config["tokenUrl"] != "https://shop-dev-1.auth.us-east-1.amazoncognito.com/oauth2/token" or config["apiUrl"].endswith("/") \
+    if config["tokenUrl"] != "https://shop-dev-1.auth.us-east-1.amazoncognito.com/oauth2/token" \
+            or config["apiUrl"] != "https://d1.cloudfront.net" \
             or config["websocketUrl"] is not None:
         problems.append(f"config: {config}")
     keys = [key for key, _, _ in site_files()]

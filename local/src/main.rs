@@ -135,10 +135,10 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         live_connections: usize,
         /// Shoppers of the flash sale, each buying one unit of one product at once (0 skips it).
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 100)]
         flash_orders: usize,
         /// Units of the flash sale's product.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 50)]
         flash_units: u32,
         /// Shard counts of the product's stock, comma-separated: the sale runs once per count.
         #[arg(long, value_delimiter = ',', default_values_t = [1, 8])]

@@ -10,7 +10,7 @@ use shop_platform::Problem;
 use shop_platform::http::page_request;
 use shop_platform::http::{
     answer, empty_response, health, json_body, json_response, path_param, query_param,
-    require_admin,
+    require_admin, route_key,
 };
 use shop_platform::pagination::{CursorKey, Page, encode_cursor};
 use shop_platform::store::TableError;
@@ -21,6 +21,15 @@ use crate::store::ProductStore;
 /// A product is a few kilobytes at most; anything far larger is not one.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// The public reads may be served from a cache for this long: the listing is already
+/// eventually consistent (DESIGN §6), and 5 s keeps an edit visible within seconds while
+/// the storefront's CloudFront distribution answers almost every read itself. Browsers
+/// honour it too, so a shopper going back to a page within 5 s asks nobody.
+const PUBLIC_READ_CACHE: &str = "public, max-age=5";
+/// An error is never cached: a product created a moment after someone asked for it must
+/// not stay missing at the edge.
+const NEVER_CACHE: &str = "no-store";
+
 pub struct App {
     pub store: ProductStore,
     /// What its list's cursors are signed with: only what this API gave out decodes.
@@ -29,7 +38,11 @@ pub struct App {
 
 /// Answers one request. Never fails: every error is a problem+json response.
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
-    answer(
+    let public_read = matches!(
+        route_key(&request).as_str(),
+        "GET /products" | "GET /products/{productId}"
+    );
+    let mut response = answer(
         request,
         async |request, route, correlation_id| match route {
             "GET /products" => list(app, request).await,
@@ -41,7 +54,18 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
             _ => Err(Problem::no_route(route)),
         },
     )
-    .await
+    .await;
+    if public_read {
+        let policy = if response.status().is_success() {
+            PUBLIC_READ_CACHE
+        } else {
+            NEVER_CACHE
+        };
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    }
+    response
 }
 
 async fn list(app: &App, request: &Request) -> Result<Response<Body>, Problem> {

@@ -29,6 +29,18 @@ pub const WEBSOCKET_USD_PER_MILLION_CONNECTION_MINUTES: f64 = 0.25;
 pub const WEBSOCKET_WRITE_UNITS_PER_CONNECTION: f64 = 10.0;
 pub const WEBSOCKET_READ_UNITS_PER_CONNECTION: f64 = 1.0;
 
+/// CloudFront, HTTPS requests in the United States, Canada and Europe (PriceClass_100, the
+/// storefront distribution's): $0.0100 per 10,000, read from AWS's CloudFront pricing page
+/// as third-party copies give it (the page renders its table client-side). Every viewer
+/// request is billed, hit or miss; the origin's answers to CloudFront are not.
+pub const CLOUDFRONT_USD_PER_MILLION_HTTPS_REQUESTS: f64 = 1.00;
+/// The share of the cached catalog reads the edge answers without asking the origin. With
+/// `max-age=5`, each distinct page is fetched at most once per edge location every 5 s:
+/// at the rates of the capacity plan (thousands of reads a second over a few dozen pages
+/// and locations) that is under 5 % of the reads. At low rates it is more, and the cache
+/// saves less than this assumes.
+pub const EDGE_CACHE_HIT_RATIO: f64 = 0.95;
+
 /// SQS requests per message a consumer handles: EventBridge's SendMessage, the poller's
 /// ReceiveMessage that returns it and its DeleteMessage. An upper bound per message: under
 /// load, receives and deletes carry up to 10 messages each. The empty long-poll receives
@@ -52,6 +64,21 @@ pub struct Usage {
     pub websocket_messages: f64,
     #[serde(default)]
     pub websocket_connection_minutes: f64,
+    /// Viewer requests CloudFront answers (the cached catalog reads).
+    #[serde(default)]
+    pub cloudfront_requests: f64,
+}
+
+/// What the public catalog reads (`GET /products`, `GET /products/{productId}`) cost per
+/// order at the origin: the requests, catalog-api's invocations and billed GB-seconds,
+/// and the read units their queries and gets consume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogReads {
+    pub requests: f64,
+    pub lambda_requests: f64,
+    pub lambda_gb_seconds: f64,
+    pub dynamodb_read_units: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,6 +93,8 @@ pub struct Breakdown {
     pub dynamodb_writes: f64,
     #[serde(default)]
     pub websocket: f64,
+    #[serde(default)]
+    pub cloudfront: f64,
     pub total: f64,
 }
 
@@ -112,9 +141,14 @@ impl Cost {
                 per_order.websocket_connection_minutes,
                 WEBSOCKET_USD_PER_MILLION_CONNECTION_MINUTES,
             ),
+            cloudfront: million(
+                per_order.cloudfront_requests,
+                CLOUDFRONT_USD_PER_MILLION_HTTPS_REQUESTS,
+            ),
             total: 0.0,
         };
-        usd.total = usd.lambda_requests
+        usd.total = usd.cloudfront
+            + usd.lambda_requests
             + usd.lambda_duration
             + usd.api_gateway
             + usd.eventbridge
@@ -169,6 +203,29 @@ impl Cost {
         cost
     }
 
+    /// The cost with the API behind the storefront's CloudFront distribution, as the root
+    /// template deploys it: every request is a CloudFront request, and
+    /// [`EDGE_CACHE_HIT_RATIO`] of the public catalog reads never reach API Gateway,
+    /// Lambda or DynamoDB.
+    pub fn with_edge_cache(&self, reads: &CatalogReads) -> Cost {
+        let hits = EDGE_CACHE_HIT_RATIO;
+        let mut usage = self.per_order.clone();
+        usage.cloudfront_requests += usage.api_requests;
+        usage.api_requests = (usage.api_requests - hits * reads.requests).max(0.0);
+        usage.lambda_requests = (usage.lambda_requests - hits * reads.lambda_requests).max(0.0);
+        usage.lambda_gb_seconds =
+            (usage.lambda_gb_seconds - hits * reads.lambda_gb_seconds).max(0.0);
+        usage.dynamodb_read_units =
+            (usage.dynamodb_read_units - hits * reads.dynamodb_read_units).max(0.0);
+        let mut cost = Cost::new(usage, self.calls_per_order.clone());
+        cost.assumptions = self.assumptions.clone();
+        cost.assumptions.push(format!(
+            "edge cache: every API request goes through the storefront's distribution at ${CLOUDFRONT_USD_PER_MILLION_HTTPS_REQUESTS:.2} per million HTTPS requests; {:.0} % of the public catalog reads are answered at the edge (max-age=5), every other request passes through to API Gateway; data transfer out left out, as for API Gateway",
+            hits * 100.0
+        ));
+        cost
+    }
+
     pub fn table(&self) -> Vec<String> {
         let u = &self.per_order;
         let usd = &self.usd_per_million_orders;
@@ -209,6 +266,10 @@ impl Cost {
                 "    WebSocket messages {:>8.2}/order  conn. minutes {:>5.2}/order  ${:>8.2}",
                 u.websocket_messages, u.websocket_connection_minutes, usd.websocket
             ),
+            format!(
+                "    CloudFront requests{:>8.2}/order  ${:>8.2}",
+                u.cloudfront_requests, usd.cloudfront
+            ),
         ]
     }
 }
@@ -229,6 +290,7 @@ mod tests {
             dynamodb_write_units: 20.0,
             websocket_messages: 3.0,
             websocket_connection_minutes: 1.0,
+            cloudfront_requests: 0.0,
         };
         let cost = Cost::new(usage, BTreeMap::new());
         let usd = &cost.usd_per_million_orders;
@@ -242,5 +304,37 @@ mod tests {
         assert!((usd.websocket - 3.25).abs() < 1e-9);
         let sum = 2.0 + 0.133334 + 26.0 + 8.0 + 9.6 + 3.75 + 12.5 + 3.25;
         assert!((usd.total - sum).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_edge_cache_moves_the_catalog_reads_hits_off_the_origin_and_bills_every_request_at_the_edge()
+     {
+        let usage = Usage {
+            lambda_requests: 30.0,
+            lambda_gb_seconds: 0.2,
+            api_requests: 28.0,
+            dynamodb_read_units: 40.0,
+            ..Usage::default()
+        };
+        let reads = CatalogReads {
+            requests: 20.0,
+            lambda_requests: 20.0,
+            lambda_gb_seconds: 0.1,
+            dynamodb_read_units: 10.0,
+        };
+        let cached = Cost::new(usage, BTreeMap::new()).with_edge_cache(&reads);
+        let u = &cached.per_order;
+        let hits = EDGE_CACHE_HIT_RATIO;
+        assert!((u.api_requests - (28.0 - 20.0 * hits)).abs() < 1e-9);
+        assert!((u.lambda_requests - (30.0 - 20.0 * hits)).abs() < 1e-9);
+        assert!((u.dynamodb_read_units - (40.0 - 10.0 * hits)).abs() < 1e-9);
+        assert!((u.cloudfront_requests - 28.0).abs() < 1e-9, "every request");
+        assert!((cached.usd_per_million_orders.cloudfront - 28.0).abs() < 1e-9);
+        assert!(
+            cached
+                .assumptions
+                .iter()
+                .any(|a| a.starts_with("edge cache"))
+        );
     }
 }

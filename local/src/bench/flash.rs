@@ -1,10 +1,12 @@
 //! The flash-sale phase: `orders` shoppers buy one unit each of one product that has
 //! `units`, all at once, once per shard count. What it checks is the stock's truth under
-//! the worst contention the shop meets: exactly the stock is sold (as many orders paid as
-//! there were units, the rest cancelled `out_of_stock`), none oversold, the product's
-//! counters agree with the orders, and nothing lands in a dead-letter queue. What it
-//! measures is the time for every order to settle and how many attempts inventory lost to
-//! a concurrent writer and made again.
+//! the worst contention the shop meets: none oversold, the product's counters agree with
+//! the orders (every paid order holds one reserved unit, every other unit is available
+//! again), nothing lands in a dead-letter queue, and whether exactly the stock was sold
+//! (as many orders paid as there were units, the rest cancelled `out_of_stock`; an order
+//! cancelled for another reason, a payment provider overwhelmed say, gives its unit back
+//! and leaves it unsold). What it measures is the time for every order to settle and how
+//! many attempts inventory lost to a concurrent writer and made again.
 //!
 //! moto runs one request at a time, so it never reports DynamoDB's TransactionConflict: a
 //! lost race here is a guard (`available >= :quantity`) that failed because another order
@@ -25,11 +27,13 @@ use super::report::round;
 use crate::client::ApiClient;
 use crate::stack::Stack;
 
-/// How long the phase waits for every order to be paid or cancelled.
-const SETTLE_LIMIT: Duration = Duration::from_secs(180);
+/// How long the phase waits for every order to be paid or cancelled. On a 2-core machine
+/// moto settles about a hundred such orders in two minutes and two hundred in over four.
+const SETTLE_LIMIT: Duration = Duration::from_secs(300);
 /// Checkouts in flight at once: enough that inventory's queue fills faster than its
-/// consumer drains it, which is the flash sale's shape.
-const CHECKOUTS_AT_ONCE: usize = 32;
+/// consumer drains it, which is the flash sale's shape; more would measure the emulator
+/// (as in the live phase).
+const CHECKOUTS_AT_ONCE: usize = 16;
 /// Baskets filled at once before the sale opens: not what is measured.
 const BASKETS_AT_ONCE: usize = 16;
 
@@ -54,9 +58,13 @@ pub struct FlashFigures {
     pub shipped: u64,
     /// Paid orders beyond the units there were.
     pub oversold: u64,
-    /// Whether paid orders, reserved units and available units all agree with the stock:
-    /// `paid == min(orders, units)`, `reserved == paid`, `available == units - paid`.
+    /// Whether the counters agree with the orders: no unit made or lost
+    /// (`available + reserved + shipped == units`), every paid order holds its unit
+    /// (`reserved + shipped >= paid`), and once every order has settled no other order
+    /// holds one (`reserved == paid`).
     pub stock_agrees: bool,
+    /// Whether exactly the stock was sold: `paid == min(orders, units)`.
+    pub sold_exactly: bool,
     /// Messages that reached a dead-letter queue during the phase.
     pub dead_letters: u64,
     /// From the first checkout sent to the last order paid or cancelled.
@@ -80,9 +88,25 @@ pub async fn run(
     let mut figures = Vec::new();
     for &shards in shard_counts {
         super::wait_quiet(stack, None).await;
-        let sale = sale(stack, api, tally, orders, units, shards).await?;
-        log(&format!("flash sale: {sale:?}"));
-        figures.push(sale);
+        match sale(stack, api, tally, orders, units, shards).await {
+            Ok(sale) => {
+                log(&format!("flash sale: {sale:?}"));
+                figures.push(sale);
+            }
+            // A stack the sale could not even set up (its admin calls failing, say) is a
+            // finding for the report, not a reason to lose the other phases' figures.
+            Err(error) => {
+                log(&format!(
+                    "flash sale with {shards} shards could not run: {error}"
+                ));
+                figures.push(FlashFigures {
+                    shards,
+                    units: u64::from(units),
+                    refused: orders as u64,
+                    ..FlashFigures::default()
+                });
+            }
+        }
     }
     Ok(figures)
 }
@@ -232,10 +256,10 @@ async fn sale(
     (figures.available, figures.reserved, figures.shipped) =
         (level("available"), level("reserved"), level("shipped"));
     figures.oversold = figures.paid.saturating_sub(figures.units);
-    figures.stock_agrees = figures.paid == figures.orders.min(figures.units)
-        && figures.reserved == figures.paid
-        && figures.shipped == 0
-        && figures.available == figures.units - figures.paid.min(figures.units);
+    figures.stock_agrees = figures.available + figures.reserved + figures.shipped == figures.units
+        && figures.reserved + figures.shipped >= figures.paid
+        && (figures.unsettled > 0 || figures.reserved == figures.paid);
+    figures.sold_exactly = figures.paid == figures.orders.min(figures.units);
     figures.dead_letters = dead_letters(stack)
         .await?
         .saturating_sub(dead_letters_before);

@@ -14,9 +14,9 @@
 //! 3. the census (see [`census`]): AWS calls per action, for the cost per order.
 //! 4. the floor (see [`floor`]): CPU per invocation of catalog-api's one-GetItem route
 //!    and of the reference functions under it, `--floor-invocations` each.
-//! 5. live updates (see [`live`]): WebSocket connections each following one order.
-//! 6. the flash sale (see [`flash`]): `--flash-orders` shoppers buying one product's
+//! 5. the flash sale (see [`flash`]): `--flash-orders` shoppers buying one product's
 //!    `--flash-units` at once, once per `--flash-shards` count.
+//! 6. live updates (see [`live`]): WebSocket connections each following one order.
 //!
 //! Nothing here slows the functions down: their timings are taken where the runner already
 //! handles their Runtime API requests, their CPU and memory are read from `/proc` after the
@@ -199,6 +199,26 @@ async fn measure(
             .ok_or("the catalog has no product")?;
         floor::run(stack, product, options.floor_invocations, logs).await?
     };
+    // After the census and the floor, for the backlog it leaves them; before live updates,
+    // whose two hundred orders at once leave a backlog a sale would queue behind.
+    let flash = if options.flash_orders == 0 {
+        Vec::new()
+    } else {
+        status.say(&format!(
+            "flash sale: {} shoppers at once for {} units, with {:?} shards",
+            options.flash_orders, options.flash_units, options.flash_shards
+        ));
+        flash::run(
+            stack,
+            &api,
+            tally,
+            options.flash_orders,
+            options.flash_units,
+            &options.flash_shards,
+            log.as_ref(),
+        )
+        .await?
+    };
     // Last: two hundred orders at once leave the emulator a backlog (relays, reconciler)
     // that would run under the census's count and the floor's timing.
     let live = if options.live_connections == 0 {
@@ -219,24 +239,6 @@ async fn measure(
             )
             .await?,
         )
-    };
-    let flash = if options.flash_orders == 0 {
-        Vec::new()
-    } else {
-        status.say(&format!(
-            "flash sale: {} shoppers at once for {} units, with {:?} shards",
-            options.flash_orders, options.flash_units, options.flash_shards
-        ));
-        flash::run(
-            stack,
-            &api,
-            tally,
-            options.flash_orders,
-            options.flash_units,
-            &options.flash_shards,
-            log.as_ref(),
-        )
-        .await?
     };
     let mut report = assemble(stack, options, &cold, &load, &census, floor, live);
     report.errors += flash
@@ -417,9 +419,13 @@ fn assemble(
         .map(|(_, stats)| stats.errors)
         .sum();
     let (usage, calls_per_order) = usage(stack, load, census);
+    let catalog_reads = catalog_reads(stack, load, census);
     let live_errors = live.as_ref().map_or(0, |live| live.refused + live.missed);
+    let cost = Cost::new(usage, calls_per_order).with_live_updates(live.as_ref());
     Report {
-        cost: Cost::new(usage, calls_per_order).with_live_updates(live.as_ref()),
+        cost_with_edge_cache: Some(cost.with_edge_cache(&catalog_reads)),
+        catalog_reads,
+        cost,
         live,
         flash: Vec::new(),
         errors: live_errors
@@ -567,6 +573,49 @@ fn usage(stack: &Stack, load: &Load, census: &census::Census) -> (Usage, BTreeMa
         ..Usage::default()
     };
     (usage, calls_per_order)
+}
+
+/// What the public catalog reads of the load cost per order at the origin: their
+/// requests, and catalog-api's invocations and billed GB-seconds (the load calls it for
+/// nothing else), and their read units from the census.
+fn catalog_reads(stack: &Stack, load: &Load, census: &census::Census) -> cost::CatalogReads {
+    let orders = load.result.orders.len() as f64;
+    if orders == 0.0 {
+        return cost::CatalogReads::default();
+    }
+    let cached = [Action::Browse, Action::ViewProduct];
+    let taken = |action: &Action| {
+        load.result
+            .routes
+            .get(action)
+            .map_or(0.0, |samples| samples.latencies_ms.len() as f64)
+    };
+    let requests: f64 = cached.iter().map(taken).sum();
+    let read_units: f64 = census
+        .costs
+        .iter()
+        .filter(|(action, _)| cached.contains(action))
+        .map(|(action, cost)| taken(action) * cost.read_units)
+        .sum();
+    let (invocations, gb_seconds) = stack
+        .topology
+        .functions
+        .iter()
+        .filter(|spec| spec.binary == "catalog-api")
+        .filter_map(|spec| Some((spec, load.figures.get(&spec.name)?)))
+        .fold((0.0, 0.0), |(invocations, gb_seconds), (spec, stats)| {
+            let billed_seconds = (stats.warm_billed_ms + stats.cold_billed_ms) as f64 / 1000.0;
+            (
+                invocations + stats.invocations as f64,
+                gb_seconds + billed_seconds * f64::from(spec.memory_mb) / 1024.0,
+            )
+        });
+    cost::CatalogReads {
+        requests: report::round(requests / orders),
+        lambda_requests: report::round(invocations / orders),
+        lambda_gb_seconds: gb_seconds / orders,
+        dynamodb_read_units: report::round(read_units / orders),
+    }
 }
 
 /// What the runner, moto and the functions took of the machine while the load ran.

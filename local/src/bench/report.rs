@@ -26,6 +26,13 @@ pub struct Report {
     /// Live updates over the WebSocket API (`bench::live`), when the phase ran.
     #[serde(default)]
     pub live: Option<super::live::LiveFigures>,
+    /// The same orders with the public catalog reads served by the storefront's CloudFront
+    /// distribution (`Cost::with_edge_cache`).
+    #[serde(default)]
+    pub cost_with_edge_cache: Option<super::cost::Cost>,
+    /// What the public catalog reads cost per order at the origin, which the cache takes off.
+    #[serde(default)]
+    pub catalog_reads: super::cost::CatalogReads,
     /// The flash sale, once per shard count (`bench::flash`), when the phase ran.
     #[serde(default)]
     pub flash: Vec<super::flash::FlashFigures>,
@@ -327,10 +334,11 @@ impl Report {
                 self.flash[0].units
             ));
             line(format!(
-                "  {:>6} {:>5} {:>10} {:>9} {:>9} {:>13} {:>8} {:>9} {:>10} {:>9}",
+                "  {:>6} {:>5} {:>12} {:>12} {:>9} {:>8} {:>12} {:>4} {:>8} {:>9} {:>9}",
                 "shards",
                 "paid",
-                "cancelled",
+                "out of stock",
+                "other cancel",
                 "unsettled",
                 "oversold",
                 "stock agrees",
@@ -341,10 +349,11 @@ impl Report {
             ));
             for sale in &self.flash {
                 line(format!(
-                    "  {:>6} {:>5} {:>10} {:>9} {:>9} {:>13} {:>8} {:>9.1} {:>10} {:>9.2}",
+                    "  {:>6} {:>5} {:>12} {:>12} {:>9} {:>8} {:>12} {:>4} {:>8.1} {:>9} {:>9.2}",
                     sale.shards,
                     sale.paid,
-                    sale.cancelled_out_of_stock + sale.cancelled_otherwise,
+                    sale.cancelled_out_of_stock,
+                    sale.cancelled_otherwise,
                     sale.unsettled,
                     sale.oversold,
                     if sale.stock_agrees { "yes" } else { "NO" },
@@ -358,6 +367,18 @@ impl Report {
         line(String::new());
         for text in self.cost.table() {
             line(text);
+        }
+        if let Some(cached) = &self.cost_with_edge_cache {
+            line(String::new());
+            line(format!(
+                "  with the catalog cached at the edge ({:.2} catalog reads per order, {:.2} catalog-api invocations, {:.2} RRU):",
+                self.catalog_reads.requests,
+                self.catalog_reads.lambda_requests,
+                self.catalog_reads.dynamodb_read_units
+            ));
+            for text in cached.table() {
+                line(text);
+            }
         }
         line(String::new());
         line(format!("  errors: {}", self.errors));

@@ -98,6 +98,8 @@ fn sample_report() -> Report {
             socket_invocations_per_order: 2.0,
             ..Default::default()
         }),
+        cost_with_edge_cache: None,
+        catalog_reads: Default::default(),
         flash: vec![super::flash::FlashFigures {
             shards: 8,
             units: 100,
@@ -106,6 +108,7 @@ fn sample_report() -> Report {
             cancelled_out_of_stock: 100,
             reserved: 100,
             stock_agrees: true,
+            sold_exactly: true,
             settle_seconds: 12.5,
             conflicts_retried: 40,
             conflicts_per_order: 0.2,

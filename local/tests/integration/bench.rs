@@ -203,9 +203,17 @@ fn a_tiny_bench_measures_every_function_and_route_without_errors() {
                 sale["reserved"].clone(),
                 sale["oversold"].clone(),
                 sale["deadLetters"].clone(),
-                sale["stockAgrees"].clone()
+                sale["stockAgrees"].clone(),
+                sale["soldExactly"].clone()
             ),
-            (json!(0), json!(4), json!(0), json!(0), json!(true)),
+            (
+                json!(0),
+                json!(4),
+                json!(0),
+                json!(0),
+                json!(true),
+                json!(true)
+            ),
             "{sale}"
         );
     }

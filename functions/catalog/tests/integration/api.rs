@@ -464,3 +464,52 @@ async fn health_answers_200_when_the_table_is_reachable_and_503_when_not() {
     .await;
     assert_eq!(status, 503);
 }
+
+/// The public reads say how long a cache may keep them (the storefront's CloudFront
+/// distribution and browsers keep them that long); an error or a write is never cached.
+#[tokio::test]
+async fn public_reads_may_be_cached_for_five_seconds_and_nothing_else_may() {
+    let catalog = Catalog::new().await;
+    let product = catalog.create("Lamp", "lighting").await;
+    let id = product["id"].as_str().unwrap();
+    let cache_control = |response: &lambda_http::Response<lambda_http::Body>| {
+        response
+            .headers()
+            .get("cache-control")
+            .map(|value| value.to_str().unwrap().to_owned())
+    };
+
+    for event in [
+        fixture("api-list-products.json"),
+        with_query(
+            fixture("api-list-products.json"),
+            json!({"category": "lighting"}),
+        ),
+        for_product(fixture("api-get-product.json"), id),
+    ] {
+        let (status, _, response) = catalog.call(event).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            cache_control(&response).as_deref(),
+            Some("public, max-age=5")
+        );
+    }
+    for event in [
+        for_product(fixture("api-get-product.json"), &unique("missing")),
+        with_query(
+            fixture("api-list-products.json"),
+            json!({"cursor": "forged.cursor"}),
+        ),
+    ] {
+        let (status, _, response) = catalog.call(event).await;
+        assert!(status >= 400, "{status}");
+        assert_eq!(cache_control(&response).as_deref(), Some("no-store"));
+    }
+    let (status, _, response) = catalog.call(fixture("api-create-product.json")).await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        cache_control(&response),
+        None,
+        "a write says nothing of caches"
+    );
+}
