@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use crate::support::{build_functions, repo_root};
+use crate::support::{build_functions, project_topology, repo_root};
 use serde_json::{Value, json};
 
 const MIX_ROUTES: [&str; 5] = [
@@ -69,15 +69,7 @@ fn a_tiny_bench_measures_every_function_and_route_without_errors() {
     );
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
 
-    let topology = shop_local::template::load(
-        &repo_root().join("template.yaml"),
-        &shop_local::template::LoadOptions {
-            endpoint_url: "http://127.0.0.1:1".into(),
-            api_url: "http://127.0.0.1:2".into(),
-            parameters: Default::default(),
-        },
-    )
-    .unwrap();
+    let topology = project_topology();
     let expected: BTreeSet<&str> = topology
         .functions
         .iter()

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use crate::support::{Runner, STARTUP_LIMIT, Tail, repo_root};
+use crate::support::{Runner, STARTUP_LIMIT, Tail, project_topology, repo_root};
 use serde_json::{Value, json};
 
 fn product(name: &str) -> Value {
@@ -558,15 +558,7 @@ async fn the_storefront_is_served_signs_in_with_pkce_and_calls_the_api_from_its_
     // No CORS: the storefront calls the API from its own origin (on AWS through its
     // CloudFront distribution, which also serves the pages), so a browser never needs a
     // preflight; one from another site gets no access-control header, nor does a read.
-    let topology = shop_local::template::load(
-        &repo_root().join("template.yaml"),
-        &shop_local::template::LoadOptions {
-            endpoint_url: "http://127.0.0.1:1".into(),
-            api_url: "http://127.0.0.1:2".into(),
-            parameters: Default::default(),
-        },
-    )
-    .unwrap();
+    let topology = project_topology();
     assert!(
         topology.cors.is_none(),
         "the root template declares no CorsConfiguration"

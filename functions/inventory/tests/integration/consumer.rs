@@ -575,12 +575,7 @@ async fn twenty_concurrent_orders_for_five_units_reserve_exactly_five() {
     inventory.set_stock(&product, 5).await;
     let orders: Vec<String> = (0..20).map(|_| new_id()).collect();
 
-    let mut deliveries = JoinSet::new();
-    for order in &orders {
-        let inventory = Arc::clone(&inventory);
-        let message = order_submitted(order, &[(&product, 1)]);
-        deliveries.spawn(async move { inventory.deliver(&message).await });
-    }
+    let deliveries = submit_all_at_once(&inventory, &orders, &product);
     let outcomes = deliveries.join_all().await;
     assert!(
         outcomes.iter().all(|o| *o == Outcome::Applied),
@@ -621,12 +616,7 @@ async fn a_flash_sale_of_eighty_orders_for_forty_units_fails_no_message() {
     let product = new_id();
     inventory.set_stock(&product, 40).await;
     let orders: Vec<String> = (0..80).map(|_| new_id()).collect();
-    let mut deliveries = JoinSet::new();
-    for order in &orders {
-        let inventory = Arc::clone(&inventory);
-        let message = order_submitted(order, &[(&product, 1)]);
-        deliveries.spawn(async move { inventory.deliver(&message).await });
-    }
+    let deliveries = submit_all_at_once(&inventory, &orders, &product);
     let outcomes = deliveries.join_all().await;
     let failed: Vec<_> = outcomes
         .iter()

@@ -166,12 +166,7 @@ async fn eighty_concurrent_orders_for_forty_units_in_eight_shards_reserve_exactl
     let product = new_id();
     inventory.set_sharded(&product, 40, 8).await;
     let orders: Vec<String> = (0..80).map(|_| new_id()).collect();
-    let mut deliveries = JoinSet::new();
-    for order in &orders {
-        let inventory = Arc::clone(&inventory);
-        let message = order_submitted(order, &[(&product, 1)]);
-        deliveries.spawn(async move { inventory.deliver(&message).await });
-    }
+    let deliveries = submit_all_at_once(&inventory, &orders, &product);
     let outcomes = deliveries.join_all().await;
     assert!(
         outcomes.iter().all(|o| *o == Outcome::Applied),
@@ -247,12 +242,7 @@ async fn a_restock_racing_orders_keeps_every_unit_accounted_for() {
     let product = new_id();
     inventory.set_stock(&product, 10).await;
     let orders: Vec<String> = (0..20).map(|_| new_id()).collect();
-    let mut deliveries = JoinSet::new();
-    for order in &orders {
-        let inventory = Arc::clone(&inventory);
-        let message = order_submitted(order, &[(&product, 1)]);
-        deliveries.spawn(async move { inventory.deliver(&message).await });
-    }
+    let deliveries = submit_all_at_once(&inventory, &orders, &product);
     let restock = {
         let inventory = Arc::clone(&inventory);
         let product = product.clone();

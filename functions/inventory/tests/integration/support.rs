@@ -3,7 +3,7 @@
 //! every test ends with.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use inventory::api::{App, handle};
 use inventory::consumer::Handler;
@@ -15,6 +15,7 @@ use shop_platform::consumer::{Outcome, SqsConsumer};
 use shop_testing::api::{Answer, call, for_path_param, with_body};
 use shop_testing::metrics::Counts;
 use shop_testing::{Table, sqs};
+use tokio::task::JoinSet;
 
 pub fn fixture(name: &str) -> Value {
     shop_testing::fixture("inventory", name)
@@ -227,4 +228,20 @@ pub fn shipment_dispatched(order_id: &str, lines: &[(&str, u32)]) -> Value {
         "consumer-shipment-dispatched.json",
         json!({"orderId": order_id, "lines": lines}),
     )
+}
+
+/// One OrderSubmitted of one unit of `product` per order, each delivered as its own batch
+/// and all at once, as concurrent pollers would: join the set for their outcomes.
+pub fn submit_all_at_once(
+    inventory: &Arc<Inventory>,
+    orders: &[String],
+    product: &str,
+) -> JoinSet<Outcome> {
+    let mut deliveries = JoinSet::new();
+    for order in orders {
+        let inventory = Arc::clone(inventory);
+        let message = order_submitted(order, &[(product, 1)]);
+        deliveries.spawn(async move { inventory.deliver(&message).await });
+    }
+    deliveries
 }

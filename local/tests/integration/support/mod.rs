@@ -21,6 +21,20 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// What the root template declares, read as shop-local reads it (the endpoints are
+/// placeholders: nothing is called).
+pub fn project_topology() -> shop_local::topology::Topology {
+    shop_local::template::load(
+        &repo_root().join("template.yaml"),
+        &shop_local::template::LoadOptions {
+            endpoint_url: "http://127.0.0.1:1".into(),
+            api_url: "http://127.0.0.1:2".into(),
+            parameters: Default::default(),
+        },
+    )
+    .unwrap()
+}
+
 /// The function binaries and the examples (`test-function`), built or brought up to date
 /// once per test run (cargo is not holding its lock while tests run): `cargo test -p
 /// shop-local` builds neither, and a stale binary would test yesterday's code.
