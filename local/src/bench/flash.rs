@@ -14,13 +14,12 @@
 //! and that it is correct; how much it raises one product's rate only DynamoDB can show
 //! (BENCHMARKS.md, the capacity plan).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tokio::sync::{Semaphore, broadcast};
+use serde_json::json;
+use tokio::sync::Semaphore;
 
 use super::emf::MetricTally;
 use super::report::round;
@@ -67,7 +66,8 @@ pub struct FlashFigures {
     pub sold_exactly: bool,
     /// Messages that reached a dead-letter queue during the phase.
     pub dead_letters: u64,
-    /// From the first checkout sent to the last order paid or cancelled.
+    /// From the first checkout sent to the last order paid or cancelled (its event's
+    /// `occurredAt`).
     pub settle_seconds: f64,
     /// Inventory's attempts lost to a concurrent writer and made again (its EMF
     /// `ConflictsRetried`), all orders together, and per order.
@@ -197,9 +197,9 @@ async fn sale(
 
     let dead_letters_before = dead_letters(stack).await?;
     let conflicts_before = tally.total("inventory", shop_platform::consumer::CONFLICTS_RETRIED);
-    let watch = SettleWatch::start(stack.events.subscribe());
+    let watch = super::SagaWatch::start(stack.events.subscribe());
     let checkouts = Arc::new(Semaphore::new(CHECKOUTS_AT_ONCE));
-    let opened = Instant::now();
+    let opened = SystemTime::now();
     let mut placing = Vec::new();
     for (n, shopper) in ready.into_iter().enumerate() {
         let (api, checkouts) = (api.clone(), checkouts.clone());
@@ -227,20 +227,29 @@ async fn sale(
         }
     }
     figures.orders = placed.len() as u64;
-    watch.wait_for(&placed, SETTLE_LIMIT).await;
-    let settled = watch.stop();
+    let placed_ids: Vec<&str> = placed.iter().map(String::as_str).collect();
+    watch.wait_for(&placed_ids, SETTLE_LIMIT).await;
+    watch.stop();
     let mut last = Duration::ZERO;
-    for order in &placed {
-        match settled.get(order) {
-            Some((fate, at)) => {
-                last = last.max(at.saturating_duration_since(opened));
-                match fate.as_str() {
-                    "paid" => figures.paid += 1,
-                    "out_of_stock" => figures.cancelled_out_of_stock += 1,
-                    _ => figures.cancelled_otherwise += 1,
+    {
+        let seen = watch.lock();
+        for order in &placed {
+            let fate = match (seen.paid.get(order), seen.cancelled.get(order)) {
+                (Some(at), _) => Some(("paid", at)),
+                (None, Some((reason, at))) => Some((reason.as_str(), at)),
+                (None, None) => None,
+            };
+            match fate {
+                Some((fate, at)) => {
+                    last = last.max(at.duration_since(opened).unwrap_or(Duration::ZERO));
+                    match fate {
+                        "paid" => figures.paid += 1,
+                        "out_of_stock" => figures.cancelled_out_of_stock += 1,
+                        _ => figures.cancelled_otherwise += 1,
+                    }
                 }
+                None => figures.unsettled += 1,
             }
-            None => figures.unsettled += 1,
         }
     }
     figures.settle_seconds = round(last.as_secs_f64());
@@ -282,60 +291,4 @@ async fn dead_letters(stack: &Stack) -> Result<u64, String> {
         .iter()
         .map(|queue| queue.messages.len() as u64)
         .sum())
-}
-
-/// Each order's fate as the bus tells it (`paid`, or the reason it was cancelled) and
-/// when the runner saw it.
-struct SettleWatch {
-    seen: Arc<Mutex<HashMap<String, (String, Instant)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SettleWatch {
-    fn start(mut events: broadcast::Receiver<Value>) -> SettleWatch {
-        let seen = Arc::new(Mutex::new(HashMap::new()));
-        let writer = seen.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let event = match events.recv().await {
-                    Ok(event) => event,
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                let data = &event["detail"]["data"];
-                let fate = match event["detail-type"].as_str() {
-                    Some("OrderPaid") => "paid",
-                    Some("OrderCancelled") => data["reason"].as_str().unwrap_or("unknown"),
-                    _ => continue,
-                };
-                if let Some(order) = data["orderId"].as_str() {
-                    writer
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .entry(order.to_owned())
-                        .or_insert((fate.to_owned(), Instant::now()));
-                }
-            }
-        });
-        SettleWatch { seen, task }
-    }
-
-    async fn wait_for(&self, orders: &[String], limit: Duration) {
-        let give_up = Instant::now() + limit;
-        while Instant::now() < give_up {
-            let all = {
-                let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-                orders.iter().all(|order| seen.contains_key(order))
-            };
-            if all {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn stop(self) -> HashMap<String, (String, Instant)> {
-        self.task.abort();
-        std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner))
-    }
 }

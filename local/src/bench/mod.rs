@@ -889,10 +889,11 @@ fn processes_peak_rss(function: &crate::lambda::LambdaFunction) -> u64 {
         .unwrap_or(0)
 }
 
-/// The orders' fates, as the bus tells them: OrderPaid (with the instant it was paid, its
-/// `occurredAt`, stamped in the same transaction as the status change) or OrderCancelled.
-/// Watching the bus costs the stack nothing more (the runner's tap already reads every
-/// event), where polling each order would add API traffic of its own to the load.
+/// The orders' fates, as the bus tells them: OrderPaid or OrderCancelled (with its
+/// reason), each with the instant it happened, its `occurredAt`, stamped in the same
+/// transaction as the status change. Watching the bus costs the stack nothing more (the
+/// runner's tap already reads every event), where polling each order would add API
+/// traffic of its own to the load.
 #[derive(Clone)]
 struct SagaWatch {
     seen: Arc<Mutex<SagaSeen>>,
@@ -902,7 +903,8 @@ struct SagaWatch {
 #[derive(Default)]
 struct SagaSeen {
     paid: HashMap<String, SystemTime>,
-    cancelled: HashSet<String>,
+    /// The cancellation's reason (`out_of_stock`, ...) and when it happened.
+    cancelled: HashMap<String, (String, SystemTime)>,
     /// Events the watcher missed for falling behind.
     missed: u64,
 }
@@ -919,18 +921,20 @@ impl SagaWatch {
                         let Some(order_id) = data["orderId"].as_str() else {
                             continue;
                         };
+                        let at = event["detail"]["metadata"]["occurredAt"]
+                            .as_str()
+                            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                            .map(SystemTime::from)
+                            .unwrap_or_else(SystemTime::now);
                         let mut seen = writer.lock().unwrap_or_else(PoisonError::into_inner);
                         match event["detail-type"].as_str() {
                             Some("OrderPaid") => {
-                                let at = event["detail"]["metadata"]["occurredAt"]
-                                    .as_str()
-                                    .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
-                                    .map(SystemTime::from)
-                                    .unwrap_or_else(SystemTime::now);
                                 seen.paid.insert(order_id.to_owned(), at);
                             }
                             Some("OrderCancelled") => {
-                                seen.cancelled.insert(order_id.to_owned());
+                                let reason = data["reason"].as_str().unwrap_or("unknown");
+                                seen.cancelled
+                                    .insert(order_id.to_owned(), (reason.to_owned(), at));
                             }
                             _ => {}
                         }
@@ -946,6 +950,10 @@ impl SagaWatch {
             seen,
             task: Arc::new(task),
         }
+    }
+
+    fn stop(&self) {
+        self.task.abort();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SagaSeen> {
@@ -964,7 +972,7 @@ impl SagaWatch {
                 let seen = self.lock();
                 orders
                     .iter()
-                    .all(|id| seen.paid.contains_key(*id) || seen.cancelled.contains(*id))
+                    .all(|id| seen.paid.contains_key(*id) || seen.cancelled.contains_key(*id))
             };
             if settled {
                 return;
@@ -974,7 +982,7 @@ impl SagaWatch {
     }
 
     fn outcome(&self, orders: &[load::PlacedOrder]) -> SagaFigures {
-        self.task.abort();
+        self.stop();
         let seen = self.lock();
         let mut latencies = Vec::new();
         let (mut cancelled, mut unsettled) = (0, 0);
@@ -985,7 +993,7 @@ impl SagaWatch {
                     .duration_since(order.checkout_sent)
                     .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
                 latencies.push(millis);
-            } else if seen.cancelled.contains(&order.order_id) {
+            } else if seen.cancelled.contains_key(&order.order_id) {
                 cancelled += 1;
             } else {
                 unsettled += 1;
