@@ -64,7 +64,7 @@ pub struct Usage {
     pub websocket_messages: f64,
     #[serde(default)]
     pub websocket_connection_minutes: f64,
-    /// Viewer requests CloudFront answers (the cached catalog reads).
+    /// Requests through CloudFront (with the edge cache: every API request).
     #[serde(default)]
     pub cloudfront_requests: f64,
 }

@@ -518,6 +518,23 @@ fn function_figures(stack: &Stack, cold: &ColdStarts, load: &Load) -> Vec<Functi
         .collect()
 }
 
+/// How many times the load took `action`.
+fn times_taken(load: &Load, action: &Action) -> f64 {
+    load.result
+        .routes
+        .get(action)
+        .map_or(0.0, |samples| samples.latencies_ms.len() as f64)
+}
+
+/// What a function's invocations were billed, in GB-seconds at its template's memory.
+fn billed_gb_seconds(
+    spec: &crate::topology::FunctionSpec,
+    stats: &crate::lambda::FunctionStats,
+) -> f64 {
+    let billed_seconds = (stats.warm_billed_ms + stats.cold_billed_ms) as f64 / 1000.0;
+    billed_seconds * f64::from(spec.memory_mb) / 1024.0
+}
+
 /// Usage per order: Lambda and API Gateway from the load itself, the rest from the
 /// census's cost of each action times how often the load took it. Also the AWS calls per
 /// order, by operation.
@@ -528,18 +545,9 @@ fn usage(stack: &Stack, load: &Load, census: &census::Census) -> (Usage, BTreeMa
         .topology
         .functions
         .iter()
-        .filter_map(|spec| {
-            let stats = load.figures.get(&spec.name)?;
-            let billed_seconds = (stats.warm_billed_ms + stats.cold_billed_ms) as f64 / 1000.0;
-            Some(billed_seconds * f64::from(spec.memory_mb) / 1024.0)
-        })
+        .filter_map(|spec| Some(billed_gb_seconds(spec, load.figures.get(&spec.name)?)))
         .sum();
-    let taken = |action: &Action| {
-        load.result
-            .routes
-            .get(action)
-            .map_or(0.0, |samples| samples.latencies_ms.len() as f64)
-    };
+    let taken = |action: &Action| times_taken(load, action);
     let total = |value: &dyn Fn(&census::ActionCost) -> f64| -> f64 {
         census
             .costs
@@ -584,12 +592,7 @@ fn catalog_reads(stack: &Stack, load: &Load, census: &census::Census) -> cost::C
         return cost::CatalogReads::default();
     }
     let cached = [Action::Browse, Action::ViewProduct];
-    let taken = |action: &Action| {
-        load.result
-            .routes
-            .get(action)
-            .map_or(0.0, |samples| samples.latencies_ms.len() as f64)
-    };
+    let taken = |action: &Action| times_taken(load, action);
     let requests: f64 = cached.iter().map(taken).sum();
     let read_units: f64 = census
         .costs
@@ -604,10 +607,9 @@ fn catalog_reads(stack: &Stack, load: &Load, census: &census::Census) -> cost::C
         .filter(|spec| spec.binary == "catalog-api")
         .filter_map(|spec| Some((spec, load.figures.get(&spec.name)?)))
         .fold((0.0, 0.0), |(invocations, gb_seconds), (spec, stats)| {
-            let billed_seconds = (stats.warm_billed_ms + stats.cold_billed_ms) as f64 / 1000.0;
             (
                 invocations + stats.invocations as f64,
-                gb_seconds + billed_seconds * f64::from(spec.memory_mb) / 1024.0,
+                gb_seconds + billed_gb_seconds(spec, stats),
             )
         });
     cost::CatalogReads {
